@@ -1,0 +1,26 @@
+//! Hatchery's shared model: what a load test is and what it measured.
+//!
+//! - [`plan`]: the plan (YAML) parsed and validated into a typed [`Plan`], every problem reported
+//!   at once with its line and column ([`Diagnostics`]).
+//! - [`template`]: `{{ ... }}` templates, compiled once when the plan loads and rendered per request.
+//! - [`jsonpath`]: the JSON path subset used by checks and captures.
+//! - [`duration`]: human durations (`1m30s`, `250ms`) for plans and flags.
+//! - [`histogram`]: the mergeable, bounded response-time histogram (0.1% precision).
+//! - [`stats`]: per-(method, name) statistics, errors and exceptions; a mergeable value, so a
+//!   worker's per-second delta and the master's total are the same type.
+//! - [`apportion`]: exact largest-remainder apportionment of users to classes and the smooth order
+//!   in which to start or stop them.
+//! - [`protocol`]: the messages between the run coordinator (master) and a worker.
+
+pub mod apportion;
+pub mod duration;
+pub mod histogram;
+pub mod jsonpath;
+mod method;
+pub mod plan;
+pub mod protocol;
+pub mod stats;
+pub mod template;
+
+pub use method::Method;
+pub use plan::{Diagnostic, Diagnostics, Plan};

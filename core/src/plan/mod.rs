@@ -1,0 +1,264 @@
+//! The plan: a load test described in YAML, parsed and validated into typed, compiled form.
+//!
+//! [`Plan::parse`] reads the YAML with positions, reports every problem at once as
+//! [`Diagnostics`] (line, column, what is wrong, a hint) and compiles every template, so nothing is
+//! parsed again while the test runs. The reference is docs/plan.md.
+
+mod diagnostics;
+mod parse;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+
+use crate::jsonpath::JsonPath;
+use crate::template::{JsonTemplate, Template};
+use crate::Method;
+
+/// A validated, compiled plan. Cheap to share (`Arc<Plan>`) between users.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Base URL (`http(s)://host[:port][/base]`) for relative request paths; `--host` overrides it.
+    pub host: Option<String>,
+    pub users: Vec<UserClass>,
+    /// Feeders, indexed by [`FeederId`]; templates refer to them by index.
+    pub feeders: Vec<Feeder>,
+    pub shape: Option<Shape>,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// One kind of simulated user (Locust's `User` class).
+#[derive(Debug, Clone)]
+pub struct UserClass {
+    pub name: String,
+    /// Relative share of the users that are not fixed; >= 1.
+    pub weight: u32,
+    /// When set, exactly this many users of the class run, whatever the total (Locust's
+    /// `fixed_count`); they are started before the weighted ones.
+    pub fixed_count: Option<u32>,
+    pub wait: Wait,
+    /// Overrides the plan's host for this class.
+    pub host: Option<String>,
+    /// Requests run once when a user starts, before its first task.
+    pub on_start: Vec<Request>,
+    /// Requests run once when a user is stopped gracefully.
+    pub on_stop: Vec<Request>,
+    /// Non-empty after validation (unless tag filtering removed every task, see
+    /// [`Plan::filter_tags`]).
+    pub tasks: Vec<Task>,
+    /// Names of the class's variables, indexed by [`VarId`]: every capture target.
+    pub vars: Vec<String>,
+}
+
+/// How long a user waits after each task (Locust's `wait_time`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wait {
+    /// `constant: 1s`
+    Constant(Duration),
+    /// `between: [1s, 3s]`, uniform, inclusive.
+    Between(Duration, Duration),
+    /// `pacing: 2s` (Locust's `constant_pacing`): each task starts this long after the previous
+    /// one started, whatever the task took.
+    Pacing(Duration),
+    /// `throughput: 5` (Locust's `constant_throughput`): tasks per second per user; pacing of
+    /// `1/throughput` seconds.
+    Throughput(f64),
+}
+
+/// A weighted unit of work: one request, or a sequence run in order.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Relative chance that this task is picked next; >= 1.
+    pub weight: u32,
+    pub tags: Vec<String>,
+    /// One request for `{get: ...}`; several for `sequence: [...]`.
+    pub steps: Vec<Request>,
+}
+
+/// One HTTP request with its checks and captures.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// A path (joined to the host) or an absolute `http(s)://` URL.
+    pub url: Template,
+    /// The stats entry name. When absent the rendered URL (path and query) is the name.
+    pub name: Option<String>,
+    pub headers: Vec<(String, Template)>,
+    pub query: Vec<(String, Template)>,
+    pub body: Body,
+    pub timeout: Option<Duration>,
+    pub check: Check,
+    pub captures: Vec<Capture>,
+    /// Where the request is written in the plan (1-based), for messages at run time.
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    #[default]
+    Empty,
+    /// `json: {...}`: sent with `content-type: application/json` unless a header says otherwise.
+    Json(JsonTemplate),
+    /// `body: "..."`: sent as is.
+    Text(Template),
+}
+
+/// What makes a response a failure. With no `status`, any status >= 400 fails (as in Locust).
+#[derive(Debug, Clone, Default)]
+pub struct Check {
+    pub status: Option<Vec<u16>>,
+    pub body_contains: Vec<String>,
+    /// Each JSON path must select a value equal to the given one.
+    pub json: Vec<(JsonPath, serde_json::Value)>,
+    pub max_time: Option<Duration>,
+}
+
+/// Stores part of a response in a user variable; a capture that finds nothing fails the request.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub var: VarId,
+    pub from: CaptureSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum CaptureSource {
+    /// `{json: $.token}`: a string is stored as is, any other value as its JSON text.
+    Json(JsonPath),
+    /// `{header: x-request-id}` (case-insensitive).
+    Header(String),
+    /// `{regex: 'id="(\d+)"'}`: the first group, or the whole match when there is none.
+    Regex(regex_lite::Regex),
+}
+
+/// Index of a variable in [`UserClass::vars`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VarId(pub u32);
+
+/// Index of a feeder in [`Plan::feeders`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeederId(pub u32);
+
+/// Rows of data handed to users in turn: user *n* gets row *n mod rows*.
+#[derive(Debug, Clone)]
+pub struct Feeder {
+    pub name: String,
+    /// The file it came from, as written in the plan.
+    pub path: String,
+    pub columns: Vec<String>,
+    /// Non-empty, each row as long as `columns`.
+    pub rows: Arc<Vec<Vec<String>>>,
+}
+
+/// A load shape: stages run one after another; each ramps to `users` at `spawn_rate` and holds
+/// until its `duration` (counted from the stage's start) ends. The run ends after the last stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub duration: Duration,
+    pub users: u32,
+    pub spawn_rate: f64,
+}
+
+/// A pass/fail rule checked on the final statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub metric: Metric,
+    /// Restricts the rule to entries with this name (any method); `None` means Aggregated.
+    pub name: Option<String>,
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+}
+
+/// What a threshold measures. Times are in milliseconds, ratios in 0..=1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    /// Failures / requests.
+    FailRatio,
+    /// Requests per second over the run.
+    Rps,
+    /// A response-time percentile, e.g. `p95` is `Percentile(0.95)`, `p99.9` is `Percentile(0.999)`.
+    Percentile(f64),
+    /// Mean response time.
+    AvgResponseTime,
+    /// Largest response time.
+    MaxResponseTime,
+}
+
+/// Where a plan's referenced files (feeder CSVs) come from: the plan's folder on disk, or the
+/// files a master shipped along with the plan.
+pub trait FileSource {
+    /// Reads `path` exactly as written in the plan.
+    fn read(&self, path: &str) -> io::Result<String>;
+}
+
+/// Files relative to a folder (the plan file's folder).
+#[derive(Debug, Clone)]
+pub struct Dir(pub PathBuf);
+
+impl FileSource for Dir {
+    fn read(&self, path: &str) -> io::Result<String> {
+        std::fs::read_to_string(self.0.join(path))
+    }
+}
+
+/// Files held in memory, keyed by the path written in the plan.
+impl FileSource for HashMap<String, String> {
+    fn read(&self, path: &str) -> io::Result<String> {
+        self.get(path).cloned().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{path} was not shipped"))
+        })
+    }
+}
+
+impl Plan {
+    /// Parses and validates a plan. `origin` names the source in messages (usually its path).
+    /// Every problem found is reported, not just the first.
+    pub fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<Plan, Diagnostics> {
+        parse::parse(src, origin, files)
+    }
+
+    /// Reads a plan file; feeder paths are relative to its folder.
+    pub fn load(path: &Path) -> Result<Plan, Diagnostics> {
+        let origin = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics::single(
+                &origin,
+                Diagnostic::new(0, 0, format!("cannot read the plan: {e}"))
+                    .with_hint("check the path given to -f/--locustfile"),
+            )
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Plan::parse(&src, &origin, &Dir(dir))
+    }
+
+    /// Keeps the tasks selected by Locust's `--tags` / `--exclude-tags` rules: with `include`
+    /// non-empty only tasks with one of those tags stay; tasks with an excluded tag go. Classes
+    /// left without tasks are dropped. Returns the names of the dropped classes.
+    pub fn filter_tags(&mut self, include: &[String], exclude: &[String]) -> Vec<String> {
+        let keep = |t: &Task| {
+            (include.is_empty() || t.tags.iter().any(|g| include.contains(g)))
+                && !t.tags.iter().any(|g| exclude.contains(g))
+        };
+        let mut dropped = Vec::new();
+        for class in &mut self.users {
+            class.tasks.retain(keep);
+        }
+        self.users.retain(|c| {
+            if c.tasks.is_empty() {
+                dropped.push(c.name.clone());
+                false
+            } else {
+                true
+            }
+        });
+        dropped
+    }
+}

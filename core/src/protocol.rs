@@ -1,0 +1,52 @@
+//! Messages between the run coordinator (the master) and a worker.
+//!
+//! The worker is told a full target (users per class) and reconciles its users to it at once, so
+//! the master alone owns the ramp's timing and a lost or repeated message is repaired by the next
+//! one. Stats travel as sequence-numbered deltas.
+
+use std::time::Duration;
+
+use crate::stats::Stats;
+
+/// The users a worker must run, per class (indexed like `Plan::users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub users: Vec<u32>,
+    /// How long a stopped user may take to finish its current task and `on_stop`.
+    pub stop_timeout: Duration,
+}
+
+impl Assignment {
+    pub fn total(&self) -> u32 {
+        self.users.iter().sum()
+    }
+}
+
+/// Master -> worker.
+#[derive(Debug, Clone)]
+pub enum ToWorker {
+    Assign(Assignment),
+    /// Stop every user (each may finish its task within `timeout`), send the final report, then
+    /// [`FromWorker::Stopped`].
+    Stop { timeout: Duration },
+    /// Drop what was recorded and not yet reported.
+    ResetStats,
+}
+
+/// Worker -> master.
+#[derive(Debug, Clone)]
+pub enum FromWorker {
+    /// Stats recorded since the previous report.
+    Report(Report),
+    /// Every user has ended and the last report was sent.
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// 1, 2, 3, ... per worker session; lets the master count each delta exactly once.
+    pub seq: u64,
+    /// Users running when the report was cut, per class.
+    pub users: Vec<u32>,
+    pub stats: Stats,
+}
