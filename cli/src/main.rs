@@ -1,1 +1,132 @@
-fn main() {}
+//! `hatchery`: wiring only. Flags in `args`, standalone runs in `standalone`, the demo target in
+//! `demo`.
+
+mod args;
+mod demo;
+mod standalone;
+
+use std::process::ExitCode;
+
+use hatchery_core::Plan;
+
+use crate::args::{Command, RunArgs};
+
+/// Process exit codes.
+mod exit {
+    pub const OK: i32 = 0;
+    /// A request or a threshold failed, or an output could not be written.
+    pub const FAILED: i32 = 1;
+    /// Bad flags, plan or config.
+    pub const CONFIG: i32 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = match args::parse(std::env::args().collect()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return code(exit::CONFIG);
+        }
+    };
+    init_logging(&cli.run.loglevel);
+    let status = match cli.command {
+        Some(Command::DemoTarget(d)) => demo_target(&d),
+        Some(Command::Demo(args)) => demo::run_demo(*args),
+        None => run(&cli.run),
+    };
+    code(status)
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(1))
+}
+
+fn init_logging(level: &str) {
+    let level = match level.to_ascii_lowercase().as_str() {
+        "warning" => "warn".to_string(),
+        "critical" => "error".to_string(),
+        other => other.to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+fn run(args: &RunArgs) -> i32 {
+    let Some(path) = &args.plan else {
+        eprintln!("error: no plan: pass -f/--plan FILE (see examples/ and docs/plan.md)");
+        return exit::CONFIG;
+    };
+    match Plan::load(path) {
+        Ok(plan) => run_plan(args, plan, &path.display().to_string()),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            exit::CONFIG
+        }
+    }
+}
+
+/// Runs (or with --check, only validates) a loaded plan.
+fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
+    let dropped = plan.filter_tags(&args.tags, &args.exclude_tags);
+    for class in &dropped {
+        tracing::warn!("user class {class} has no task left after tag filtering; it will not run");
+    }
+    if plan.users.is_empty() {
+        eprintln!("error: no user class has a task left after --tags/--exclude-tags");
+        return exit::CONFIG;
+    }
+    if args.check {
+        let tasks: usize = plan.users.iter().map(|c| c.tasks.len()).sum();
+        println!(
+            "{origin}: ok ({} user classes, {tasks} tasks)",
+            plan.users.len()
+        );
+        return exit::OK;
+    }
+    if !args.headless {
+        eprintln!(
+            "error: the web UI is not part of this build yet; pass --headless to run without it"
+        );
+        return exit::CONFIG;
+    }
+    standalone::run(args, plan)
+}
+
+fn demo_target(d: &args::DemoArgs) -> i32 {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return exit::CONFIG;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind((d.bind.as_str(), d.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}:{}: {e}", d.bind, d.port);
+                return exit::CONFIG;
+            }
+        };
+        match listener.local_addr() {
+            Ok(a) => tracing::info!("demo target listening on http://{a}"),
+            Err(_) => tracing::info!("demo target listening"),
+        }
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match demo::serve(listener, stop).await {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: demo target: {e}");
+                exit::FAILED
+            }
+        }
+    })
+}

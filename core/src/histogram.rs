@@ -1,12 +1,102 @@
-//! Mergeable, bounded response-time histogram. To be written (HDR-style log-linear buckets,
-//! values in microseconds, relative error <= 1/1024).
+//! Mergeable, bounded response-time histogram in microseconds.
+//!
+//! Log-linear (HDR-style) buckets: values below 2048 us are counted exactly; above, each power of
+//! two is split into 1024 equal buckets, so any reported value is within 1/1024 of a recorded one.
+//! Counts are stored densely over the observed index window only, so a test against a fast
+//! server keeps a few KiB per entry, and values are capped (see [`MAX_VALUE_US`]) so the window
+//! itself is bounded. Count, min, max and sum are exact.
+
+use std::fmt;
+
+/// Values above this (2^36 us, about 19 hours) are recorded as this; it bounds the bucket index.
+pub const MAX_VALUE_US: u64 = 1 << 36;
+
+/// Sub-buckets per power of two; sets the precision (1/1024).
+const SUB_BUCKETS: u32 = 1024;
+/// Below this every value has its own bucket.
+const LINEAR_LIMIT: u64 = 2 * SUB_BUCKETS as u64;
+/// Index of [`MAX_VALUE_US`], the largest index in use.
+const MAX_INDEX: u32 = index_of(MAX_VALUE_US);
+
+/// The bucket holding `v` (`v <= MAX_VALUE_US`).
+#[inline]
+const fn index_of(v: u64) -> u32 {
+    if v < LINEAR_LIMIT {
+        v as u32
+    } else {
+        let e = (63 - v.leading_zeros()) - 10;
+        e * SUB_BUCKETS + (v >> e) as u32
+    }
+}
+
+/// Width of bucket `idx` as a power of two.
+#[inline]
+const fn exponent_of(idx: u32) -> u32 {
+    if idx < LINEAR_LIMIT as u32 {
+        0
+    } else {
+        idx / SUB_BUCKETS - 1
+    }
+}
+
+/// Smallest value that lands in bucket `idx`.
+#[inline]
+const fn lowest_of(idx: u32) -> u64 {
+    let e = exponent_of(idx);
+    ((idx - e * SUB_BUCKETS) as u64) << e
+}
+
+/// Largest value that lands in bucket `idx`.
+#[inline]
+const fn highest_of(idx: u32) -> u64 {
+    lowest_of(idx) + (1u64 << exponent_of(idx)) - 1
+}
+
+/// The 1-based rank of the value at quantile `q` among `count` values (`ceil(q * count)`, at
+/// least 1). The small epsilon keeps `0.07 * 100` (7.000000000000001 in floating point) at 7.
+pub fn rank(q: f64, count: u64) -> u64 {
+    let exact = q.clamp(0.0, 1.0) * count as f64;
+    ((exact - 1e-9).ceil() as u64).clamp(1, count.max(1))
+}
+
+/// A histogram's parts do not describe a histogram (wire data that is corrupt or from a peer with
+/// another bucket layout).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidParts {
+    #[error("bucket index {0} is out of range")]
+    IndexOutOfRange(u32),
+    #[error("bucket indexes are not strictly increasing")]
+    Unordered,
+    #[error("min {min} and max {max} do not match the first and last buckets")]
+    Bounds { min: u64, max: u64 },
+    #[error("the counts overflow")]
+    Overflow,
+}
 
 /// Response-time histogram in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Histogram {
+    /// Counts for bucket indexes `lo .. lo + counts.len()`.
+    counts: Vec<u64>,
+    lo: u32,
     count: u64,
+    /// `u64::MAX` while empty, so `record` needs no branch for the first value.
     min: u64,
     max: u64,
+    sum: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: Vec::new(),
+            lo: 0,
+            count: 0,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+        }
+    }
 }
 
 impl Histogram {
@@ -14,27 +104,63 @@ impl Histogram {
         Self::default()
     }
 
+    #[inline]
     pub fn record(&mut self, value_us: u64) {
         self.record_n(value_us, 1);
     }
 
+    #[inline]
     pub fn record_n(&mut self, value_us: u64, n: u64) {
         if n == 0 {
             return;
         }
-        self.min = if self.count == 0 { value_us } else { self.min.min(value_us) };
-        self.max = self.max.max(value_us);
+        let v = value_us.min(MAX_VALUE_US);
+        let idx = index_of(v);
+        match self.counts.get_mut(idx.wrapping_sub(self.lo) as usize) {
+            Some(c) => *c += n,
+            None => self.grow_and_add(idx, n),
+        }
         self.count += n;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sum = self.sum.saturating_add(v.saturating_mul(n));
+    }
+
+    /// Widens the window to include `idx`, with slack on the side that grew so a slowly drifting
+    /// latency does not reallocate on every new bucket.
+    #[cold]
+    fn grow_and_add(&mut self, idx: u32, n: u64) {
+        if self.counts.is_empty() {
+            self.lo = idx;
+            self.counts.push(n);
+            return;
+        }
+        let hi = self.lo + self.counts.len() as u32; // exclusive
+        let slack = (self.counts.len() as u32 / 2).max(16);
+        let (new_lo, new_hi) = if idx < self.lo {
+            (idx.saturating_sub(slack), hi)
+        } else {
+            (self.lo, (idx + 1 + slack).min(MAX_INDEX + 1))
+        };
+        let mut counts = vec![0u64; (new_hi - new_lo) as usize];
+        let start = (self.lo - new_lo) as usize;
+        counts[start..start + self.counts.len()].copy_from_slice(&self.counts);
+        counts[(idx - new_lo) as usize] += n;
+        self.counts = counts;
+        self.lo = new_lo;
     }
 
     pub fn merge(&mut self, other: &Histogram) {
-        if other.count == 0 {
-            return;
+        for (idx, n) in other.buckets() {
+            match self.counts.get_mut(idx.wrapping_sub(self.lo) as usize) {
+                Some(c) => *c += n,
+                None => self.grow_and_add(idx, n),
+            }
         }
-        self.record_n(other.min, 0);
-        self.min = if self.count == 0 { other.min } else { self.min.min(other.min) };
-        self.max = self.max.max(other.max);
         self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum = self.sum.saturating_add(other.sum);
     }
 
     pub fn count(&self) -> u64 {
@@ -47,7 +173,11 @@ impl Histogram {
 
     /// Exact smallest recorded value (0 when empty).
     pub fn min(&self) -> u64 {
-        self.min
+        if self.count == 0 {
+            0
+        } else {
+            self.min
+        }
     }
 
     /// Exact largest recorded value (0 when empty).
@@ -55,17 +185,269 @@ impl Histogram {
         self.max
     }
 
-    /// The value at quantile `q` in 0..=1, never below min nor above max (0 when empty).
-    pub fn quantile(&self, _q: f64) -> u64 {
-        self.max
+    /// Exact sum of the recorded values (saturating).
+    pub fn sum(&self) -> u64 {
+        self.sum
     }
 
-    /// Several quantiles (ascending `qs`) in one pass.
+    /// Exact mean in microseconds (0 when empty).
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+
+    /// The value at quantile `q` in 0..=1: the highest value equivalent to the `ceil(q * count)`-th
+    /// smallest, never below min nor above max (0 when empty). `q = 0` is min and `q = 1` is max.
+    pub fn quantile(&self, q: f64) -> u64 {
+        self.quantiles(&[q])[0]
+    }
+
+    /// Several quantiles in one pass over the buckets (in the order given).
     pub fn quantiles(&self, qs: &[f64]) -> Vec<u64> {
-        qs.iter().map(|&q| self.quantile(q)).collect()
+        let mut out = vec![0u64; qs.len()];
+        if self.count == 0 {
+            return out;
+        }
+        let mut wanted: Vec<(u64, usize)> = qs
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| (if q <= 0.0 { 0 } else { rank(q, self.count) }, i))
+            .collect();
+        wanted.sort_unstable();
+        let mut next = wanted.iter().peekable();
+        while let Some(&&(0, i)) = next.peek() {
+            out[i] = self.min;
+            next.next();
+        }
+        let mut seen = 0u64;
+        for (idx, n) in self.buckets() {
+            seen += n;
+            while let Some(&&(r, i)) = next.peek() {
+                if r > seen {
+                    break;
+                }
+                out[i] = highest_of(idx).clamp(self.min, self.max);
+                next.next();
+            }
+        }
+        out
+    }
+
+    /// Non-empty buckets as (index, count), by increasing index: with min, max and sum, all a
+    /// peer needs to rebuild the histogram ([`Histogram::from_parts`]).
+    pub fn buckets(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let lo = self.lo;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n != 0)
+            .map(move |(i, &n)| (lo + i as u32, n))
+    }
+
+    /// Rebuilds a histogram from [`Histogram::buckets`], min, max and sum, checking that they
+    /// agree (the count is the buckets' total).
+    pub fn from_parts(
+        buckets: &[(u32, u64)],
+        min: u64,
+        max: u64,
+        sum: u64,
+    ) -> Result<Histogram, InvalidParts> {
+        let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) else {
+            return Ok(Histogram::new());
+        };
+        if last > MAX_INDEX {
+            return Err(InvalidParts::IndexOutOfRange(last));
+        }
+        if buckets.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(InvalidParts::Unordered);
+        }
+        if min > max || max > MAX_VALUE_US || index_of(min) != first || index_of(max) != last {
+            return Err(InvalidParts::Bounds { min, max });
+        }
+        let mut counts = vec![0u64; (last - first + 1) as usize];
+        let mut count = 0u64;
+        for &(idx, n) in buckets {
+            counts[(idx - first) as usize] = n;
+            count = count.checked_add(n).ok_or(InvalidParts::Overflow)?;
+        }
+        Ok(Histogram {
+            counts,
+            lo: first,
+            count,
+            min,
+            max,
+            sum,
+        })
     }
 
     pub fn clear(&mut self) {
         *self = Self::default();
+    }
+}
+
+/// Equal when they hold the same values, whatever the spare room in their windows.
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count
+            && self.min() == other.min()
+            && self.max == other.max
+            && self.sum == other.sum
+            && self.buckets().eq(other.buckets())
+    }
+}
+
+impl Eq for Histogram {}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.count)
+            .field("min", &self.min())
+            .field("max", &self.max)
+            .field("sum", &self.sum)
+            .field("buckets", &self.buckets().count())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn of(values: &[u64]) -> Histogram {
+        let mut h = Histogram::new();
+        values.iter().for_each(|&v| h.record(v));
+        h
+    }
+
+    /// Response times spread over many magnitudes, as real ones are.
+    fn value() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..3000,
+            0u64..200_000,
+            0u64..5_000_000_000,
+            Just(u64::MAX)
+        ]
+    }
+
+    #[test]
+    fn buckets_are_contiguous_and_each_value_lies_within_its_bucket() {
+        for idx in 1..=MAX_INDEX {
+            assert_eq!(lowest_of(idx), highest_of(idx - 1) + 1, "index {idx}");
+        }
+        for v in [0, 1, 2047, 2048, 2049, 4095, 4096, 1_000_000, MAX_VALUE_US] {
+            let idx = index_of(v);
+            assert!(lowest_of(idx) <= v && v <= highest_of(idx), "value {v}");
+        }
+    }
+
+    #[test]
+    fn an_empty_histogram_reports_zeros() {
+        let h = Histogram::new();
+        assert_eq!((h.count(), h.min(), h.max(), h.sum()), (0, 0, 0, 0));
+        assert_eq!(h.quantile(0.5), 0);
+        assert_eq!(h.mean(), 0.0);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn quantile_zero_is_min_and_one_is_max_exactly() {
+        let h = of(&[1_234_567, 2_345_678, 9_999_999]);
+        assert_eq!(h.quantile(0.0), 1_234_567);
+        assert_eq!(h.quantile(1.0), 9_999_999);
+        assert_eq!(h.mean(), (1_234_567.0 + 2_345_678.0 + 9_999_999.0) / 3.0);
+    }
+
+    #[test]
+    fn values_above_the_cap_are_recorded_as_the_cap() {
+        let h = of(&[u64::MAX]);
+        assert_eq!(h.max(), MAX_VALUE_US);
+        assert_eq!(h.buckets().collect::<Vec<_>>(), vec![(MAX_INDEX, 1)]);
+    }
+
+    #[test]
+    fn recording_far_below_the_window_keeps_earlier_counts() {
+        let h = of(&[1_000_000, 5, 1_000_000, 70_000]);
+        assert_eq!(h.quantiles(&[0.25, 0.5, 1.0]), vec![5, 70_015, 1_000_000]);
+    }
+
+    #[test]
+    fn from_parts_rejects_bounds_that_contradict_the_buckets() {
+        assert_eq!(
+            Histogram::from_parts(&[(5, 1)], 6, 6, 6),
+            Err(InvalidParts::Bounds { min: 6, max: 6 })
+        );
+        assert_eq!(
+            Histogram::from_parts(&[(5, 1), (5, 1)], 5, 5, 10),
+            Err(InvalidParts::Unordered)
+        );
+        assert_eq!(
+            Histogram::from_parts(&[(MAX_INDEX + 1, 1)], 5, 5, 5),
+            Err(InvalidParts::IndexOutOfRange(MAX_INDEX + 1))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn merge_equals_recording_everything_into_one(
+            a in prop::collection::vec(value(), 0..200),
+            b in prop::collection::vec(value(), 0..200),
+        ) {
+            let mut merged = of(&a);
+            merged.merge(&of(&b));
+            let all: Vec<u64> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(merged, of(&all));
+        }
+
+        #[test]
+        fn merge_is_associative_and_commutative(
+            a in prop::collection::vec(value(), 0..100),
+            b in prop::collection::vec(value(), 0..100),
+            c in prop::collection::vec(value(), 0..100),
+        ) {
+            let (ha, hb, hc) = (of(&a), of(&b), of(&c));
+            let mut ab_c = ha.clone();
+            ab_c.merge(&hb);
+            ab_c.merge(&hc);
+            let mut bc = hb.clone();
+            bc.merge(&hc);
+            let mut a_bc = ha.clone();
+            a_bc.merge(&bc);
+            prop_assert_eq!(&ab_c, &a_bc);
+            let mut ba = hb.clone();
+            ba.merge(&ha);
+            let mut ab = ha;
+            ab.merge(&hb);
+            prop_assert_eq!(ab, ba);
+        }
+
+        #[test]
+        fn quantiles_are_within_one_part_in_1024_of_the_exact_ones(
+            values in prop::collection::vec(value(), 1..400),
+            qs in prop::collection::vec(0.0f64..=1.0, 1..12),
+        ) {
+            let h = of(&values);
+            let mut sorted: Vec<u64> = values.iter().map(|&v| v.min(MAX_VALUE_US)).collect();
+            sorted.sort_unstable();
+            let got = h.quantiles(&qs);
+            for (&q, &got) in qs.iter().zip(&got) {
+                let exact = if q == 0.0 { sorted[0] } else { sorted[rank(q, h.count()) as usize - 1] };
+                let tolerance = exact as f64 / 1024.0 + 1.0;
+                prop_assert!((got as f64 - exact as f64).abs() <= tolerance, "q {q}: {got} vs {exact}");
+                prop_assert!(got >= h.min() && got <= h.max());
+                prop_assert_eq!(got, h.quantile(q));
+            }
+        }
+
+        #[test]
+        fn parts_rebuild_the_same_histogram(values in prop::collection::vec(value(), 0..200)) {
+            let h = of(&values);
+            let buckets: Vec<_> = h.buckets().collect();
+            prop_assert_eq!(Histogram::from_parts(&buckets, h.min(), h.max(), h.sum()), Ok(h));
+        }
     }
 }

@@ -28,7 +28,9 @@ pub enum ToWorker {
     Assign(Assignment),
     /// Stop every user (each may finish its task within `timeout`), send the final report, then
     /// [`FromWorker::Stopped`].
-    Stop { timeout: Duration },
+    Stop {
+        timeout: Duration,
+    },
     /// Drop what was recorded and not yet reported.
     ResetStats,
 }
@@ -37,9 +39,11 @@ pub enum ToWorker {
 #[derive(Debug, Clone)]
 pub enum FromWorker {
     /// Stats recorded since the previous report.
-    Report(Report),
+    Report(Box<Report>),
     /// Every user has ended and the last report was sent.
     Stopped,
+    /// Answers [`ToWorker::ResetStats`]: reports after this one start from zero.
+    StatsReset,
 }
 
 #[derive(Debug, Clone)]

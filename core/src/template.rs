@@ -1,7 +1,18 @@
 //! `{{ ... }}` templates: compiled once when the plan loads, rendered per request without parsing.
-//! To be written: see docs/plan.md for the expression language.
+//!
+//! Compiling resolves every name to an index (a [`VarId`], a [`FeederId`] and column) or, for
+//! the plan's constant `vars`, to literal text, so rendering only walks a list of segments and
+//! pushes text into the caller's buffer. The expression language is described in docs/plan.md.
 
-use crate::plan::Feeder;
+mod expr;
+mod json;
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::plan::{Feeder, FeederId, VarId};
+
+pub use json::JsonTemplate;
 
 /// A compiled template: literal text and expressions.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +23,16 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
     Literal(String),
+    Var(VarId),
+    Column { feeder: FeederId, column: usize },
+    RandInt { low: i64, high: i64 },
+    Uuid,
+    RandString(usize),
+    Choice(Vec<String>),
+    UserId,
+    NowUnix,
+    NowUnixMs,
+    NowRfc3339,
 }
 
 /// What a template can read while it renders: the user's own state.
@@ -27,6 +48,41 @@ pub struct Scope<'a> {
     pub rng: &'a mut fastrand::Rng,
 }
 
+/// The names a template may use, as known when the plan is compiled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resolver<'a> {
+    /// The user class's variables (its capture targets), indexed by [`VarId`].
+    pub vars: &'a [String],
+    /// The plan's `vars`: constants, inlined at compile time. A class variable of the same name
+    /// wins.
+    pub constants: &'a [(String, String)],
+    /// The plan's feeders, indexed by [`FeederId`].
+    pub feeders: &'a [Feeder],
+}
+
+/// Why a template does not compile, and where: `offset` is a byte offset into the template text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub offset: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl TemplateError {
+    fn new(offset: usize, message: impl Into<String>) -> Self {
+        TemplateError {
+            offset,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
 impl Template {
     /// A template of literal text only.
     pub fn literal(s: impl Into<String>) -> Template {
@@ -35,41 +91,157 @@ impl Template {
         }
     }
 
+    /// Compiles `src`, resolving names with `resolver`. Every bad expression is reported.
+    pub fn compile(src: &str, resolver: &Resolver<'_>) -> Result<Template, Vec<TemplateError>> {
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut errors = Vec::new();
+        let mut rest_at = 0;
+        while let Some(found) = src[rest_at..].find("{{") {
+            let open = rest_at + found;
+            push_literal(&mut segments, &src[rest_at..open]);
+            let Some(close) = expr::closing_braces(src, open + 2) else {
+                errors.push(
+                    TemplateError::new(open, "`{{` is not closed by `}}`")
+                        .with_hint("write a literal `{{` as {{ \"{{\" }}"),
+                );
+                return Err(errors);
+            };
+            match expr::compile(&src[open + 2..close], open + 2, resolver) {
+                Ok(Segment::Literal(text)) => push_literal(&mut segments, &text),
+                Ok(segment) => segments.push(segment),
+                Err(e) => errors.push(e),
+            }
+            rest_at = close + 2;
+        }
+        push_literal(&mut segments, &src[rest_at..]);
+        if errors.is_empty() {
+            Ok(Template { segments })
+        } else {
+            Err(errors)
+        }
+    }
+
     /// The text, when the template has no expressions (so it can be used without rendering).
     pub fn as_static(&self) -> Option<&str> {
         match self.segments.as_slice() {
             [] => Some(""),
             [Segment::Literal(s)] => Some(s),
-        _ => None,
+            _ => None,
         }
     }
 
-    /// Appends the rendered text to `out`.
-    pub fn render(&self, _scope: &mut Scope<'_>, out: &mut String) {
-        for s in &self.segments {
-            match s {
-                Segment::Literal(l) => out.push_str(l),
-            }
+    /// Appends the rendered text to `out`. An unset variable renders as nothing.
+    pub fn render(&self, scope: &mut Scope<'_>, out: &mut String) {
+        self.render_to(scope, out);
+    }
+
+    /// True for exactly one `{{ rand.int(..) }}` and nothing else: such a JSON string value is
+    /// sent as a number.
+    pub(crate) fn is_single_int(&self) -> bool {
+        matches!(self.segments.as_slice(), [Segment::RandInt { .. }])
+    }
+
+    /// Renders into any text sink, so JSON bodies escape while they render instead of going
+    /// through a temporary string.
+    fn render_to<W: fmt::Write>(&self, scope: &mut Scope<'_>, out: &mut W) {
+        for segment in &self.segments {
+            // Sinks used here never fail: a String, a byte vector, or an escaper over one.
+            let _ = render_segment(segment, scope, out);
         }
     }
 }
 
-/// A JSON body whose strings may hold templates. Static bodies are serialized once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JsonTemplate {
-    static_bytes: Option<Vec<u8>>,
+fn push_literal(segments: &mut Vec<Segment>, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if let Some(Segment::Literal(last)) = segments.last_mut() {
+        last.push_str(text);
+    } else {
+        segments.push(Segment::Literal(text.to_string()));
+    }
 }
 
-impl JsonTemplate {
-    /// The serialized body, when nothing in it needs rendering.
-    pub fn as_static(&self) -> Option<&[u8]> {
-        self.static_bytes.as_deref()
-    }
-
-    /// Appends the rendered JSON document to `out`.
-    pub fn render(&self, _scope: &mut Scope<'_>, out: &mut Vec<u8>) {
-        if let Some(b) = &self.static_bytes {
-            out.extend_from_slice(b);
+fn render_segment<W: fmt::Write>(
+    segment: &Segment,
+    scope: &mut Scope<'_>,
+    out: &mut W,
+) -> fmt::Result {
+    match segment {
+        Segment::Literal(text) => out.write_str(text),
+        Segment::Var(id) => {
+            let value = scope.vars.get(id.0 as usize).and_then(Option::as_deref);
+            out.write_str(value.unwrap_or(""))
         }
+        Segment::Column { feeder, column } => {
+            let index = feeder.0 as usize;
+            let cell = scope.feeders.get(index).and_then(|f| {
+                let row = scope.rows.get(index).copied().unwrap_or(0);
+                f.rows.get(row % f.rows.len().max(1))?.get(*column)
+            });
+            out.write_str(cell.map_or("", String::as_str))
+        }
+        Segment::RandInt { low, high } => write!(out, "{}", scope.rng.i64(*low..=*high)),
+        Segment::Uuid => write_uuid(scope.rng.u128(..), out),
+        Segment::RandString(len) => {
+            (0..*len).try_for_each(|_| out.write_char(scope.rng.alphanumeric()))
+        }
+        Segment::Choice(options) => out.write_str(&options[scope.rng.usize(..options.len())]),
+        Segment::UserId => write!(out, "{}", scope.user_id),
+        Segment::NowUnix => write!(out, "{}", unix_now().as_secs()),
+        Segment::NowUnixMs => write!(out, "{}", unix_now().as_millis()),
+        Segment::NowRfc3339 => write_rfc3339(unix_now().as_secs(), out),
     }
 }
+
+fn unix_now() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// A version 4 (random) UUID from 128 random bits: lowercase, hyphenated.
+fn write_uuid<W: fmt::Write>(bits: u128, out: &mut W) -> fmt::Result {
+    let v = (bits & !(0xF << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    write!(
+        out,
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        v >> 96,
+        (v >> 80) & 0xFFFF,
+        (v >> 64) & 0xFFFF,
+        (v >> 48) & 0xFFFF,
+        v & 0xFFFF_FFFF_FFFF
+    )
+}
+
+/// `2024-05-01T12:00:00Z` for a Unix time in seconds (UTC, second precision).
+pub fn write_rfc3339<W: fmt::Write>(unix_secs: u64, out: &mut W) -> fmt::Result {
+    let days = unix_secs / 86_400;
+    let secs_of_day = unix_secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`,
+/// restricted to dates after the epoch so it needs no signed arithmetic).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests;

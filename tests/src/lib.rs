@@ -1,1 +1,252 @@
-//! placeholder
+//! End-to-end test kit: a real HTTP target on 127.0.0.1 that counts what it receives, and the
+//! real `hatchery` binary run as a child process.
+//!
+//! ```no_run
+//! # async fn f() {
+//! let target = hatchery_e2e::Target::start().await;
+//! let out = hatchery_e2e::hatchery(&["--version"]).run().await;
+//! assert_eq!(target.count("GET", "/a"), 0);
+//! # drop(out); }
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path".
+///
+/// Paths starting with `/status/NNN` answer with that status; `/json/...` answers
+/// `{"token":"t-1","ok":true}`; everything else answers `200 ok`.
+#[derive(Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    counts: Arc<Mutex<HashMap<String, u64>>>,
+    task: JoinHandle<()>,
+}
+
+impl Target {
+    pub async fn start() -> Target {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let c = counts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| answer(c.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Target { addr, counts, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received for `method` and `path` (path without the query).
+    pub fn count(&self, method: &str, path: &str) -> u64 {
+        let counts = self.counts.lock().expect("counts lock");
+        counts
+            .get(&format!("{method} {path}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn counts(&self) -> HashMap<String, u64> {
+        self.counts.lock().expect("counts lock").clone()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(
+    counts: Arc<Mutex<HashMap<String, u64>>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let key = format!("{} {}", req.method(), req.uri().path());
+    let path = req.uri().path().to_string();
+    // Count only once the request is fully received, as the load generator counts responses.
+    let _ = req.into_body().collect().await;
+    *counts.lock().expect("counts lock").entry(key).or_default() += 1;
+    let (status, body): (StatusCode, &'static str) =
+        if let Some(code) = path.strip_prefix("/status/") {
+            (
+                code.parse::<u16>()
+                    .ok()
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                "status",
+            )
+        } else if path.starts_with("/json/") {
+            (StatusCode::OK, r#"{"token":"t-1","ok":true}"#)
+        } else {
+            (StatusCode::OK, "ok")
+        };
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+/// The `hatchery` binary built next to this test (target/<profile>/hatchery).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = dir.join(format!("hatchery{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p hatchery-cli` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `hatchery` command line to run.
+#[derive(Debug)]
+pub struct Run {
+    cmd: tokio::process::Command,
+    limit: Duration,
+}
+
+/// Starts describing a run of the real binary with these arguments.
+pub fn hatchery(args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(args).kill_on_drop(true);
+    // The tests' environment must not leak settings into the child.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("HATCHERY_") {
+            cmd.env_remove(k);
+        }
+    }
+    Run {
+        cmd,
+        limit: Duration::from_secs(60),
+    }
+}
+
+impl Run {
+    pub fn env(mut self, k: &str, v: &str) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Run {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs to completion (killed after a generous limit, so a hang fails instead of blocking).
+    pub async fn run(mut self) -> Finished {
+        let out = tokio::time::timeout(self.limit, self.cmd.output())
+            .await
+            .expect("hatchery did not finish within the limit")
+            .expect("spawn hatchery");
+        Finished(out)
+    }
+}
+
+/// A finished process, with helpers that show its output when an assertion fails.
+#[derive(Debug)]
+pub struct Finished(pub Output);
+
+impl Finished {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Finished {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Reads a CSV file into rows of fields (the files Hatchery writes have no quoted commas in the
+/// columns tests read).
+pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// A fresh temporary folder removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "hatchery-e2e-{tag}-{}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write temp file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fastrand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,1 +1,93 @@
-//! placeholder
+//! Hatchery's worker: runs simulated users and reports what they measured.
+//!
+//! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
+//! - [`http`]: a user's keep-alive connections (hyper HTTP/1.1, rustls).
+//! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
+//! - `recorder`: per-thread stats shards that users record into.
+//! - `worker`: the control loop: reconcile users to the assignment, report deltas, stop.
+//!
+//! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
+//! process (standalone) or over the network, sits at the other end.
+
+pub mod http;
+pub mod prepare;
+mod recorder;
+mod user;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchery_core::protocol::{FromWorker, ToWorker};
+use hatchery_core::Plan;
+use tokio::sync::mpsc;
+
+use crate::prepare::Prepared;
+use crate::recorder::Recorder;
+
+pub(crate) const USER_AGENT: &str = concat!("hatchery/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The plan cannot run as configured (no host for a relative path, a bad URL).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Names this worker in exceptions and on the master.
+    pub node: String,
+    /// Overrides the plan's host (`--host`).
+    pub host: Option<String>,
+    /// Timeout of requests that set none.
+    pub default_timeout: Duration,
+    pub report_interval: Duration,
+    /// Stats shards; one per runtime thread avoids lock contention.
+    pub shards: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: "local".to_string(),
+            host: None,
+            default_timeout: Duration::from_secs(60),
+            report_interval: Duration::from_secs(1),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// What every user of a worker shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub prepared: Prepared,
+    pub recorder: Recorder,
+    pub connector: http::Connector,
+    pub default_timeout: Duration,
+}
+
+/// Checks that the plan can run, then returns the worker's control loop, to be spawned. It runs
+/// until `from_master` closes.
+pub fn start(
+    plan: Arc<Plan>,
+    config: Config,
+    from_master: mpsc::Receiver<ToWorker>,
+    to_master: mpsc::Sender<FromWorker>,
+) -> Result<impl std::future::Future<Output = ()> + Send, Error> {
+    let prepared = Prepared::new(plan, config.host.as_deref())?;
+    let shared = Arc::new(Shared {
+        prepared,
+        recorder: Recorder::new(config.shards, config.node),
+        connector: http::Connector::new(),
+        default_timeout: config.default_timeout,
+    });
+    Ok(worker::run(
+        shared,
+        config.report_interval,
+        from_master,
+        to_master,
+    ))
+}

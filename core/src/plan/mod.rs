@@ -4,8 +4,12 @@
 //! [`Diagnostics`] (line, column, what is wrong, a hint) and compiles every template, so nothing is
 //! parsed again while the test runs. The reference is docs/plan.md.
 
+mod csv;
 mod diagnostics;
 mod parse;
+mod request;
+pub(crate) mod suggest;
+mod yaml;
 
 use std::collections::HashMap;
 use std::io;
@@ -262,3 +266,6 @@ impl Plan {
         dropped
     }
 }
+
+#[cfg(test)]
+mod tests;

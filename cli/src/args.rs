@@ -1,0 +1,332 @@
+//! The command line: Locust's flag names and meanings where they exist, each also settable as an
+//! environment variable `HATCHERY_<NAME>` and in a config file (`key = value` lines, Locust's
+//! format). Precedence: command line, then environment, then config file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Hatchery: distributed load testing, exact and fast.
+///
+/// Runs the users described in a plan (YAML) against a target and reports Locust-compatible
+/// statistics. See docs/plan.md for the plan format and docs/cli.md for every flag.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hatchery",
+    version,
+    args_override_self = true,
+    max_term_width = 100
+)]
+#[command(after_help = "Examples:\n  \
+    hatchery demo-target --port 8080 &\n  \
+    hatchery -f examples/quickstart.yaml --headless -u 100 -r 10 -t 30s\n  \
+    hatchery -f plan.yaml --check")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the demo target the examples use (loopback only by default).
+    DemoTarget(DemoArgs),
+    /// Start the demo target on a free loopback port and run a headless test against it
+    /// (examples/quickstart.yaml unless -f is given; 20 users, 10/s, 20s unless told otherwise).
+    Demo(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 8080, env = "HATCHERY_DEMO_PORT")]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "HATCHERY_DEMO_BIND")]
+    pub bind: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (YAML). `--locustfile` is accepted too.
+    #[arg(
+        short = 'f',
+        long = "plan",
+        alias = "locustfile",
+        env = "HATCHERY_PLAN",
+        value_name = "FILE"
+    )]
+    pub plan: Option<PathBuf>,
+
+    /// Validate the plan, report every problem, and exit (0 when valid, 2 otherwise).
+    #[arg(long, env = "HATCHERY_CHECK")]
+    pub check: bool,
+
+    /// Peak number of concurrent users.
+    #[arg(short = 'u', long, env = "HATCHERY_USERS", value_name = "N")]
+    pub users: Option<u32>,
+
+    /// Users started per second.
+    #[arg(short = 'r', long, env = "HATCHERY_SPAWN_RATE", value_name = "RATE")]
+    pub spawn_rate: Option<f64>,
+
+    /// Stop after this long, e.g. 300s, 20m, 1h30m.
+    #[arg(short = 't', long, env = "HATCHERY_RUN_TIME", value_name = "TIME", value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+
+    /// Base URL for relative paths, overriding the plan's `host`.
+    #[arg(short = 'H', long, env = "HATCHERY_HOST", value_name = "URL")]
+    pub host: Option<String>,
+
+    /// Run without the web UI and start at once.
+    #[arg(long, env = "HATCHERY_HEADLESS")]
+    pub headless: bool,
+
+    /// Write Locust's CSV files: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv,
+    /// PREFIX_exceptions.csv.
+    #[arg(long, env = "HATCHERY_CSV", value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+
+    /// Add a row for every entry, not only Aggregated, to the history CSV each second.
+    #[arg(long, env = "HATCHERY_CSV_FULL_HISTORY")]
+    pub csv_full_history: bool,
+
+    /// Print the final statistics as JSON on stdout (the console tables then go to stderr).
+    #[arg(long, env = "HATCHERY_JSON")]
+    pub json: bool,
+
+    /// Print only the final summary, not the table every 2 seconds.
+    #[arg(long, env = "HATCHERY_ONLY_SUMMARY")]
+    pub only_summary: bool,
+
+    /// Exit code when any request failed.
+    #[arg(
+        long,
+        env = "HATCHERY_EXIT_CODE_ON_ERROR",
+        default_value_t = 1,
+        value_name = "CODE"
+    )]
+    pub exit_code_on_error: i32,
+
+    /// How long stopping users may take to finish their current task (0 = stop at once).
+    #[arg(short = 's', long, env = "HATCHERY_STOP_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+
+    /// Only run tasks with one of these tags (comma-separated or repeated).
+    #[arg(short = 'T', long, env = "HATCHERY_TAGS", value_delimiter = ',', num_args = 1..)]
+    pub tags: Vec<String>,
+
+    /// Never run tasks with one of these tags.
+    #[arg(short = 'E', long, env = "HATCHERY_EXCLUDE_TAGS", value_delimiter = ',', num_args = 1..)]
+    pub exclude_tags: Vec<String>,
+
+    /// Zero the statistics once every user has been spawned.
+    #[arg(long, env = "HATCHERY_RESET_STATS")]
+    pub reset_stats: bool,
+
+    /// Timeout of requests whose plan sets none.
+    #[arg(long, env = "HATCHERY_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "TIME")]
+    pub request_timeout: Duration,
+
+    /// Log level: trace, debug, info, warning, error.
+    #[arg(
+        short = 'L',
+        long,
+        env = "HATCHERY_LOGLEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub loglevel: String,
+
+    /// Runtime threads for the users (default: one per core).
+    #[arg(long, env = "HATCHERY_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Config file of `key = value` lines (keys are long flag names). `hatchery.conf` in the
+    /// current folder is read when present.
+    #[arg(long, env = "HATCHERY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    hatchery_core::duration::parse(s)
+}
+
+/// The file read when `--config` is not given.
+const DEFAULT_CONFIG: &str = "hatchery.conf";
+
+/// Parses the command line, after merging in the config file. Errors say file, line and what to
+/// do; clap's own errors (and --help/--version) exit through clap.
+pub fn parse(argv: Vec<String>) -> Result<Cli, String> {
+    let explicit = config_path_from(&argv);
+    let (path, required) = match explicit {
+        Some(p) => (PathBuf::from(p), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let mut merged = argv;
+    if required || path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let extra = config_args(&path, &text, &merged)?;
+        merged.splice(1..1, extra);
+    }
+    Ok(Cli::parse_from(merged))
+}
+
+/// `--config FILE`, `--config=FILE` or `HATCHERY_CONFIG`.
+fn config_path_from(argv: &[String]) -> Option<String> {
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(v.to_string());
+        }
+    }
+    std::env::var("HATCHERY_CONFIG").ok()
+}
+
+/// Turns config lines into flags, skipping any flag also given on the command line or in the
+/// environment (they take precedence).
+fn config_args(path: &Path, text: &str, argv: &[String]) -> Result<Vec<String>, String> {
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with(';')
+            || line.starts_with('[')
+        {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (
+                k.trim().replace('_', "-"),
+                v.trim().trim_matches('"').to_string(),
+            ),
+            None => (line.replace('_', "-"), "true".to_string()),
+        };
+        let Some(arg) = cmd.get_arguments().find(|a| {
+            a.get_long() == Some(key.as_str())
+                || a.get_all_aliases()
+                    .is_some_and(|al| al.contains(&key.as_str()))
+        }) else {
+            let known: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+            let hint = closest(&key, &known)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            problems.push(format!(
+                "{}:{}: unknown option `{key}`{hint}",
+                path.display(),
+                i + 1
+            ));
+            continue;
+        };
+        let long = arg.get_long().unwrap_or_default();
+        let on_cli = argv.iter().any(|a| {
+            a == &format!("--{long}")
+                || a.starts_with(&format!("--{long}="))
+                || arg
+                    .get_short()
+                    .is_some_and(|s| a.starts_with(&format!("-{s}")) && !a.starts_with("--"))
+        });
+        let in_env = arg.get_env().is_some_and(|e| std::env::var_os(e).is_some());
+        if on_cli || in_env || long == "config" {
+            continue;
+        }
+        let is_flag = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+        if is_flag {
+            match value.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "on" => out.push(format!("--{long}")),
+                "false" | "no" | "0" | "off" => {}
+                _ => problems.push(format!(
+                    "{}:{}: `{key}` is a switch: write `{key} = true` or `{key} = false`",
+                    path.display(),
+                    i + 1
+                )),
+            }
+        } else {
+            out.push(format!("--{long}={value}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_file_values_become_flags() {
+        let extra = config_args(
+            Path::new("h.conf"),
+            "# comment\nusers = 10\nspawn_rate = 2\nheadless = true\nreset-stats = false\n",
+            &argv(&["hatchery"]),
+        )
+        .unwrap();
+        assert_eq!(extra, argv(&["--users=10", "--spawn-rate=2", "--headless"]));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_config_file() {
+        let extra = config_args(
+            Path::new("h.conf"),
+            "users = 10\nrun-time = 1m\n",
+            &argv(&["hatchery", "-u", "5"]),
+        )
+        .unwrap();
+        assert_eq!(extra, argv(&["--run-time=1m"]));
+    }
+
+    #[test]
+    fn an_unknown_config_key_names_file_line_and_the_closest_option() {
+        let err =
+            config_args(Path::new("h.conf"), "\nuserz = 3\n", &argv(&["hatchery"])).unwrap_err();
+        assert_eq!(
+            err,
+            "h.conf:2: unknown option `userz` (did you mean `users`?)"
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

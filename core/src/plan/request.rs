@@ -1,0 +1,529 @@
+//! User classes, their tasks and requests: the part of the walk that compiles templates, so it
+//! knows each class's variables before it reads a request.
+
+use std::time::Duration;
+
+use saphyr::{Scalar, YamlData};
+
+use super::parse::{check_name, host};
+use super::yaml::{self, data, Ctx, Fields, Node};
+use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, VarId, Wait};
+use crate::jsonpath::JsonPath;
+use crate::template::{JsonTemplate, Resolver, Template};
+use crate::Method;
+
+const CLASS_KEYS: [&str; 8] = [
+    "name",
+    "weight",
+    "fixed_count",
+    "wait",
+    "host",
+    "on_start",
+    "on_stop",
+    "tasks",
+];
+const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
+const REQUEST_KEYS: [&str; 8] = [
+    "name", "headers", "query", "json", "body", "timeout", "check", "capture",
+];
+const TASK_KEYS: [&str; 3] = ["weight", "tags", "sequence"];
+const WAIT_KEYS: [&str; 4] = ["constant", "between", "pacing", "throughput"];
+const CHECK_KEYS: [&str; 4] = ["status", "body_contains", "json", "max_time"];
+const CAPTURE_KEYS: [&str; 3] = ["json", "header", "regex"];
+
+pub(super) fn user_classes(
+    cx: &mut Ctx<'_>,
+    node: &Node<'_>,
+    plan: &Resolver<'_>,
+) -> Vec<UserClass> {
+    let Some(items) = cx.list(node, "`users`") else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        cx.error_hint(
+            node,
+            "`users` needs at least one user class",
+            "e.g. - {name: Reader, tasks: [{get: /}]}",
+        );
+    }
+    let mut classes: Vec<UserClass> = Vec::new();
+    for item in items {
+        let Some((class, name_node)) = user_class(cx, item, plan) else {
+            continue;
+        };
+        if classes.iter().any(|c| c.name == class.name) {
+            cx.error(
+                name_node,
+                format!("two user classes are named `{}`", class.name),
+            );
+            continue;
+        }
+        classes.push(class);
+    }
+    classes
+}
+
+/// A class and the node of its name (for the uniqueness check).
+fn user_class<'n, 'i>(
+    cx: &mut Ctx<'_>,
+    node: &'n Node<'i>,
+    plan: &Resolver<'_>,
+) -> Option<(UserClass, &'n Node<'i>)> {
+    let f = cx.fields(node, "a user class", &CLASS_KEYS)?;
+    let name = match f.get("name") {
+        Some(n) => cx.text(n, "`name`"),
+        None => {
+            cx.error(node, "a user class needs a `name`");
+            None
+        }
+    };
+    let weight = f
+        .get("weight")
+        .map_or(Some(1), |n| cx.uint(n, "`weight`", 1));
+    let fixed_count = f.get("fixed_count").map(|n| cx.uint(n, "`fixed_count`", 0));
+    let wait = f
+        .get("wait")
+        .map_or(Some(Wait::Constant(Duration::ZERO)), |n| wait(cx, n));
+    let class_host = f.get("host").map(|n| host(cx, n));
+    let vars = capture_targets(&f);
+    let resolver = Resolver {
+        vars: &vars,
+        ..*plan
+    };
+    let on_start = f
+        .get("on_start")
+        .map(|n| requests(cx, n, "`on_start`", &resolver));
+    let on_stop = f
+        .get("on_stop")
+        .map(|n| requests(cx, n, "`on_stop`", &resolver));
+    let tasks = match f.get("tasks") {
+        Some(n) => tasks(cx, n, &resolver),
+        None => {
+            cx.error_hint(node, "a user class needs `tasks`", "e.g. tasks: [{get: /}]");
+            None
+        }
+    };
+    let class = UserClass {
+        name: name?,
+        weight: weight?,
+        fixed_count: fixed_count.map_or(Some(None), |c| c.map(Some))?,
+        wait: wait?,
+        host: class_host.map_or(Some(None), |h| h.map(Some))?,
+        on_start: on_start.unwrap_or(Some(Vec::new()))?,
+        on_stop: on_stop.unwrap_or(Some(Vec::new()))?,
+        tasks: tasks?,
+        vars,
+    };
+    Some((class, f.get("name")?))
+}
+
+/// Every capture target of the class, in order of first appearance: its variables. Read before
+/// the walk, so a template may use a variable captured further down. Malformed parts are
+/// skipped here; the walk reports them.
+fn capture_targets(class: &Fields<'_, '_>) -> Vec<String> {
+    fn requests_in<'n, 'i>(node: &'n Node<'i>, out: &mut Vec<&'n Node<'i>>) {
+        if let YamlData::Sequence(items) = data(node) {
+            for item in items {
+                match data(item) {
+                    YamlData::Mapping(m) => match m
+                        .iter()
+                        .find(|(k, _)| yaml::scalar_text(k).as_deref() == Some("sequence"))
+                    {
+                        Some((_, steps)) => requests_in(steps, out),
+                        None => out.push(item),
+                    },
+                    _ => continue,
+                }
+            }
+        }
+    }
+    let mut requests = Vec::new();
+    for key in ["on_start", "tasks", "on_stop"] {
+        if let Some(n) = class.get(key) {
+            requests_in(n, &mut requests);
+        }
+    }
+    let mut vars: Vec<String> = Vec::new();
+    for request in requests {
+        let YamlData::Mapping(m) = data(request) else {
+            continue;
+        };
+        let captures = m
+            .iter()
+            .find(|(k, _)| yaml::scalar_text(k).as_deref() == Some("capture"));
+        if let Some((_, YamlData::Mapping(targets))) = captures.map(|(k, v)| (k, data(v))) {
+            for name in targets.keys().filter_map(yaml::scalar_text) {
+                if !vars.contains(&name) {
+                    vars.push(name);
+                }
+            }
+        }
+    }
+    vars
+}
+
+fn wait(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Wait> {
+    let f = cx.fields(node, "`wait`", &WAIT_KEYS)?;
+    let [(kind, _, value)] = f.entries.as_slice() else {
+        cx.error_hint(
+            node,
+            "`wait` takes exactly one of `constant`, `between`, `pacing` or `throughput`",
+            "e.g. wait: {between: [1s, 3s]}",
+        );
+        return None;
+    };
+    match kind.as_str() {
+        "constant" => cx.duration(value, "`constant`").map(Wait::Constant),
+        "pacing" => cx.duration(value, "`pacing`").map(Wait::Pacing),
+        "throughput" => {
+            let rate = cx.number(value, "`throughput`")?;
+            if rate <= 0.0 {
+                cx.error_hint(
+                    value,
+                    format!("`throughput` must be greater than 0, found {rate}"),
+                    "it is tasks per second per user",
+                );
+                return None;
+            }
+            Some(Wait::Throughput(rate))
+        }
+        "between" => {
+            let bounds = cx.list(value, "`between`")?;
+            let [low, high] = bounds else {
+                cx.error_hint(
+                    value,
+                    "`between` takes two durations",
+                    "e.g. between: [1s, 3s]",
+                );
+                return None;
+            };
+            let (low, high) = (
+                cx.duration(low, "`between`"),
+                cx.duration(high, "`between`"),
+            );
+            let (low, high) = (low?, high?);
+            if low > high {
+                cx.error(value, "`between` needs the shorter duration first");
+                return None;
+            }
+            Some(Wait::Between(low, high))
+        }
+        _ => None,
+    }
+}
+
+fn requests(
+    cx: &mut Ctx<'_>,
+    node: &Node<'_>,
+    label: &str,
+    r: &Resolver<'_>,
+) -> Option<Vec<Request>> {
+    let items = cx.list(node, label)?;
+    let all: Vec<Option<Request>> = items
+        .iter()
+        .map(|item| request(cx, item, "a request", r))
+        .collect();
+    all.into_iter().collect()
+}
+
+fn tasks(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Vec<Task>> {
+    let items = cx.list(node, "`tasks`")?;
+    if items.is_empty() {
+        cx.error_hint(
+            node,
+            "`tasks` needs at least one task",
+            "e.g. tasks: [{get: /}]",
+        );
+        return None;
+    }
+    let all: Vec<Option<Task>> = items.iter().map(|item| task(cx, item, r)).collect();
+    all.into_iter().collect()
+}
+
+fn task(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Task> {
+    let allowed: Vec<&str> = METHOD_KEYS
+        .iter()
+        .chain(&REQUEST_KEYS)
+        .chain(&TASK_KEYS)
+        .copied()
+        .collect();
+    let f = cx.fields(node, "a task", &allowed)?;
+    let weight = f
+        .get("weight")
+        .map_or(Some(1), |n| cx.uint(n, "`weight`", 1));
+    let tags = f
+        .get("tags")
+        .map_or(Some(Vec::new()), |n| cx.strings(n, "`tags`"));
+    let steps = match f.get("sequence") {
+        Some(sequence) => steps(cx, &f, sequence, r),
+        None => request_from(cx, &f, r, true).map(|request| vec![request]),
+    };
+    Some(Task {
+        weight: weight?,
+        tags: tags?,
+        steps: steps?,
+    })
+}
+
+fn steps(
+    cx: &mut Ctx<'_>,
+    task: &Fields<'_, '_>,
+    sequence: &Node<'_>,
+    r: &Resolver<'_>,
+) -> Option<Vec<Request>> {
+    for (key, key_node, _) in &task.entries {
+        if !TASK_KEYS.contains(&key.as_str()) {
+            cx.error_hint(
+                key_node,
+                format!("`{key}` cannot sit beside `sequence`"),
+                "a task is either one request or a `sequence:` of requests; move it into a step",
+            );
+        }
+    }
+    let items = cx.list(sequence, "`sequence`")?;
+    if items.is_empty() {
+        cx.error(sequence, "`sequence` needs at least one request");
+        return None;
+    }
+    let all: Vec<Option<Request>> = items
+        .iter()
+        .map(|item| request(cx, item, "a step of a sequence", r))
+        .collect();
+    all.into_iter().collect()
+}
+
+fn request(cx: &mut Ctx<'_>, node: &Node<'_>, what: &str, r: &Resolver<'_>) -> Option<Request> {
+    let allowed: Vec<&str> = METHOD_KEYS.iter().chain(&REQUEST_KEYS).copied().collect();
+    let f = cx.fields(node, what, &allowed)?;
+    request_from(cx, &f, r, false)
+}
+
+fn request_from(
+    cx: &mut Ctx<'_>,
+    f: &Fields<'_, '_>,
+    r: &Resolver<'_>,
+    in_task: bool,
+) -> Option<Request> {
+    let methods: Vec<_> = f
+        .entries
+        .iter()
+        .filter_map(|(k, key, value)| {
+            Some((
+                Method::parse(k).filter(|_| METHOD_KEYS.contains(&k.as_str()))?,
+                *key,
+                *value,
+            ))
+        })
+        .collect();
+    let (method, url_node) = match methods.as_slice() {
+        [] => {
+            let hint = if in_task {
+                "add one of `get`, `post`, `put`, `patch`, `delete`, `head` with the URL, or `sequence:` for several requests"
+            } else {
+                "add one of `get`, `post`, `put`, `patch`, `delete`, `head` with the URL, e.g. get: /"
+            };
+            cx.error_hint(f.node, "a request needs a method key", hint);
+            return None;
+        }
+        [(method, _, url)] => (*method, *url),
+        [(first, ..), (second, key, _), ..] => {
+            let message = format!(
+                "a request has one method, found `{}` and `{}`",
+                first.plan_key(),
+                second.plan_key()
+            );
+            cx.error_hint(key, message, "split it into two requests");
+            return None;
+        }
+    };
+    let url = url(cx, url_node, r);
+    let name = f.get("name").map(|n| cx.text(n, "`name`"));
+    let headers = f.get("headers").map(|n| pairs(cx, n, "`headers`", r));
+    let query = f.get("query").map(|n| pairs(cx, n, "`query`", r));
+    let body = body(cx, f, r);
+    let timeout = f.get("timeout").map(|n| cx.duration(n, "`timeout`"));
+    let check = f.get("check").map(|n| check(cx, n));
+    let captures = f.get("capture").map(|n| captures(cx, n, r.vars));
+    Some(Request {
+        method,
+        url: url?,
+        name: name.map_or(Some(None), |n| n.map(Some))?,
+        headers: headers.unwrap_or(Some(Vec::new()))?,
+        query: query.unwrap_or(Some(Vec::new()))?,
+        body: body?,
+        timeout: timeout.map_or(Some(None), |t| t.map(Some))?,
+        check: check.unwrap_or(Some(Check::default()))?,
+        captures: captures.unwrap_or(Some(Vec::new()))?,
+        line: yaml::line(f.node),
+    })
+}
+
+fn url(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Template> {
+    let template = cx.template(node, "the URL", r)?;
+    let text = yaml::scalar_text(node).unwrap_or_default();
+    let lower = text.to_ascii_lowercase();
+    let fine = ["/", "http://", "https://", "{{"]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    if !fine {
+        cx.error_hint(
+            node,
+            format!("the URL `{text}` must be a path starting with `/` or an absolute http:// or https:// URL"),
+            format!("write /{}", text.trim_start_matches('/')),
+        );
+        return None;
+    }
+    Some(template)
+}
+
+/// `headers` and `query`: names to templates; scalar values are taken as text.
+fn pairs(
+    cx: &mut Ctx<'_>,
+    node: &Node<'_>,
+    label: &str,
+    r: &Resolver<'_>,
+) -> Option<Vec<(String, Template)>> {
+    let fields = cx.mapping(node, label)?;
+    let all: Vec<Option<(String, Template)>> = fields
+        .entries
+        .iter()
+        .map(|(k, _, v)| {
+            Some((
+                k.clone(),
+                cx.template(v, &format!("the value of `{k}`"), r)?,
+            ))
+        })
+        .collect();
+    all.into_iter().collect()
+}
+
+fn body(cx: &mut Ctx<'_>, f: &Fields<'_, '_>, r: &Resolver<'_>) -> Option<Body> {
+    match (f.get("json"), f.get("body")) {
+        (Some(_), Some(_)) => {
+            let key = f.key("body").unwrap_or(f.node);
+            cx.error_hint(
+                key,
+                "a request has either `json` or `body`, not both",
+                "`json` sends a JSON document, `body` sends text as is",
+            );
+            None
+        }
+        (Some(json), None) => {
+            let value = cx.json(json, Some(r))?;
+            // Each string was compiled (and its errors reported) while converting.
+            JsonTemplate::compile(&value, r).ok().map(Body::Json)
+        }
+        (None, Some(text)) => cx.template(text, "`body`", r).map(Body::Text),
+        (None, None) => Some(Body::Empty),
+    }
+}
+
+fn check(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Check> {
+    let f = cx.fields(node, "`check`", &CHECK_KEYS)?;
+    let status = f.get("status").map(|n| statuses(cx, n));
+    let body_contains = f
+        .get("body_contains")
+        .map(|n| cx.strings(n, "`body_contains`"));
+    let json = f.get("json").map(|n| json_checks(cx, n));
+    let max_time = f.get("max_time").map(|n| cx.duration(n, "`max_time`"));
+    Some(Check {
+        status: status.map_or(Some(None), |s| s.map(Some))?,
+        body_contains: body_contains.unwrap_or(Some(Vec::new()))?,
+        json: json.unwrap_or(Some(Vec::new()))?,
+        max_time: max_time.map_or(Some(None), |t| t.map(Some))?,
+    })
+}
+
+fn statuses(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Vec<u16>> {
+    let items: Vec<&Node<'_>> = match data(node) {
+        YamlData::Sequence(items) if !items.is_empty() => items.iter().collect(),
+        _ => vec![node],
+    };
+    let all: Vec<Option<u16>> = items
+        .into_iter()
+        .map(|item| match data(item) {
+            YamlData::Value(Scalar::Integer(code)) if (100..=599).contains(code) => {
+                Some(*code as u16)
+            }
+            _ => {
+                let found = yaml::describe(item);
+                cx.error_hint(
+                    item,
+                    format!("`status` must be an HTTP status from 100 to 599, found {found}"),
+                    "e.g. status: 200 or status: [200, 201]",
+                );
+                None
+            }
+        })
+        .collect();
+    all.into_iter().collect()
+}
+
+fn json_checks(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Vec<(JsonPath, serde_json::Value)>> {
+    let fields = cx.mapping(node, "`json` checks")?;
+    let all: Vec<Option<(JsonPath, serde_json::Value)>> = fields
+        .entries
+        .iter()
+        .map(|(path, key, value)| {
+            let path = json_path(cx, key, path);
+            let value = cx.json(value, None);
+            Some((path?, value?))
+        })
+        .collect();
+    all.into_iter().collect()
+}
+
+fn json_path(cx: &mut Ctx<'_>, node: &Node<'_>, text: &str) -> Option<JsonPath> {
+    JsonPath::parse(text)
+        .map_err(|e| cx.error_hint(node, e, "e.g. $.token, $.items[0].id, $['key with spaces']"))
+        .ok()
+}
+
+fn captures(cx: &mut Ctx<'_>, node: &Node<'_>, vars: &[String]) -> Option<Vec<Capture>> {
+    let fields = cx.mapping(node, "`capture`")?;
+    let all: Vec<Option<Capture>> = fields
+        .entries
+        .iter()
+        .map(|(name, key, spec)| {
+            let valid = check_name(cx, key, name, "a captured variable");
+            let from = capture_source(cx, spec);
+            let var = vars.iter().position(|v| v == name)?;
+            valid.then_some(Capture {
+                var: VarId(var as u32),
+                from: from?,
+            })
+        })
+        .collect();
+    all.into_iter().collect()
+}
+
+fn capture_source(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<CaptureSource> {
+    let f = cx.fields(node, "a capture", &CAPTURE_KEYS)?;
+    let [(kind, _, value)] = f.entries.as_slice() else {
+        cx.error_hint(
+            node,
+            "a capture takes exactly one of `json`, `header` or `regex`",
+            "e.g. token: {json: $.token}",
+        );
+        return None;
+    };
+    let text = cx.string(value, &format!("`{kind}`"))?;
+    match kind.as_str() {
+        "json" => json_path(cx, value, &text).map(CaptureSource::Json),
+        "header" if text.trim().is_empty() => {
+            cx.error(value, "`header` needs a header name");
+            None
+        }
+        "header" => Some(CaptureSource::Header(text.trim().to_ascii_lowercase())),
+        "regex" => match regex_lite::Regex::new(&text) {
+            Ok(re) => Some(CaptureSource::Regex(re)),
+            Err(e) => {
+                let reason = e.to_string();
+                let reason = reason.lines().last().unwrap_or("").trim().to_string();
+                cx.error(value, format!("invalid regex: {reason}"));
+                None
+            }
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,241 @@
+//! Locust's headless console tables: the periodic stats table, and at the end the response
+//! time percentiles and the error report.
+//!
+//! Column layout and number formats are Locust's (whole milliseconds, truncated, as its `%d`
+//! does), so people who read Locust's output read ours; the name column is as wide as the
+//! longest name instead of cutting names off.
+
+use std::fmt::Write as _;
+
+use hatchery_core::stats::{Entry, Stats, PERCENTILES};
+use hatchery_core::Method;
+
+use super::whole_ms;
+
+const TYPE_WIDTH: usize = 8;
+/// Keeps a table of short names from looking cramped.
+const MIN_NAME_WIDTH: usize = 24;
+const AGGREGATED: &str = "Aggregated";
+
+fn name_width(stats: &Stats) -> usize {
+    stats
+        .entries()
+        .map(|(_, name, _)| name.chars().count())
+        .chain([AGGREGATED.len(), MIN_NAME_WIDTH])
+        .max()
+        .unwrap_or(MIN_NAME_WIDTH)
+}
+
+/// `GET ` in a [`TYPE_WIDTH`] column; Aggregated has none.
+fn type_column(method: Option<Method>) -> String {
+    method.map_or(String::new(), |m| format!("{m} "))
+}
+
+/// The stats table with current rates (the last 10 seconds before `now_unix_s`).
+pub fn stats_table(stats: &Stats, now_unix_s: u64) -> String {
+    let w = name_width(stats);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<TYPE_WIDTH$} {:<w$} {:>7} {:>12} |{:>7} {:>7} {:>7}{:>7} | {:>7} {:>11}",
+        "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Max", "Med", "req/s", "failures/s"
+    );
+    let separator = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n",
+        "-".repeat(TYPE_WIDTH),
+        "-".repeat(w),
+        "-".repeat(7),
+        "-".repeat(13),
+        "-".repeat(7),
+        "-".repeat(7),
+        "-".repeat(7),
+        "-".repeat(7),
+        "-".repeat(8),
+        "-".repeat(11)
+    );
+    out.push_str(&separator);
+    for (method, name, e) in stats.entries() {
+        stats_row(&mut out, Some(method), name, e, w, now_unix_s);
+    }
+    out.push_str(&separator);
+    stats_row(&mut out, None, AGGREGATED, stats.total(), w, now_unix_s);
+    out
+}
+
+fn stats_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w: usize, now: u64) {
+    let fails = format!("{}({:.2}%)", e.num_failures, e.fail_ratio() * 100.0);
+    let median = if e.num_requests == 0 {
+        0
+    } else {
+        whole_ms(e.histogram.quantile(0.5))
+    };
+    let _ = writeln!(
+        out,
+        "{:<TYPE_WIDTH$} {:<w$} {:>7} {:>12} |{:>7} {:>7} {:>7}{:>7} | {:>7.2} {:>11.2}",
+        type_column(method),
+        name,
+        e.num_requests,
+        fails,
+        e.avg_response_time_ms().trunc(),
+        e.histogram.min() / 1000,
+        e.histogram.max() / 1000,
+        median,
+        e.current_rps(now),
+        e.current_fail_per_sec(now),
+    );
+}
+
+/// "Response time percentiles (approximated)": rows with requests, then Aggregated.
+pub fn percentiles_table(stats: &Stats) -> String {
+    let w = name_width(stats);
+    let mut out = String::from("Response time percentiles (approximated)\n");
+    let _ = write!(out, "{:<TYPE_WIDTH$} {:<w$}", "Type", "Name");
+    for (i, q) in PERCENTILES.iter().enumerate() {
+        let width = if i == 0 { 8 } else { 6 };
+        let _ = write!(out, " {:>width$}", percent_label(*q));
+    }
+    out.push_str(" # reqs\n");
+    let separator = format!(
+        "{}|{}|{}|{}\n",
+        "-".repeat(TYPE_WIDTH),
+        "-".repeat(w),
+        "-".repeat(8),
+        vec!["-".repeat(6); PERCENTILES.len()].join("|")
+    );
+    out.push_str(&separator);
+    for (method, name, e) in stats.entries().filter(|(_, _, e)| e.num_requests > 0) {
+        percentile_row(&mut out, Some(method), name, e, w);
+    }
+    out.push_str(&separator);
+    if stats.total().num_requests > 0 {
+        percentile_row(&mut out, None, AGGREGATED, stats.total(), w);
+    }
+    out
+}
+
+fn percentile_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w: usize) {
+    let _ = write!(
+        out,
+        "{:<TYPE_WIDTH$} {:<w$}",
+        method.map_or("", Method::as_str),
+        name
+    );
+    for (i, us) in e.histogram.quantiles(&PERCENTILES).into_iter().enumerate() {
+        let width = if i == 0 { 8 } else { 6 };
+        let _ = write!(out, " {:>width$}", whole_ms(us));
+    }
+    let _ = writeln!(out, " {:>6}", e.num_requests);
+}
+
+/// `0.999` as `99.9%` (Locust's `get_readable_percentiles`).
+fn percent_label(q: f64) -> String {
+    let pct = format!("{:.6}", q * 100.0);
+    format!("{}%", pct.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// "Error report": occurrences and `METHOD name: error`; empty when nothing failed.
+pub fn errors_table(stats: &Stats) -> String {
+    let lines: Vec<(u64, String)> = stats
+        .errors()
+        .map(|e| {
+            (
+                e.stat.occurrences,
+                format!("{} {}: {}", e.method, e.name, e.error),
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let w = lines
+        .iter()
+        .map(|(_, l)| l.chars().count())
+        .chain([MIN_NAME_WIDTH])
+        .max()
+        .unwrap_or(MIN_NAME_WIDTH);
+    let separator = format!("{}|{}\n", "-".repeat(18), "-".repeat(w + 1));
+    let mut out = format!("Error report\n{:<18} Error\n{separator}", "# occurrences");
+    for (n, line) in &lines {
+        let _ = writeln!(out, "{n:<18} {line}");
+    }
+    out.push_str(&separator);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use hatchery_core::stats::Sample;
+
+    use super::*;
+
+    fn stats() -> Stats {
+        let mut s = Stats::new();
+        for (rt, at, error) in [
+            (1500, 100, None),
+            (3700, 101, None),
+            (12_345, 101, Some("HTTP 500")),
+        ] {
+            let sample = Sample {
+                response_time_us: rt,
+                content_length: 0,
+                at_unix_s: at,
+                error,
+            };
+            s.record(Method::Get, "/checkout", sample);
+        }
+        s
+    }
+
+    #[test]
+    fn the_stats_table_matches_locusts_layout() {
+        let want = "\
+Type     Name                      # reqs      # fails |    Avg     Min     Max    Med |   req/s  failures/s
+--------|------------------------|-------|-------------|-------|-------|-------|-------|--------|-----------
+GET      /checkout                      3    1(33.33%) |      5       1      12      4 |    1.50        0.50
+--------|------------------------|-------|-------------|-------|-------|-------|-------|--------|-----------
+         Aggregated                     3    1(33.33%) |      5       1      12      4 |    1.50        0.50
+";
+        assert_eq!(stats_table(&stats(), 103), want);
+    }
+
+    #[test]
+    fn the_name_column_widens_to_fit_long_names() {
+        let mut s = Stats::new();
+        let long = "/a/rather/long/path/that/locust/would/have/cut/off";
+        let sample = Sample {
+            response_time_us: 1,
+            content_length: 0,
+            at_unix_s: 1,
+            error: None,
+        };
+        s.record(Method::Post, long, sample);
+        let table = stats_table(&s, 1);
+        assert!(table.contains(&format!("POST     {long} ")), "{table}");
+    }
+
+    #[test]
+    fn the_percentiles_table_lists_rows_with_requests() {
+        let want = "\
+Response time percentiles (approximated)
+Type     Name                          50%    66%    75%    80%    90%    95%    98%    99%  99.9% 99.99%   100% # reqs
+--------|------------------------|--------|------|------|------|------|------|------|------|------|------|------|------
+GET      /checkout                       4      4     12     12     12     12     12     12     12     12     12      3
+--------|------------------------|--------|------|------|------|------|------|------|------|------|------|------|------
+         Aggregated                      4      4     12     12     12     12     12     12     12     12     12      3
+";
+        assert_eq!(percentiles_table(&stats()), want);
+    }
+
+    #[test]
+    fn the_error_report_lists_each_error_once_with_its_count() {
+        let want = "\
+Error report
+# occurrences      Error
+------------------|-------------------------
+1                  GET /checkout: HTTP 500
+------------------|-------------------------
+";
+        assert_eq!(errors_table(&stats()), want);
+        assert_eq!(errors_table(&Stats::new()), "");
+    }
+}

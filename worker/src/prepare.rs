@@ -1,0 +1,317 @@
+//! What can be worked out once per plan rather than per request: origins, static paths, header
+//! values, bodies and stats names. Templates that do need rendering are rendered per request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hatchery_core::plan::{Body, Plan, Request, Task, UserClass};
+use hatchery_core::template::Template;
+use hatchery_core::Method;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Uri;
+
+use crate::http::Origin;
+use crate::Error;
+
+/// A plan made ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub plan: Arc<Plan>,
+    pub classes: Vec<PreparedClass>,
+}
+
+#[derive(Debug)]
+pub struct PreparedClass {
+    pub on_start: Vec<PreparedRequest>,
+    pub on_stop: Vec<PreparedRequest>,
+    pub tasks: Vec<Vec<PreparedRequest>>,
+    /// Running sums of the task weights, for a weighted pick with one random number.
+    pub cumulative_weights: Vec<u64>,
+}
+
+/// The base every relative path is joined to.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub origin: Origin,
+    /// The host URL's path without its trailing slash ("" for `http://h:80/`).
+    pub path: String,
+}
+
+impl Base {
+    pub fn parse(url: &str) -> Result<Base, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid host URL {url:?}: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(format!(
+                "host {url:?} must be an absolute http:// or https:// URL"
+            ));
+        };
+        let origin = Origin::new(scheme, authority)
+            .ok_or_else(|| format!("host {url:?} must use http:// or https://"))?;
+        Ok(Base {
+            origin,
+            path: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct PreparedRequest {
+    pub source: Request,
+    pub method: http::Method,
+    pub core_method: Method,
+    pub url: Url,
+    /// The stats name when it does not depend on rendering.
+    pub name: Option<Arc<str>>,
+    pub static_headers: Vec<(HeaderName, HeaderValue)>,
+    pub dynamic_headers: Vec<(HeaderName, Template)>,
+    pub body: PreparedBody,
+    /// Whether checks or captures read the body (otherwise it is only drained and counted).
+    pub needs_body: bool,
+    pub needs_json: bool,
+}
+
+#[derive(Debug)]
+pub enum Url {
+    /// Known before the run: where to connect and the request target (path and query).
+    Static { origin: Origin, target: String },
+    /// Rendered per request, then joined to `base` when relative.
+    Dynamic { base: Option<Base> },
+}
+
+#[derive(Debug)]
+pub enum PreparedBody {
+    Static(Bytes),
+    Json,
+    Text,
+}
+
+impl Prepared {
+    /// `host` overrides the plan's host (`--host`). Fails when a relative path has no host to
+    /// go to, or a URL is unusable.
+    pub fn new(plan: Arc<Plan>, host: Option<&str>) -> Result<Prepared, Error> {
+        let classes = plan
+            .users
+            .iter()
+            .map(|class| prepare_class(&plan, class, host))
+            .collect::<Result<_, _>>()?;
+        Ok(Prepared { plan, classes })
+    }
+}
+
+fn prepare_class(
+    plan: &Plan,
+    class: &UserClass,
+    host: Option<&str>,
+) -> Result<PreparedClass, Error> {
+    let base = match host.or(class.host.as_deref()).or(plan.host.as_deref()) {
+        Some(url) => Some(Base::parse(url).map_err(Error::Config)?),
+        None => None,
+    };
+    let prep = |reqs: &[Request]| -> Result<Vec<PreparedRequest>, Error> {
+        reqs.iter()
+            .map(|r| prepare_request(r, base.as_ref(), &class.name))
+            .collect()
+    };
+    let mut cumulative_weights = Vec::with_capacity(class.tasks.len());
+    let mut sum = 0u64;
+    for t in &class.tasks {
+        sum += u64::from(t.weight);
+        cumulative_weights.push(sum);
+    }
+    Ok(PreparedClass {
+        on_start: prep(&class.on_start)?,
+        on_stop: prep(&class.on_stop)?,
+        tasks: class
+            .tasks
+            .iter()
+            .map(|t: &Task| prep(&t.steps))
+            .collect::<Result<_, _>>()?,
+        cumulative_weights,
+    })
+}
+
+fn prepare_request(
+    r: &Request,
+    base: Option<&Base>,
+    class: &str,
+) -> Result<PreparedRequest, Error> {
+    let at = |what: String| Error::Config(format!("{what} (user class {class}, line {})", r.line));
+    let url = match r.url.as_static() {
+        Some(text) if r.query.iter().all(|(_, v)| v.as_static().is_some()) => {
+            let mut target_text = text.to_string();
+            append_query(
+                &mut target_text,
+                r.query
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
+            );
+            let (origin, target) = resolve(&target_text, base).map_err(at)?;
+            Url::Static { origin, target }
+        }
+        _ => Url::Dynamic {
+            base: base.cloned(),
+        },
+    };
+    let name = match (&r.name, &url) {
+        (Some(n), _) => Some(Arc::from(n.as_str())),
+        (None, Url::Static { .. }) => r.url.as_static().map(|s| {
+            let mut s = s.to_string();
+            append_query(
+                &mut s,
+                r.query
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
+            );
+            Arc::from(s.as_str())
+        }),
+        (None, Url::Dynamic { .. }) => None,
+    };
+    let mut static_headers = Vec::new();
+    let mut dynamic_headers = Vec::new();
+    let mut has_content_type = false;
+    for (k, v) in &r.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| at(format!("invalid header name {k:?}")))?;
+        has_content_type |= name == CONTENT_TYPE;
+        match v.as_static() {
+            Some(s) => static_headers.push((
+                name,
+                HeaderValue::from_str(s)
+                    .map_err(|_| at(format!("invalid value for header {k}")))?,
+            )),
+            None => dynamic_headers.push((name, v.clone())),
+        }
+    }
+    let body = match &r.body {
+        Body::Empty => PreparedBody::Static(Bytes::new()),
+        Body::Json(j) => {
+            if !has_content_type {
+                static_headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+            }
+            match j.as_static() {
+                Some(b) => PreparedBody::Static(Bytes::copy_from_slice(b)),
+                None => PreparedBody::Json,
+            }
+        }
+        Body::Text(t) => match t.as_static() {
+            Some(s) => PreparedBody::Static(Bytes::copy_from_slice(s.as_bytes())),
+            None => PreparedBody::Text,
+        },
+    };
+    let needs_json = !r.check.json.is_empty()
+        || r.captures
+            .iter()
+            .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Json(_)));
+    let needs_body = needs_json
+        || !r.check.body_contains.is_empty()
+        || r.captures
+            .iter()
+            .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Regex(_)));
+    Ok(PreparedRequest {
+        source: r.clone(),
+        method: to_http_method(r.method),
+        core_method: r.method,
+        url,
+        name,
+        static_headers,
+        dynamic_headers,
+        body,
+        needs_body,
+        needs_json,
+    })
+}
+
+fn to_http_method(m: Method) -> http::Method {
+    match m {
+        Method::Get => http::Method::GET,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Patch => http::Method::PATCH,
+        Method::Delete => http::Method::DELETE,
+        Method::Head => http::Method::HEAD,
+    }
+}
+
+/// Splits a rendered URL into where to connect and the request target. Relative URLs are joined
+/// to the base.
+pub fn resolve(url: &str, base: Option<&Base>) -> Result<(Origin, String), String> {
+    if url.starts_with('/') {
+        let base = base.ok_or_else(|| {
+            format!("no host for the relative URL {url:?}: set `host:` in the plan or pass --host")
+        })?;
+        return Ok((base.origin.clone(), format!("{}{url}", base.path)));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        return Err(format!("URL {url:?} must start with / or http(s)://"));
+    };
+    let origin =
+        Origin::new(scheme, authority).ok_or_else(|| format!("URL {url:?} must use http(s)"))?;
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    Ok((origin, target))
+}
+
+/// Appends `?k=v&...` (or `&k=v` after an existing query), percent-encoding keys and values.
+pub fn append_query<'a>(url: &mut String, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (k, v) in pairs {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        encode_component(url, k);
+        url.push('=');
+        encode_component(url, v);
+    }
+}
+
+fn encode_component(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_urls_join_the_host_path() {
+        let base = Base::parse("http://127.0.0.1:8080/api/").unwrap();
+        let (origin, target) = resolve("/a?x=1", Some(&base)).unwrap();
+        assert_eq!(origin.port, 8080);
+        assert_eq!(origin.host, "127.0.0.1");
+        assert_eq!(target, "/api/a?x=1");
+    }
+
+    #[test]
+    fn absolute_urls_carry_their_own_origin() {
+        let (origin, target) = resolve("https://localhost/x", None).unwrap();
+        assert!(origin.tls);
+        assert_eq!(origin.port, 443);
+        assert_eq!(target, "/x");
+    }
+
+    #[test]
+    fn a_relative_url_without_a_host_is_a_clear_error() {
+        let err = resolve("/a", None).unwrap_err();
+        assert!(err.contains("--host"), "{err}");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let mut url = "/search".to_string();
+        append_query(&mut url, [("q", "a b&c"), ("n", "1")].into_iter());
+        assert_eq!(url, "/search?q=a%20b%26c&n=1");
+    }
+}
