@@ -27,7 +27,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path".
+/// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path" (and per
+/// "authorization VALUE" when that header is sent).
 ///
 /// Paths starting with `/status/NNN` answer with that status; `/json/...` answers
 /// `{"token":"t-1","ok":true}`; everything else answers `200 ok`.
@@ -90,9 +91,19 @@ async fn answer(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let key = format!("{} {}", req.method(), req.uri().path());
     let path = req.uri().path().to_string();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| format!("authorization {}", v.to_str().unwrap_or("?")));
     // Count only once the request is fully received, as the load generator counts responses.
     let _ = req.into_body().collect().await;
-    *counts.lock().expect("counts lock").entry(key).or_default() += 1;
+    {
+        let mut counts = counts.lock().expect("counts lock");
+        *counts.entry(key).or_default() += 1;
+        if let Some(auth) = auth {
+            *counts.entry(auth).or_default() += 1;
+        }
+    }
     let (status, body): (StatusCode, &'static str) =
         if let Some(code) = path.strip_prefix("/status/") {
             (

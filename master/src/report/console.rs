@@ -1,16 +1,15 @@
 //! Locust's headless console tables: the periodic stats table, and at the end the response
 //! time percentiles and the error report.
 //!
-//! Column layout and number formats are Locust's (whole milliseconds, truncated, as its `%d`
-//! does), so people who read Locust's output read ours; the name column is as wide as the
-//! longest name instead of cutting names off.
+//! The column layout is Locust's, so people who read Locust's output read ours. Two
+//! differences: times below 100 ms keep their decimals (a loopback target answers in
+//! microseconds, and Locust's whole milliseconds would show a wall of zeros), and the name column
+//! is as wide as the longest name instead of cutting names off.
 
 use std::fmt::Write as _;
 
 use hatchery_core::stats::{Entry, Stats, PERCENTILES};
 use hatchery_core::Method;
-
-use super::whole_ms;
 
 const TYPE_WIDTH: usize = 8;
 /// Keeps a table of short names from looking cramped.
@@ -65,9 +64,9 @@ pub fn stats_table(stats: &Stats, now_unix_s: u64) -> String {
 fn stats_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w: usize, now: u64) {
     let fails = format!("{}({:.2}%)", e.num_failures, e.fail_ratio() * 100.0);
     let median = if e.num_requests == 0 {
-        0
+        "0".to_string()
     } else {
-        whole_ms(e.histogram.quantile(0.5))
+        ms_us(e.histogram.quantile(0.5))
     };
     let _ = writeln!(
         out,
@@ -76,9 +75,9 @@ fn stats_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w:
         name,
         e.num_requests,
         fails,
-        e.avg_response_time_ms().trunc(),
-        e.histogram.min() / 1000,
-        e.histogram.max() / 1000,
+        ms(e.avg_response_time_ms()),
+        ms_us(e.histogram.min()),
+        ms_us(e.histogram.max()),
         median,
         e.current_rps(now),
         e.current_fail_per_sec(now),
@@ -88,7 +87,7 @@ fn stats_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w:
 /// "Response time percentiles (approximated)": rows with requests, then Aggregated.
 pub fn percentiles_table(stats: &Stats) -> String {
     let w = name_width(stats);
-    let mut out = String::from("Response time percentiles (approximated)\n");
+    let mut out = String::from("Response time percentiles (ms, within 0.1%)\n");
     let _ = write!(out, "{:<TYPE_WIDTH$} {:<w$}", "Type", "Name");
     for (i, q) in PERCENTILES.iter().enumerate() {
         let width = if i == 0 { 8 } else { 6 };
@@ -122,9 +121,24 @@ fn percentile_row(out: &mut String, method: Option<Method>, name: &str, e: &Entr
     );
     for (i, us) in e.histogram.quantiles(&PERCENTILES).into_iter().enumerate() {
         let width = if i == 0 { 8 } else { 6 };
-        let _ = write!(out, " {:>width$}", whole_ms(us));
+        let _ = write!(out, " {:>width$}", ms_us(us));
     }
     let _ = writeln!(out, " {:>6}", e.num_requests);
+}
+
+/// Milliseconds with two decimals below 10 ms, one below 100 ms, none above.
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn ms_us(us: u64) -> String {
+    ms(us as f64 / 1000.0)
 }
 
 /// `0.999` as `99.9%` (Locust's `get_readable_percentiles`).
@@ -191,9 +205,9 @@ mod tests {
         let want = "\
 Type     Name                      # reqs      # fails |    Avg     Min     Max    Med |   req/s  failures/s
 --------|------------------------|-------|-------------|-------|-------|-------|-------|--------|-----------
-GET      /checkout                      3    1(33.33%) |      5       1      12      4 |    1.50        0.50
+GET      /checkout                      3    1(33.33%) |   5.85    1.50    12.3   3.70 |    1.50        0.50
 --------|------------------------|-------|-------------|-------|-------|-------|-------|--------|-----------
-         Aggregated                     3    1(33.33%) |      5       1      12      4 |    1.50        0.50
+         Aggregated                     3    1(33.33%) |   5.85    1.50    12.3   3.70 |    1.50        0.50
 ";
         assert_eq!(stats_table(&stats(), 103), want);
     }
@@ -216,12 +230,12 @@ GET      /checkout                      3    1(33.33%) |      5       1      12 
     #[test]
     fn the_percentiles_table_lists_rows_with_requests() {
         let want = "\
-Response time percentiles (approximated)
+Response time percentiles (ms, within 0.1%)
 Type     Name                          50%    66%    75%    80%    90%    95%    98%    99%  99.9% 99.99%   100% # reqs
 --------|------------------------|--------|------|------|------|------|------|------|------|------|------|------|------
-GET      /checkout                       4      4     12     12     12     12     12     12     12     12     12      3
+GET      /checkout                    3.70   3.70   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3      3
 --------|------------------------|--------|------|------|------|------|------|------|------|------|------|------|------
-         Aggregated                      4      4     12     12     12     12     12     12     12     12     12      3
+         Aggregated                   3.70   3.70   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3      3
 ";
         assert_eq!(percentiles_table(&stats()), want);
     }
