@@ -140,6 +140,10 @@ pub struct RunArgs {
     )]
     pub loglevel: String,
 
+    /// PEM file of CA certificates to trust for https targets, besides the public roots.
+    #[arg(long, env = "HATCHERY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Runtime threads for the users (default: one per core).
     #[arg(long, env = "HATCHERY_THREADS", value_name = "N")]
     pub threads: Option<usize>,

@@ -44,10 +44,21 @@ pub fn run(args: &RunArgs, plan: Plan) -> i32 {
     let plan = Arc::new(plan);
     let (to_worker, from_master) = mpsc::channel(64);
     let (to_master, from_worker) = mpsc::channel(64);
+    let ca_certs = match &args.ca_cert {
+        Some(path) => match hatchery_worker::http::load_ca_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::CONFIG;
+            }
+        },
+        None => Vec::new(),
+    };
     let worker_config = hatchery_worker::Config {
         host: args.host.clone(),
         default_timeout: args.request_timeout,
         shards: threads,
+        ca_certs,
         ..Default::default()
     };
     let worker = match hatchery_worker::start(plan.clone(), worker_config, from_master, to_master) {

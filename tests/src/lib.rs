@@ -24,45 +24,97 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path" (and per
 /// "authorization VALUE" when that header is sent).
 ///
-/// Paths starting with `/status/NNN` answer with that status; `/json/...` answers
-/// `{"token":"t-1","ok":true}`; everything else answers `200 ok`.
+/// Paths starting with `/status/NNN` answer with that status; `/sleep/MS` answers after MS
+/// milliseconds (at most 10 s); `/json/...` answers `{"token":"t-1","ok":true}`; everything
+/// else answers `200 ok`.
 #[derive(Debug)]
 pub struct Target {
     pub addr: SocketAddr,
     counts: Arc<Mutex<HashMap<String, u64>>>,
     task: JoinHandle<()>,
+    tls: bool,
+}
+
+/// The CA that signed the TLS target's certificate (a PEM file).
+pub fn test_ca() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ca.pem")
 }
 
 impl Target {
     pub async fn start() -> Target {
+        Target::serve(None).await
+    }
+
+    /// The same target over TLS, with the certificate in tests/fixtures (signed by
+    /// [`test_ca`] for `localhost` and `127.0.0.1`).
+    pub async fn start_tls() -> Target {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let certs = CertificateDer::pem_file_iter(fixtures.join("localhost.pem"))
+            .expect("read fixture cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse fixture cert");
+        let key =
+            PrivateKeyDer::from_pem_file(fixtures.join("localhost.key")).expect("fixture key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        Target::serve(Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<TlsAcceptor>) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let c = counts.clone();
+        let tls_enabled = tls.is_some();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let c = c.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| answer(c.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = http1::Builder::new();
+                    let _ = match tls {
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(s) => http.serve_connection(TokioIo::new(s), svc).await,
+                            Err(_) => return,
+                        },
+                        None => http.serve_connection(TokioIo::new(stream), svc).await,
+                    };
                 });
             }
         });
-        Target { addr, counts, task }
+        Target {
+            addr,
+            counts,
+            task,
+            tls: tls_enabled,
+        }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS target.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// Requests received for `method` and `path` (path without the query).
@@ -113,6 +165,10 @@ async fn answer(
                     .unwrap_or(StatusCode::BAD_REQUEST),
                 "status",
             )
+        } else if let Some(ms) = path.strip_prefix("/sleep/") {
+            let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            (StatusCode::OK, "slept")
         } else if path.starts_with("/json/") {
             (StatusCode::OK, r#"{"token":"t-1","ok":true}"#)
         } else {
@@ -123,7 +179,8 @@ async fn answer(
     Ok(r)
 }
 
-/// The `hatchery` binary built next to this test (target/<profile>/hatchery).
+/// The `hatchery` binary built next to this test (target/<profile>/hatchery). Refuses a binary
+/// older than the sources it is built from, so a test never passes against stale code.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe
@@ -131,12 +188,37 @@ pub fn binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("test binary lives in target/<profile>/deps");
     let bin = dir.join(format!("hatchery{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p hatchery-cli` (cargo test --workspace does)",
-        bin.display()
-    );
+    let build = "build it with `cargo build -p hatchery-cli` (`cargo test --workspace` does)";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest = ["core/src", "worker/src", "master/src", "cli/src"]
+        .iter()
+        .filter_map(|d| newest_mtime(&root.join(d)))
+        .max();
+    if let Some(newest) = newest {
+        assert!(
+            built >= newest,
+            "{} is older than its sources: {build}",
+            bin.display()
+        );
+    }
     bin
+}
+
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// A `hatchery` command line to run.

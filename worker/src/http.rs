@@ -9,7 +9,8 @@ use http::HeaderValue;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -75,15 +76,32 @@ impl std::fmt::Debug for Connector {
 
 impl Default for Connector {
     fn default() -> Self {
-        Self::new()
+        Self::new(&[]).expect("the bundled roots are valid")
     }
 }
 
+/// Reads the PEM certificates in `path`, to trust besides the public roots (`--ca-cert`).
+pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read CA certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 impl Connector {
-    pub fn new() -> Connector {
-        let roots = rustls::RootCertStore {
+    /// Trusts the public web roots and `extra` (a private CA for a test environment).
+    pub fn new(extra: &[CertificateDer<'static>]) -> Result<Connector, String> {
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        for cert in extra {
+            roots
+                .add(cert.clone())
+                .map_err(|e| format!("unusable CA certificate: {e}"))?;
+        }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -91,9 +109,9 @@ impl Connector {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-        Connector {
+        Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
-        }
+        })
     }
 
     /// Opens a connection. Its driver runs as its own task and ends when the connection closes.

@@ -46,6 +46,8 @@ pub struct Config {
     pub report_interval: Duration,
     /// Stats shards; one per runtime thread avoids lock contention.
     pub shards: usize,
+    /// Certificates trusted besides the public web roots.
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             default_timeout: Duration::from_secs(60),
             report_interval: Duration::from_secs(1),
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -81,7 +84,7 @@ pub fn start(
     let shared = Arc::new(Shared {
         prepared,
         recorder: Recorder::new(config.shards, config.node),
-        connector: http::Connector::new(),
+        connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
     });
     Ok(worker::run(
