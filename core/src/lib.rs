@@ -10,9 +10,11 @@
 //!   worker's per-second delta and the master's total are the same type.
 //! - [`apportion`]: exact largest-remainder apportionment of users to classes and the smooth order
 //!   in which to start or stop them.
+//! - [`dispatch`]: which worker runs which users, and the one-user steps between assignments.
 //! - [`protocol`]: the messages between the run coordinator (master) and a worker.
 
 pub mod apportion;
+pub mod dispatch;
 pub mod duration;
 pub mod histogram;
 pub mod jsonpath;

@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# Hatchery's benchmark harness: hatchery against wrk, in ONE run, on loopback only.
+#
+#   bench/run.sh [-d SECONDS] [-u USERS] [-n RUNS] [--mem-users N] [--no-memory] [--no-build]
+#
+# Environment equivalents: BENCH_DURATION (10), BENCH_USERS (50), BENCH_RUNS (3),
+# BENCH_MEM_USERS (10000), BENCH_MEMORY (1), BENCH_BUILD (1).
+#
+# What it does (docs/benchmarks.md explains why):
+#   1. installs nginx, wrk, GNU time and jq from Debian if missing (needs root then);
+#   2. builds `cargo build --release -p hatchery-cli`;
+#   3. starts nginx from its own config in a temp dir (1 worker, access log off, keep-alive,
+#      `return 200 "ok"`) on a free 127.0.0.1 port, pinned to core 0;
+#   4. throughput: RUNS rounds, each round wrk then hatchery (alternating), each pinned to
+#      core 1 with USERS keep-alive connections for SECONDS; generator CPU time (user, sys) from
+#      GNU time, nginx CPU from /proc/<worker>/stat deltas; medians of the rounds;
+#   5. memory: hatchery with users that make one request and then sit idle on their keep-alive
+#      connection, at 1 and at MEM_USERS users; VmRSS sampled once spawning is done;
+#   6. prints a markdown report and writes it to bench/out/<timestamp>.md.
+# Every wait is bounded; nginx and every process started here are stopped on exit.
+set -euo pipefail
+
+DURATION=${BENCH_DURATION:-10}
+USERS=${BENCH_USERS:-50}
+RUNS=${BENCH_RUNS:-3}
+MEM_USERS=${BENCH_MEM_USERS:-10000}
+MEMORY=${BENCH_MEMORY:-1}
+BUILD=${BENCH_BUILD:-1}
+MEM_SPAWN_RATE=5000
+MEM_RUN_TIME=15        # seconds
+MEM_SAMPLE_AT=9        # seconds after start: spawning (2 s at 5000/s) is long done, no user has
+                       # made its second request yet (waits are 10-30 s)
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -d|--duration) DURATION=${2:?}; shift 2 ;;
+        -u|--users) USERS=${2:?}; shift 2 ;;
+        -n|--runs) RUNS=${2:?}; shift 2 ;;
+        --mem-users) MEM_USERS=${2:?}; shift 2 ;;
+        --no-memory) MEMORY=0; shift ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+for v in DURATION USERS RUNS MEM_USERS; do
+    case "${!v}" in ''|*[!0-9]*|0) echo "run.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+HATCHERY=$ROOT/target/release/hatchery
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- 1. tools
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root once to install them"
+    pkgs=()
+    for p in "${missing[@]}"; do
+        if [ "$p" = nginx ]; then pkgs+=(nginx-light); else pkgs+=("$p"); fi
+    done
+    log "installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y "${pkgs[@]}" >&2; then
+        apt-get update >&2
+        # nginx-light is gone from newer releases: fall back to nginx
+        apt-get install -y "${pkgs[@]}" >&2 || {
+            pkgs=("${pkgs[@]/nginx-light/nginx}")
+            apt-get install -y "${pkgs[@]}" >&2
+        }
+    fi
+    # Debian's postinst may start the system nginx (when there is an init system): we never use
+    # it, and it does not listen on our port.
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- 2. build
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release -p hatchery-cli"
+    cargo build --release -p hatchery-cli >&2
+fi
+[ -x "$HATCHERY" ] || die "$HATCHERY not built"
+
+# ---------------------------------------------------------------- cleanup
+TMP=$(mktemp -d /tmp/hatchery-bench.XXXXXX)
+NGINX_PID=
+GEN_PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for p in "${GEN_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -TERM "$NGINX_PID" 2>/dev/null      # nginx: TERM = fast shutdown of master + worker
+        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$NGINX_PID" 2>/dev/null
+    fi
+    wait 2>/dev/null
+    rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- file descriptors
+# 10,000 idle users need 10,000 sockets in hatchery and as many in nginx.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if [ "$MEMORY" = 1 ] && [ "$NOFILE" -lt $((MEM_USERS + 200)) ]; then
+    die "open-file limit is $NOFILE (hard $(ulimit -Hn)), $MEM_USERS idle users need $((MEM_USERS + 200)); lower --mem-users"
+fi
+WORKER_CONNECTIONS=20000
+[ "$MEM_USERS" -lt 19000 ] || WORKER_CONNECTIONS=$((MEM_USERS + 1000))
+
+# ---------------------------------------------------------------- 3. nginx
+# /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks; the text after the last ')'
+# starts at field 3.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_nginx() {
+    local port=$1
+    mkdir -p "$TMP/nginx"
+    cat > "$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections $WORKER_CONNECTIONS; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port reuseport;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+    taskset -c 0 "$NGINX" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
+        >"$TMP/nginx/stdout" 2>&1 &
+    NGINX_PID=$!
+    for _ in $(seq 50); do
+        kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; return 1; }
+        if port_open "$port"; then return 0; fi
+        sleep 0.1
+    done
+    kill -TERM "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
+    return 1
+}
+
+PORT=
+for _ in $(seq 10); do
+    p=$((20000 + RANDOM % 10000))      # below the ephemeral range, so no client socket has it
+    port_open "$p" && continue
+    if start_nginx "$p"; then PORT=$p; break; fi
+done
+[ -n "$PORT" ] || die "nginx did not start: $(cat "$TMP/nginx/error.log" 2>/dev/null | tail -3)"
+NGINX_WORKER=
+for _ in $(seq 50); do
+    NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
+    [ -n "$NGINX_WORKER" ] && break
+    sleep 0.1
+done
+[ -n "$NGINX_WORKER" ] || die "no nginx worker process under $NGINX_PID"
+TARGET=http://127.0.0.1:$PORT/
+body=$(curl -fsS "$TARGET" 2>/dev/null || true)
+[ "$body" = ok ] || die "nginx at $TARGET answered '$body', expected 'ok'"
+log "nginx $NGINX_PID (worker $NGINX_WORKER) on $TARGET, core 0"
+
+# ---------------------------------------------------------------- measuring one process
+# timed NAME CMD...: runs CMD pinned to core 1 under GNU time, in the background, with a hard
+# limit; sets GEN_PID (the generator's own pid) and TIMED_PID (what to wait for).
+timed() {
+    local name=$1 limit=$2; shift 2
+    rm -f "$TMP/$name.pid"
+    timeout -s TERM -k 10 "$limit" \
+        /usr/bin/time -f '%U %S %e' -o "$TMP/$name.time" \
+        sh -c 'echo $$ > "$0"; exec taskset -c 1 "$@"' "$TMP/$name.pid" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    TIMED_PID=$!
+    GEN_PIDS=("$TIMED_PID")
+    GEN_PID=
+    for _ in $(seq 100); do
+        [ -s "$TMP/$name.pid" ] && { GEN_PID=$(cat "$TMP/$name.pid"); break; }
+        sleep 0.02
+    done
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# throughput_run PEER ROUND: one measured run; appends a line to $TMP/runs.tsv:
+# peer round requests errors user_s sys_s wall_s rps_wall nginx_util rss_mid_kib
+throughput_run() {
+    local peer=$1 round=$2 name="$1.$2" n0 n1 t0 t1 rss=0 rc=0
+    local cmd
+    if [ "$peer" = wrk ]; then
+        cmd=(wrk -t1 "-c$USERS" "-d${DURATION}s" "$TARGET")
+    else
+        cmd=("$HATCHERY" -f bench/plan.yaml --headless -u "$USERS" -r 1000 -t "${DURATION}s"
+             --threads 1 --host "http://127.0.0.1:$PORT" --json --only-summary)
+    fi
+    n0=$(cpu_ticks "$NGINX_WORKER"); t0=$(date +%s.%N)
+    timed "$name" $((DURATION + 60)) "${cmd[@]}"
+    sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+    [ -n "$GEN_PID" ] && rss=$(rss_kib "$GEN_PID")
+    wait "$TIMED_PID" || rc=$?
+    n1=$(cpu_ticks "$NGINX_WORKER"); t1=$(date +%s.%N)
+    # hatchery exits 1 when a request failed: that is counted below, not fatal here
+    if [ "$rc" -ne 0 ] && { [ "$peer" = wrk ] || [ "$rc" -ne 1 ]; }; then
+        die "$peer run $round exited $rc: $(tail -5 "$TMP/$name.err")"
+    fi
+    [ -s "$TMP/$name.time" ] || die "$peer run $round: no GNU time output"
+    local requests errors rps user sys wall
+    read -r user sys wall < <(tail -1 "$TMP/$name.time")
+    if [ "$peer" = wrk ]; then
+        requests=$(awk '/ requests in / { print $1 }' "$TMP/$name.out")
+        local secs
+        secs=$(awk '/ requests in / { sub(/s,$/, "", $4); print $4 }' "$TMP/$name.out")
+        errors=$(awk '/Non-2xx or 3xx responses:/ { n += $NF }
+                      /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+                      END { print n + 0 }' "$TMP/$name.out")
+        rps=$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
+    else
+        requests=$(jq '.stats[] | select(.name == "Aggregated") | .num_requests' "$TMP/$name.out")
+        errors=$(jq '.stats[] | select(.name == "Aggregated") | .num_failures' "$TMP/$name.out")
+        rps=$(jq '.stats[] | select(.name == "Aggregated") | .total_rps | floor' "$TMP/$name.out")
+    fi
+    [ -n "$requests" ] && [ "$requests" -gt 0 ] || die "$peer run $round: no requests counted"
+    local util
+    util=$(awk -v a="$n0" -v b="$n1" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.3f", (b - a) / hz / (t1 - t0) }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$peer" "$round" "$requests" "$errors" \
+        "$user" "$sys" "$wall" "$rps" "$util" "$rss" >> "$TMP/runs.tsv"
+    log "$peer #$round: $requests requests, $errors errors, user ${user}s sys ${sys}s, ${rps}/s wall, nginx $(awk -v u="$util" 'BEGIN { printf "%.0f%%", u * 100 }')"
+}
+
+# ---------------------------------------------------------------- 4. throughput
+: > "$TMP/runs.tsv"
+for round in $(seq "$RUNS"); do
+    throughput_run wrk "$round"
+    sleep 1
+    throughput_run hatchery "$round"
+    sleep 1
+done
+
+# ---------------------------------------------------------------- 5. memory
+# mem_run USERS: appends "users rss_kib fds established failures requests" to $TMP/mem.tsv
+mem_run() {
+    local u=$1 name="mem.$1" rss=0 fds=0 est=0 rc=0
+    timed "$name" $((MEM_RUN_TIME + 60)) "$HATCHERY" -f bench/idle.yaml --headless -u "$u" \
+        -r "$MEM_SPAWN_RATE" -t "${MEM_RUN_TIME}s" --threads 1 --host "http://127.0.0.1:$PORT" \
+        --json --only-summary
+    sleep "$MEM_SAMPLE_AT"
+    if [ -n "$GEN_PID" ] && kill -0 "$GEN_PID" 2>/dev/null; then
+        rss=$(rss_kib "$GEN_PID")
+        fds=$(find "/proc/$GEN_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+        est=$(ss -Htn state established "( dport = :$PORT )" 2>/dev/null | wc -l)
+    fi
+    wait "$TIMED_PID" || rc=$?
+    [ "$rc" -le 1 ] || die "memory run with $u users exited $rc: $(tail -5 "$TMP/$name.err")"
+    local fails reqs
+    fails=$(jq '.stats[] | select(.name == "Aggregated") | .num_failures' "$TMP/$name.out")
+    reqs=$(jq '.stats[] | select(.name == "Aggregated") | .num_requests' "$TMP/$name.out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$u" "$rss" "$fds" "$est" "$fails" "$reqs" >> "$TMP/mem.tsv"
+    log "memory, $u users: VmRSS ${rss} KiB, $fds fds, $est established to nginx, $reqs requests, $fails failures"
+}
+: > "$TMP/mem.tsv"
+if [ "$MEMORY" = 1 ]; then
+    mem_run 1
+    sleep 1
+    mem_run "$MEM_USERS"
+fi
+
+# ---------------------------------------------------------------- 6. report
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# col PEER AWK-EXPR: the expression over each run of PEER ($3 requests, $4 errors, $5 user,
+# $6 sys, $7 wall, $8 rps, $9 nginx util, $10 rss), then the median
+col() { awk -F'\t' -v p="$1" '$1 == p { print '"$2"' }' "$TMP/runs.tsv" | median; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+
+declare -A M
+for peer in wrk hatchery; do
+    M[$peer.rpc]=$(col "$peer" '$3 / ($5 + $6)')
+    M[$peer.us_user]=$(col "$peer" '$5 * 1e6 / $3')
+    M[$peer.us_sys]=$(col "$peer" '$6 * 1e6 / $3')
+    M[$peer.us_tot]=$(col "$peer" '($5 + $6) * 1e6 / $3')
+    M[$peer.kernel]=$(col "$peer" '$6 / ($5 + $6)')
+    M[$peer.rps]=$(col "$peer" '$8')
+    M[$peer.gen_util]=$(col "$peer" '($5 + $6) / $7')
+    M[$peer.nginx]=$(col "$peer" '$9')
+    M[$peer.rss]=$(col "$peer" '$10 / 1024')
+    M[$peer.errors]=$(awk -F'\t' -v p="$peer" '$1 == p { n += $4 } END { print n + 0 }' "$TMP/runs.tsv")
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+# per-round ratios (each hatchery run against the wrk run just before it)
+PAIR_RATIOS=$(awk -F'\t' '{ v[$1, $2] = $3 / ($5 + $6) } END { for (r = 1; ("wrk", r) in v; r++) if (("hatchery", r) in v) printf "%.2f ", v["hatchery", r] / v["wrk", r] }' "$TMP/runs.tsv")
+PAIR_MEDIAN=$(for r in $PAIR_RATIOS; do echo "$r"; done | median)
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+mkdir -p bench/out
+OUT=bench/out/$STAMP.md
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git status --porcelain -- . ':!bench/out' 2>/dev/null | grep -q . && echo " (+ uncommitted changes)" || true)
+{
+    echo "# Hatchery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+    echo "- hatchery $REV$DIRTY; $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); $("$NGINX" -v 2>&1 | sed 's/.*: //')"
+    echo "- target: nginx, 1 worker pinned to core 0, \`return 200 \"ok\"\`, keep-alive, access log off, 127.0.0.1:$PORT"
+    echo "- generators pinned to core 1, $USERS keep-alive connections/users, ${DURATION} s per run, $RUNS runs each, alternating wrk, hatchery"
+    echo "  - \`wrk -t1 -c$USERS -d${DURATION}s $TARGET\`"
+    echo "  - \`hatchery -f bench/plan.yaml --headless -u $USERS -r 1000 -t ${DURATION}s --threads 1 --host http://127.0.0.1:$PORT --json --only-summary\`"
+    echo "- CPU time: GNU time (user, sys) of the generator process; nginx CPU: /proc/<worker>/stat delta over the run"
+    echo
+    echo "## Throughput (medians of $RUNS)"
+    echo
+    echo "| metric | wrk | hatchery | hatchery / wrk |"
+    echo "|---|---:|---:|---:|"
+    echo "| **requests per generator CPU-second** | $(fmt "${M[wrk.rpc]}" %.0f) | $(fmt "${M[hatchery.rpc]}" %.0f) | **$(ratio "${M[hatchery.rpc]}" "${M[wrk.rpc]}")** |"
+    echo "| CPU per request, user (us) | $(fmt "${M[wrk.us_user]}" %.2f) | $(fmt "${M[hatchery.us_user]}" %.2f) | $(ratio "${M[hatchery.us_user]}" "${M[wrk.us_user]}") |"
+    echo "| CPU per request, kernel (us) | $(fmt "${M[wrk.us_sys]}" %.2f) | $(fmt "${M[hatchery.us_sys]}" %.2f) | $(ratio "${M[hatchery.us_sys]}" "${M[wrk.us_sys]}") |"
+    echo "| CPU per request, total (us) | $(fmt "${M[wrk.us_tot]}" %.2f) | $(fmt "${M[hatchery.us_tot]}" %.2f) | $(ratio "${M[hatchery.us_tot]}" "${M[wrk.us_tot]}") |"
+    echo "| kernel share of generator CPU | $(fmt "${M[wrk.kernel]}" %.2f) | $(fmt "${M[hatchery.kernel]}" %.2f) | |"
+    echo "| requests/s (wall) | $(fmt "${M[wrk.rps]}" %.0f) | $(fmt "${M[hatchery.rps]}" %.0f) | $(ratio "${M[hatchery.rps]}" "${M[wrk.rps]}") |"
+    echo "| generator CPU utilization (core 1) | $(fmt "${M[wrk.gen_util]}" %.2f) | $(fmt "${M[hatchery.gen_util]}" %.2f) | |"
+    echo "| nginx worker CPU utilization (core 0) | $(fmt "${M[wrk.nginx]}" %.2f) | $(fmt "${M[hatchery.nginx]}" %.2f) | |"
+    echo "| generator VmRSS mid-run (MiB) | $(fmt "${M[wrk.rss]}" %.1f) | $(fmt "${M[hatchery.rss]}" %.1f) | |"
+    echo "| errors / failures (all runs) | ${M[wrk.errors]} | ${M[hatchery.errors]} | |"
+    echo
+    echo "Per-round ratios of requests per CPU-second (hatchery / the wrk run just before): ${PAIR_RATIOS}(median $PAIR_MEDIAN)."
+    awk -v a="${M[wrk.nginx]}" -v b="${M[hatchery.nginx]}" 'BEGIN { if (a > 0.9 || b > 0.9) print "\n**Warning:** nginx used more than 90% of its core: the target may have limited the wall rate (requests per generator CPU-second stay meaningful)." }'
+    echo
+    echo "### Every run"
+    echo
+    echo "| peer | round | requests | errors | user s | sys s | wall s | req/s wall | req per CPU-s | nginx CPU |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f |\n", $1, $2, $3, $4, $5, $6, $7, $8, $3 / ($5 + $6), $9 }' "$TMP/runs.tsv"
+    if [ "$MEMORY" = 1 ]; then
+        echo
+        echo "## Memory per idle user"
+        echo
+        echo "Users make one request, then wait \`between: [10s, 30s]\` holding their keep-alive connection (bench/idle.yaml);"
+        echo "\`-r $MEM_SPAWN_RATE -t ${MEM_RUN_TIME}s --threads 1\`, VmRSS sampled ${MEM_SAMPLE_AT} s after start."
+        echo
+        echo "| users | VmRSS (KiB) | open fds | established to nginx | requests | failures |"
+        echo "|---:|---:|---:|---:|---:|---:|"
+        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $5 }' "$TMP/mem.tsv"
+        echo
+        awk -F'\t' -v n="$MEM_USERS" 'NR == 1 { r1 = $2 } NR == 2 { rn = $2 }
+            END { if (n > 1 && rn > 0) printf "**RSS per idle user: (RSS_%d - RSS_1) / %d = %.1f KiB**\n", n, n - 1, (rn - r1) / (n - 1) }' "$TMP/mem.tsv"
+    fi
+} > "$OUT"
+cat "$OUT"
+log "written to $OUT"
