@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use hatchery_core::apportion::Claim;
 use hatchery_core::Plan;
+use hatchery_master::local;
 use hatchery_master::report::{console, csv::CsvWriter, json, thresholds};
-use hatchery_master::run::{self, Event, Observer, Outcome, RunConfig, StopReason, View};
-use tokio::sync::mpsc;
+use hatchery_master::run::{
+    self, Event, Inbox, Observer, Outcome, RunConfig, State, Status, StopReason, View,
+};
+use tokio::sync::{mpsc, watch};
 
 use crate::args::RunArgs;
 use crate::exit;
@@ -70,16 +73,23 @@ pub fn run(args: &RunArgs, plan: Plan) -> i32 {
     };
     let mut console = Console::new(args);
     let outcome = runtime.block_on(async {
+        let (events, events_rx) = mpsc::channel(64);
+        let (_commands, commands_rx) = mpsc::channel(16);
+        let (status, _) = watch::channel(Status {
+            state: State::Ready,
+            workers: 0,
+            expected: 1,
+        });
+        let inbox = Inbox {
+            events: events_rx,
+            commands: commands_rx,
+            status,
+        };
         let worker = tokio::spawn(worker);
-        let outcome = run::run(
-            config,
-            to_worker,
-            from_worker,
-            &mut console,
-            shutdown_signal(),
-        )
-        .await;
+        let link = tokio::spawn(local::attach(events, to_worker, from_worker));
+        let outcome = run::run(config, inbox, &mut console, shutdown_signal()).await;
         worker.abort();
+        link.abort();
         outcome
     });
     console.finish(args, &plan, &outcome)
@@ -112,6 +122,10 @@ fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, String> {
             .collect(),
         class_names: plan.users.iter().map(|c| c.name.clone()).collect(),
         reset_stats: args.reset_stats,
+        expect_workers: 1,
+        expect_workers_max_wait: None,
+        heartbeat_liveness: None,
+        end_without_workers: true,
     })
 }
 
@@ -257,12 +271,24 @@ impl Observer for Console {
                 tracing::info!("shape stage {}: {users} users", index + 1)
             }
             Event::StatsReset => tracing::info!("statistics reset after spawning (--reset-stats)"),
+            Event::WorkerJoined { id, workers } => {
+                tracing::info!("worker {id} connected ({workers} connected)")
+            }
+            Event::WorkerLeft {
+                id,
+                reason,
+                workers,
+            } => tracing::warn!("worker {id} lost: {reason} ({workers} connected)"),
+            Event::WorkerBusy { id, cpu_percent } => tracing::warn!(
+                "worker {id} uses {cpu_percent:.0}% CPU: its response times are suspect; add workers"
+            ),
             Event::Stopping(reason) => {
                 let why = match reason {
                     StopReason::TimeLimit => "run time limit reached",
                     StopReason::ShapeEnded => "load shape ended",
                     StopReason::Interrupted => "interrupted",
                     StopReason::WorkerLost => "worker lost",
+                    StopReason::GateTimeout => "the expected workers did not connect in time",
                 };
                 tracing::info!("{why}: stopping {} users", view.user_count());
             }

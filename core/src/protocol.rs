@@ -33,6 +33,8 @@ pub enum ToWorker {
     },
     /// Drop what was recorded and not yet reported.
     ResetStats,
+    /// The run is over: stop every user at once and exit.
+    Quit,
 }
 
 /// Worker -> master.
@@ -44,6 +46,17 @@ pub enum FromWorker {
     Stopped,
     /// Answers [`ToWorker::ResetStats`]: reports after this one start from zero.
     StatsReset,
+    Heartbeat(Heartbeat),
+}
+
+/// A worker's vital signs, every heartbeat interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// Users running, per class.
+    pub users: Vec<u32>,
+    /// Process CPU use since the previous heartbeat, in percent of one core.
+    pub cpu_percent: f32,
+    pub memory_bytes: u64,
 }
 
 #[derive(Debug, Clone)]

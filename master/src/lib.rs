@@ -1,9 +1,12 @@
 //! Hatchery's run coordinator.
 //!
-//! - [`run`]: the run state machine: ramps users at the spawn rate (or along a load shape),
-//!   stops at the deadline, merges the workers' stats deltas and lets a reporter watch.
+//! - [`run`]: the run state machine: waits for the expected workers, ramps users at the spawn
+//!   rate (or along a load shape), re-dispatches when workers come and go, stops at the
+//!   deadline, merges the workers' stats deltas and lets a reporter watch.
+//! - [`local`]: an in-process worker joined to the run (standalone mode).
 //! - [`report`]: what the run's numbers look like outside: the console table, Locust's CSV
 //!   files, JSON, and threshold verdicts.
 
+pub mod local;
 pub mod report;
 pub mod run;

@@ -120,6 +120,7 @@ pub(crate) async fn run(
                         break;
                     }
                 }
+                Some(ToWorker::Quit) => break,
                 Some(ToWorker::ResetStats) => {
                     drop(shared.recorder.take());
                     if to_master.send(FromWorker::StatsReset).await.is_err() {

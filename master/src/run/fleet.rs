@@ -1,0 +1,172 @@
+//! The workers taking part in a run, what each was told to run, and what each says it runs.
+
+use std::collections::BTreeMap;
+
+use hatchery_core::dispatch::{self, Assignment, Change};
+use hatchery_core::protocol::{self, ToWorker};
+use tokio::sync::mpsc;
+
+/// A worker's name, stable across its reconnects.
+pub type WorkerId = String;
+
+/// What the fleet knows of one worker, for views and the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerView {
+    pub id: WorkerId,
+    pub state: &'static str,
+    pub users: u32,
+    pub cpu_percent: f32,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Member {
+    tx: mpsc::Sender<ToWorker>,
+    pub assigned: Vec<u32>,
+    pub reported: Vec<u32>,
+    /// Heartbeat intervals since the worker was last heard from.
+    pub missed: u32,
+    pub stopped: bool,
+    /// An assignment could not be queued (the session was full): send it again next tick.
+    unsent: bool,
+    pub cpu_percent: f32,
+    pub memory_bytes: u64,
+    pub warned_cpu: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Fleet {
+    classes: usize,
+    pub members: BTreeMap<WorkerId, Member>,
+}
+
+impl Fleet {
+    pub fn new(classes: usize) -> Fleet {
+        Fleet {
+            classes,
+            members: BTreeMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Adds a worker (or replaces the session of one that reconnected; its users are the ones
+    /// it reports, so nothing is assigned twice).
+    pub fn join(&mut self, id: WorkerId, tx: mpsc::Sender<ToWorker>) {
+        let member = Member {
+            tx,
+            assigned: vec![0; self.classes],
+            reported: vec![0; self.classes],
+            missed: 0,
+            stopped: false,
+            unsent: false,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+            warned_cpu: false,
+        };
+        self.members.insert(id, member);
+    }
+
+    pub fn leave(&mut self, id: &str) -> bool {
+        self.members.remove(id).is_some()
+    }
+
+    /// Current assignment in member order (sorted by id) and the ids in that order.
+    pub fn assignment(&self) -> (Vec<WorkerId>, Assignment) {
+        self.members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.assigned.clone()))
+            .unzip()
+    }
+
+    /// Applies one dispatch step; `ids` maps its worker indices. Steps for a worker that left
+    /// meanwhile are skipped.
+    pub fn apply(&mut self, ids: &[WorkerId], change: Change) {
+        let mut one = |w: usize, f: &mut dyn FnMut(&mut Vec<u32>)| {
+            if let Some(m) = ids.get(w).and_then(|id| self.members.get_mut(id)) {
+                f(&mut m.assigned);
+                m.unsent = true;
+            }
+        };
+        match change {
+            Change::Start { worker, class } => one(worker, &mut |a| a[class] += 1),
+            Change::Stop { worker, class } => {
+                one(worker, &mut |a| a[class] = a[class].saturating_sub(1))
+            }
+            Change::Move { from, to, class } => {
+                one(from, &mut |a| a[class] = a[class].saturating_sub(1));
+                one(to, &mut |a| a[class] += 1);
+            }
+        }
+    }
+
+    /// Sends every changed assignment. A full session queue keeps it pending for the next call.
+    pub fn send_assignments(&mut self, stop_timeout: std::time::Duration) {
+        for m in self.members.values_mut().filter(|m| m.unsent) {
+            let a = protocol::Assignment {
+                users: m.assigned.clone(),
+                stop_timeout,
+            };
+            m.unsent = m.tx.try_send(ToWorker::Assign(a)).is_err();
+        }
+    }
+
+    /// Sends a message to every worker; returns the ids whose session is gone.
+    pub fn broadcast(&mut self, msg: &ToWorker) -> Vec<WorkerId> {
+        let mut gone = Vec::new();
+        for (id, m) in &self.members {
+            if let Err(mpsc::error::TrySendError::Closed(_)) = m.tx.try_send(msg.clone()) {
+                gone.push(id.clone());
+            }
+        }
+        gone
+    }
+
+    pub fn reported_per_class(&self) -> Vec<u32> {
+        let mut out = vec![0; self.classes];
+        for m in self.members.values() {
+            for (o, r) in out.iter_mut().zip(&m.reported) {
+                *o += r;
+            }
+        }
+        out
+    }
+
+    pub fn all_stopped(&self) -> bool {
+        self.members.values().all(|m| m.stopped)
+    }
+
+    /// Counts a heartbeat interval for everyone; returns the ids past `liveness` misses.
+    pub fn miss_heartbeats(&mut self, liveness: u32) -> Vec<WorkerId> {
+        self.members
+            .iter_mut()
+            .filter_map(|(id, m)| {
+                m.missed += 1;
+                (m.missed > liveness).then(|| id.clone())
+            })
+            .collect()
+    }
+
+    pub fn views(&self, state: &'static str) -> Vec<WorkerView> {
+        self.members
+            .iter()
+            .map(|(id, m)| WorkerView {
+                id: id.clone(),
+                state: if m.stopped { "stopped" } else { state },
+                users: m.reported.iter().sum(),
+                cpu_percent: m.cpu_percent,
+                memory_bytes: m.memory_bytes,
+            })
+            .collect()
+    }
+}
+
+/// The assignment that spreads `per_class` over the fleet, and the steps from the current one.
+pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Vec<Change>) {
+    let (ids, current) = fleet.assignment();
+    let target = dispatch::dispatch(ids.len(), per_class);
+    let steps = dispatch::changes(&current, &target);
+    (ids, steps)
+}

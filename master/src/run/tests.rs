@@ -1,0 +1,397 @@
+//! The run against in-memory workers on tokio's paused clock: timings are exact.
+
+use super::*;
+use hatchery_core::protocol::{Heartbeat, Report};
+use hatchery_core::stats::Sample;
+use hatchery_core::Method;
+
+#[derive(Default)]
+struct Quiet {
+    events: Vec<Event>,
+}
+
+impl Observer for Quiet {
+    fn tick(&mut self, _: &View<'_>) {}
+    fn event(&mut self, e: &Event, _: &View<'_>) {
+        self.events.push(e.clone());
+    }
+}
+
+fn config(users: u32, rate: f64, run_time: Duration) -> RunConfig {
+    RunConfig {
+        users,
+        spawn_rate: rate,
+        run_time: Some(run_time),
+        stop_timeout: Duration::ZERO,
+        shape: None,
+        claims: vec![
+            Claim {
+                weight: 3,
+                fixed: None,
+            },
+            Claim {
+                weight: 1,
+                fixed: None,
+            },
+        ],
+        class_names: vec!["A".into(), "B".into()],
+        reset_stats: false,
+        expect_workers: 1,
+        expect_workers_max_wait: None,
+        heartbeat_liveness: Some(3),
+        end_without_workers: true,
+    }
+}
+
+struct Wires {
+    events: mpsc::Sender<FleetEvent>,
+    commands: mpsc::Sender<Command>,
+    inbox: Inbox,
+}
+
+fn wires() -> Wires {
+    let (events, events_rx) = mpsc::channel(256);
+    let (commands, commands_rx) = mpsc::channel(16);
+    let (status, _) = watch::channel(Status {
+        state: State::Ready,
+        workers: 0,
+        expected: 0,
+    });
+    Wires {
+        events,
+        commands,
+        inbox: Inbox {
+            events: events_rx,
+            commands: commands_rx,
+            status,
+        },
+    }
+}
+
+fn stats_with(requests: u64) -> Stats {
+    let mut s = Stats::new();
+    for _ in 0..requests {
+        s.record(
+            Method::Get,
+            "/a",
+            Sample {
+                response_time_us: 1000,
+                content_length: 2,
+                at_unix_s: 1,
+                error: None,
+            },
+        );
+    }
+    s
+}
+
+/// How a fake worker behaves.
+#[derive(Clone, Copy)]
+struct Fake {
+    /// Requests reported with each assignment.
+    per_assign: u64,
+    /// Requests in the final report.
+    last: u64,
+    /// Sends heartbeats every second (a silent worker looks dead after the liveness).
+    alive: bool,
+}
+
+/// Joins the run, records when each assignment arrived, and answers like a worker would.
+async fn fake_worker(
+    id: &str,
+    events: mpsc::Sender<FleetEvent>,
+    fake: Fake,
+) -> Vec<(Duration, Vec<u32>)> {
+    let t0 = Instant::now();
+    let (tx, mut rx) = mpsc::channel(64);
+    let id = id.to_string();
+    let _ = events.send(FleetEvent::Joined { id: id.clone(), tx }).await;
+    let send = |msg| {
+        let events = events.clone();
+        let id = id.clone();
+        async move {
+            let _ = events.send(FleetEvent::Message { id, msg }).await;
+        }
+    };
+    let mut seen = Vec::new();
+    let mut users = vec![0, 0];
+    let mut seq = 0;
+    let mut beat = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = beat.tick(), if fake.alive => {
+                let hb = Heartbeat { users: users.clone(), cpu_percent: 10.0, memory_bytes: 1 };
+                send(FromWorker::Heartbeat(hb)).await;
+                continue;
+            }
+        };
+        seq += 1;
+        match msg {
+            ToWorker::Assign(a) => {
+                seen.push((t0.elapsed(), a.users.clone()));
+                users = a.users.clone();
+                let report = Report {
+                    seq,
+                    users: a.users,
+                    stats: stats_with(fake.per_assign),
+                };
+                send(FromWorker::Report(Box::new(report))).await;
+            }
+            ToWorker::Stop { .. } => {
+                let report = Report {
+                    seq,
+                    users: vec![0, 0],
+                    stats: stats_with(fake.last),
+                };
+                send(FromWorker::Report(Box::new(report))).await;
+                send(FromWorker::Stopped).await;
+            }
+            ToWorker::ResetStats => send(FromWorker::StatsReset).await,
+            ToWorker::Quit => break,
+        }
+    }
+    seen
+}
+
+const ALIVE: Fake = Fake {
+    per_assign: 0,
+    last: 0,
+    alive: true,
+};
+
+#[tokio::test(start_paused = true)]
+async fn users_start_one_by_one_at_the_spawn_rate_in_weight_order() {
+    let w = wires();
+    let worker = tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
+    let mut quiet = Quiet::default();
+    let outcome = run(
+        config(8, 4.0, Duration::from_secs(5)),
+        w.inbox,
+        &mut quiet,
+        std::future::pending(),
+    )
+    .await;
+    let seen = worker.await.unwrap();
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    assert!(outcome.complete);
+    assert_eq!(seen.len(), 8);
+    for (k, (at, users)) in seen.iter().enumerate() {
+        // User k is due k/4 s after the start; paused time makes this exact to the ms.
+        let due = Duration::from_millis(250 * k as u64);
+        assert!(
+            at.abs_diff(due) < Duration::from_millis(2),
+            "user {k} at {at:?}"
+        );
+        assert_eq!(users.iter().sum::<u32>(), k as u32 + 1);
+    }
+    assert_eq!(seen.last().unwrap().1, vec![6, 2]);
+    assert!(quiet.events.contains(&Event::Spawned(
+        [("A".to_string(), 6), ("B".to_string(), 2)]
+            .into_iter()
+            .collect()
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_final_report_is_merged_before_the_run_returns() {
+    let w = wires();
+    let fake = Fake {
+        per_assign: 5,
+        last: 7,
+        alive: true,
+    };
+    tokio::spawn(fake_worker("w1", w.events.clone(), fake));
+    let outcome = run(
+        config(2, 100.0, Duration::from_secs(1)),
+        w.inbox,
+        &mut Quiet::default(),
+        std::future::pending(),
+    )
+    .await;
+    // Two assignments of 5 requests each, then the final 7.
+    assert_eq!(outcome.stats.total().num_requests, 17);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_stats_drops_everything_reported_before_the_reset_answer() {
+    let w = wires();
+    let fake = Fake {
+        per_assign: 5,
+        last: 7,
+        alive: true,
+    };
+    tokio::spawn(fake_worker("w1", w.events.clone(), fake));
+    let mut cfg = config(2, 100.0, Duration::from_secs(1));
+    cfg.reset_stats = true;
+    let mut quiet = Quiet::default();
+    let outcome = run(cfg, w.inbox, &mut quiet, std::future::pending()).await;
+    assert_eq!(outcome.stats.total().num_requests, 7);
+    assert!(quiet.events.contains(&Event::StatsReset));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_signal_stops_the_run_early() {
+    let w = wires();
+    tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
+    let started = Instant::now();
+    let outcome = run(
+        config(1, 1.0, Duration::from_secs(3600)),
+        w.inbox,
+        &mut Quiet::default(),
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    assert_eq!(outcome.reason, StopReason::Interrupted);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_worker_leaving_ends_a_standalone_run() {
+    let w = wires();
+    let events = w.events.clone();
+    tokio::spawn(async move {
+        let (tx, _rx) = mpsc::channel(8);
+        let id = "local".to_string();
+        let _ = events.send(FleetEvent::Joined { id: id.clone(), tx }).await;
+        let reason = "crashed".to_string();
+        let _ = events.send(FleetEvent::Left { id, reason }).await;
+    });
+    let outcome = run(
+        config(1, 1.0, Duration::from_secs(60)),
+        w.inbox,
+        &mut Quiet::default(),
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(outcome.reason, StopReason::WorkerLost);
+    assert!(!outcome.complete);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_starts_the_moment_the_last_expected_worker_joins() {
+    let w = wires();
+    let mut cfg = config(4, 1000.0, Duration::from_secs(2));
+    cfg.expect_workers = 3;
+    cfg.end_without_workers = false;
+    let events = w.events.clone();
+    let started = Instant::now();
+    let workers = tokio::spawn(async move {
+        let mut handles = Vec::new();
+        for (i, delay) in [100u64, 700, 1300].into_iter().enumerate() {
+            tokio::time::sleep_until(started + Duration::from_millis(delay)).await;
+            let events = events.clone();
+            handles.push(tokio::spawn(async move {
+                fake_worker(&format!("w{i}"), events, ALIVE).await
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.push(h.await.unwrap());
+        }
+        all
+    });
+    let outcome = run(cfg, w.inbox, &mut Quiet::default(), std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let seen = workers.await.unwrap();
+    // The third worker joined at 1.3 s; the first worker (joined at 0.1 s) got its first user at
+    // that same instant: the gate opens on the event, not on a poll.
+    let first = seen[0].first().expect("the first worker got users").0;
+    let due = Duration::from_millis(1200);
+    assert!(
+        first.abs_diff(due) < Duration::from_millis(1),
+        "{first:?} after it joined"
+    );
+    // 4 users weighted 3:1 over 3 workers: [1,1], [1,0], [1,0] in some order.
+    let mut finals: Vec<Vec<u32>> = seen.iter().map(|s| s.last().unwrap().1.clone()).collect();
+    finals.sort();
+    assert_eq!(finals, vec![vec![1, 0], vec![1, 0], vec![1, 1]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_gives_up_after_the_max_wait() {
+    let w = wires();
+    let mut cfg = config(4, 10.0, Duration::from_secs(60));
+    cfg.expect_workers = 2;
+    cfg.expect_workers_max_wait = Some(Duration::from_secs(5));
+    tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
+    let started = Instant::now();
+    let outcome = run(cfg, w.inbox, &mut Quiet::default(), std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::GateTimeout);
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!(outcome.stats.total().num_requests, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_workers_users_move_to_the_others_at_the_spawn_rate() {
+    let w = wires();
+    let mut cfg = config(6, 100.0, Duration::from_secs(10));
+    cfg.expect_workers = 3;
+    cfg.end_without_workers = false;
+    let silent = Fake {
+        alive: false,
+        ..ALIVE
+    };
+    let a = tokio::spawn(fake_worker("a", w.events.clone(), ALIVE));
+    let b = tokio::spawn(fake_worker("b", w.events.clone(), ALIVE));
+    tokio::spawn(fake_worker("c", w.events.clone(), silent));
+    let mut quiet = Quiet::default();
+    let outcome = run(cfg, w.inbox, &mut quiet, std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let left = quiet.events.iter().find_map(|e| match e {
+        Event::WorkerLeft { id, workers, .. } => Some((id.clone(), *workers)),
+        _ => None,
+    });
+    assert_eq!(left, Some(("c".to_string(), 2)));
+    let total = |seen: Vec<(Duration, Vec<u32>)>| -> u32 { seen.last().unwrap().1.iter().sum() };
+    assert_eq!(total(a.await.unwrap()) + total(b.await.unwrap()), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_joining_mid_run_gets_its_share() {
+    let w = wires();
+    let mut cfg = config(6, 100.0, Duration::from_secs(5));
+    cfg.end_without_workers = false;
+    let a = tokio::spawn(fake_worker("a", w.events.clone(), ALIVE));
+    let events = w.events.clone();
+    let b = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        fake_worker("b", events, ALIVE).await
+    });
+    let outcome = run(cfg, w.inbox, &mut Quiet::default(), std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let last = |seen: Vec<(Duration, Vec<u32>)>| -> Vec<u32> { seen.last().unwrap().1.clone() };
+    let (a, b) = (last(a.await.unwrap()), last(b.await.unwrap()));
+    assert_eq!(a.iter().sum::<u32>(), 3, "{a:?}");
+    assert_eq!(b.iter().sum::<u32>(), 3, "{b:?}");
+    assert_eq!(a[0] + b[0], 5, "class totals unchanged by the move");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_command_answers_with_the_current_numbers() {
+    let w = wires();
+    let fake = Fake {
+        per_assign: 3,
+        ..ALIVE
+    };
+    tokio::spawn(fake_worker("w1", w.events.clone(), fake));
+    let commands = w.commands.clone();
+    let asker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (tx, rx) = oneshot::channel();
+        commands.send(Command::Snapshot(tx)).await.unwrap();
+        rx.await.unwrap()
+    });
+    run(
+        config(2, 100.0, Duration::from_secs(3)),
+        w.inbox,
+        &mut Quiet::default(),
+        std::future::pending(),
+    )
+    .await;
+    let snap = asker.await.unwrap();
+    assert_eq!(snap.stats.total().num_requests, 6);
+    assert_eq!(snap.user_count, 2);
+    assert_eq!(snap.workers.len(), 1);
+    assert_eq!(snap.state, State::Running);
+}
