@@ -85,6 +85,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- 2. build
+# The revision the binary is built from (with --no-build, the one checked out now).
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git status --porcelain -- . ':!bench/out' 2>/dev/null | grep -q . && echo " (+ uncommitted changes)" || true)
 if [ "$BUILD" = 1 ]; then
     log "cargo build --release -p hatchery-cli"
     cargo build --release -p hatchery-cli >&2
@@ -315,8 +318,6 @@ PAIR_MEDIAN=$(for r in $PAIR_RATIOS; do echo "$r"; done | median)
 STAMP=$(date +%Y%m%d-%H%M%S)
 mkdir -p bench/out
 OUT=bench/out/$STAMP.md
-REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git status --porcelain -- . ':!bench/out' 2>/dev/null | grep -q . && echo " (+ uncommitted changes)" || true)
 {
     echo "# Hatchery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -345,6 +346,7 @@ DIRTY=$(git status --porcelain -- . ':!bench/out' 2>/dev/null | grep -q . && ech
     echo
     echo "Per-round ratios of requests per CPU-second (hatchery / the wrk run just before): ${PAIR_RATIOS}(median $PAIR_MEDIAN)."
     awk -v a="${M[wrk.nginx]}" -v b="${M[hatchery.nginx]}" 'BEGIN { if (a > 0.9 || b > 0.9) print "\n**Warning:** nginx used more than 90% of its core: the target may have limited the wall rate (requests per generator CPU-second stay meaningful)." }'
+    awk -v a="${M[wrk.gen_util]}" -v b="${M[hatchery.gen_util]}" 'BEGIN { if (a < 0.9 || b < 0.9) print "\n**Warning:** a generator used less than 90% of core 1: something else competed for the cores or the target was the limit; compare with care." }'
     echo
     echo "### Every run"
     echo
