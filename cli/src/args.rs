@@ -148,6 +148,117 @@ pub struct RunArgs {
     #[arg(long, env = "HATCHERY_THREADS", value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Run as the master of a distributed test: workers connect to it.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER",
+        conflicts_with = "worker",
+        help_heading = "Distributed"
+    )]
+    pub master: bool,
+
+    /// Run as a worker: connect to the master and run the users it assigns.
+    #[arg(long, env = "HATCHERY_WORKER", help_heading = "Distributed")]
+    pub worker: bool,
+
+    /// Address the master listens on for workers.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER_BIND_HOST",
+        default_value = "0.0.0.0",
+        value_name = "ADDR",
+        help_heading = "Distributed"
+    )]
+    pub master_bind_host: String,
+
+    /// Port the master listens on for workers.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER_BIND_PORT",
+        default_value_t = 5557,
+        value_name = "PORT",
+        help_heading = "Distributed"
+    )]
+    pub master_bind_port: u16,
+
+    /// The master a worker connects to.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER_HOST",
+        default_value = "127.0.0.1",
+        value_name = "HOST",
+        help_heading = "Distributed"
+    )]
+    pub master_host: String,
+
+    /// The master's port for workers.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER_PORT",
+        default_value_t = 5557,
+        value_name = "PORT",
+        help_heading = "Distributed"
+    )]
+    pub master_port: u16,
+
+    /// Workers the master waits for before a headless run starts.
+    #[arg(
+        long,
+        env = "HATCHERY_EXPECT_WORKERS",
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Distributed"
+    )]
+    pub expect_workers: usize,
+
+    /// Give up (exit code 3) when the expected workers take longer than this to connect.
+    #[arg(long, env = "HATCHERY_EXPECT_WORKERS_MAX_WAIT", value_parser = parse_duration, value_name = "TIME", help_heading = "Distributed")]
+    pub expect_workers_max_wait: Option<Duration>,
+
+    /// Heartbeats (one a second) a worker or master may miss before the other side gives up on it.
+    #[arg(
+        long,
+        env = "HATCHERY_HEARTBEAT_LIVENESS",
+        default_value_t = 3,
+        value_name = "N",
+        help_heading = "Distributed"
+    )]
+    pub heartbeat_liveness: u32,
+
+    /// A worker without a master this long stops its users and exits (code 1).
+    #[arg(long, env = "HATCHERY_MASTER_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "TIME", help_heading = "Distributed")]
+    pub master_timeout: Duration,
+
+    /// Worker processes to start on this machine (-1: one per core).
+    #[arg(
+        long,
+        env = "HATCHERY_PROCESSES",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Distributed"
+    )]
+    pub processes: Option<i32>,
+
+    /// Address the master's HTTP API listens on.
+    #[arg(
+        long,
+        env = "HATCHERY_WEB_HOST",
+        default_value = "0.0.0.0",
+        value_name = "ADDR",
+        help_heading = "Web"
+    )]
+    pub web_host: String,
+
+    /// Port of the master's HTTP API (/healthz, /readyz, /stats/requests).
+    #[arg(
+        long,
+        env = "HATCHERY_WEB_PORT",
+        default_value_t = 8089,
+        value_name = "PORT",
+        help_heading = "Web"
+    )]
+    pub web_port: u16,
+
     /// Config file of `key = value` lines (keys are long flag names). `hatchery.conf` in the
     /// current folder is read when present.
     #[arg(long, env = "HATCHERY_CONFIG", value_name = "FILE")]

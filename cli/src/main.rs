@@ -2,11 +2,16 @@
 //! `demo`.
 
 mod args;
+mod console;
 mod demo;
+mod master;
+mod setup;
 mod standalone;
+mod worker;
 
 use std::process::ExitCode;
 
+use hatchery_core::plan::Bundle;
 use hatchery_core::Plan;
 
 use crate::args::{Command, RunArgs};
@@ -18,6 +23,8 @@ mod exit {
     pub const FAILED: i32 = 1;
     /// Bad flags, plan or config.
     pub const CONFIG: i32 = 2;
+    /// The expected workers did not connect within --expect-workers-max-wait.
+    pub const NO_WORKERS: i32 = 3;
 }
 
 fn main() -> ExitCode {
@@ -58,12 +65,16 @@ fn init_logging(level: &str) {
 }
 
 fn run(args: &RunArgs) -> i32 {
+    if args.worker {
+        return worker::run(args);
+    }
     let Some(path) = &args.plan else {
         eprintln!("error: no plan: pass -f/--plan FILE (see examples/ and docs/plan.md)");
         return exit::CONFIG;
     };
-    match Plan::load(path) {
-        Ok(plan) => run_plan(args, plan, &path.display().to_string()),
+    match Bundle::load(path) {
+        Ok((bundle, plan)) if args.master && !args.check => master::run(args, bundle, plan),
+        Ok((_, plan)) => run_plan(args, plan, &path.display().to_string()),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             exit::CONFIG
@@ -71,15 +82,23 @@ fn run(args: &RunArgs) -> i32 {
     }
 }
 
-/// Runs (or with --check, only validates) a loaded plan.
-fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
+/// Applies --tags/--exclude-tags; `Err` with the exit code when nothing is left to run.
+fn filter_tags(args: &RunArgs, plan: &mut Plan) -> Result<(), i32> {
     let dropped = plan.filter_tags(&args.tags, &args.exclude_tags);
     for class in &dropped {
         tracing::warn!("user class {class} has no task left after tag filtering; it will not run");
     }
     if plan.users.is_empty() {
         eprintln!("error: no user class has a task left after --tags/--exclude-tags");
-        return exit::CONFIG;
+        return Err(exit::CONFIG);
+    }
+    Ok(())
+}
+
+/// Runs (or with --check, only validates) a loaded plan.
+fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
+    if let Err(code) = filter_tags(args, &mut plan) {
+        return code;
     }
     if args.check {
         let tasks: usize = plan.users.iter().map(|c| c.tasks.len()).sum();
@@ -99,12 +118,9 @@ fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
 }
 
 fn demo_target(d: &args::DemoArgs) -> i32 {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match setup::runtime(None, "hatchery-demo") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind((d.bind.as_str(), d.port)).await {

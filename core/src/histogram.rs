@@ -153,11 +153,12 @@ impl Histogram {
     pub fn merge(&mut self, other: &Histogram) {
         for (idx, n) in other.buckets() {
             match self.counts.get_mut(idx.wrapping_sub(self.lo) as usize) {
-                Some(c) => *c += n,
+                Some(c) => *c = c.saturating_add(n),
                 None => self.grow_and_add(idx, n),
             }
         }
-        self.count += other.count;
+        // Saturating: a merged histogram may come from a peer.
+        self.count = self.count.saturating_add(other.count);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.sum = self.sum.saturating_add(other.sum);

@@ -12,6 +12,7 @@
 //!   in which to start or stop them.
 //! - [`dispatch`]: which worker runs which users, and the one-user steps between assignments.
 //! - [`protocol`]: the messages between the run coordinator (master) and a worker.
+//! - [`wire`]: the gRPC protocol and its checked conversions to and from [`protocol`] and [`stats`].
 
 pub mod apportion;
 pub mod dispatch;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod protocol;
 pub mod stats;
 pub mod template;
+pub mod wire;
 
 pub use method::Method;
 pub use plan::{Diagnostic, Diagnostics, Plan};

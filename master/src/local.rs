@@ -19,6 +19,7 @@ pub async fn attach(
     let id = LOCAL_ID.to_string();
     let joined = FleetEvent::Joined {
         id: id.clone(),
+        session: 0,
         tx: to_worker,
     };
     if events.send(joined).await.is_err() {
@@ -35,6 +36,7 @@ pub async fn attach(
     }
     let left = FleetEvent::Left {
         id,
+        session: 0,
         reason: "the worker stopped".to_string(),
     };
     let _ = events.send(left).await;

@@ -207,10 +207,16 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Newest modification time of the sources a binary is built from; unit-test files
+/// (`tests.rs`, `tests/`) are compiled only into tests, so they do not count.
 fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     let mut newest = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
+        let name = entry.file_name();
+        if name == "tests.rs" || name == "tests" {
+            continue;
+        }
         let t = if path.is_dir() {
             newest_mtime(&path)
         } else {
@@ -245,6 +251,14 @@ pub fn hatchery(args: &[&str]) -> Run {
 }
 
 impl Run {
+    /// Starts the process without waiting for it (killed when the handle drops).
+    pub fn spawn(mut self) -> Running {
+        self.cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Running(Some(self.cmd.spawn().expect("spawn hatchery")))
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Run {
         self.cmd.env(k, v);
         self
@@ -262,6 +276,83 @@ impl Run {
             .expect("hatchery did not finish within the limit")
             .expect("spawn hatchery");
         Finished(out)
+    }
+}
+
+/// A process started with [`Run::spawn`].
+#[derive(Debug)]
+pub struct Running(Option<tokio::process::Child>);
+
+impl Running {
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().and_then(|c| c.id()).expect("running")
+    }
+
+    /// SIGKILL, as `kill -9` does.
+    pub async fn kill(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Waits for the exit (bounded) and collects the output.
+    pub async fn finish(mut self) -> Finished {
+        let child = self.0.take().expect("running");
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("hatchery did not finish within 60 s")
+            .expect("wait for hatchery");
+        Finished(out)
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released, so another test could take it first;
+/// good enough for tests that start their servers at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET http://127.0.0.1:port/path` with a fresh connection: status and body, or `None` when
+/// nothing listens yet.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", format!("127.0.0.1:{port}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Retries `check` every 20 ms until it returns `Some` or `limit` passes (then panics with
+/// `what`): for conditions another process makes true, never a fixed sleep.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,17 +1,21 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
+//! - [`client`]: the network side: dial the master, take the plan, keep reports until acked.
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (hyper HTTP/1.1, rustls).
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
+//! - [`usage`]: this process's CPU and memory, for heartbeats.
 //! - `worker`: the control loop: reconcile users to the assignment, report deltas, stop.
 //!
 //! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
 //! process (standalone) or over the network, sits at the other end.
 
+pub mod client;
 pub mod http;
 pub mod prepare;
 mod recorder;
+pub mod usage;
 mod user;
 mod worker;
 

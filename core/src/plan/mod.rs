@@ -4,6 +4,7 @@
 //! [`Diagnostics`] (line, column, what is wrong, a hint) and compiles every template, so nothing is
 //! parsed again while the test runs. The reference is docs/plan.md.
 
+mod bundle;
 mod csv;
 mod diagnostics;
 mod parse;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bundle::Bundle;
 pub use diagnostics::{Diagnostic, Diagnostics};
 
 use crate::jsonpath::JsonPath;
@@ -231,16 +233,7 @@ impl Plan {
 
     /// Reads a plan file; feeder paths are relative to its folder.
     pub fn load(path: &Path) -> Result<Plan, Diagnostics> {
-        let origin = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics::single(
-                &origin,
-                Diagnostic::new(0, 0, format!("cannot read the plan: {e}"))
-                    .with_hint("check the path given to -f/--locustfile"),
-            )
-        })?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Plan::parse(&src, &origin, &Dir(dir))
+        Bundle::load(path).map(|(_, plan)| plan)
     }
 
     /// Keeps the tasks selected by Locust's `--tags` / `--exclude-tags` rules: with `include`

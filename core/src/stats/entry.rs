@@ -126,10 +126,13 @@ impl Entry {
 
     /// Merges everything but the errors, which [`super::Stats`] merges under its bound.
     pub(super) fn merge_counts(&mut self, other: &Entry) {
-        self.num_requests += other.num_requests;
-        self.num_failures += other.num_failures;
+        // Saturating: the numbers may come from a peer, and a bad one must not wrap or panic.
+        self.num_requests = self.num_requests.saturating_add(other.num_requests);
+        self.num_failures = self.num_failures.saturating_add(other.num_failures);
         self.histogram.merge(&other.histogram);
-        self.total_content_length += other.total_content_length;
+        self.total_content_length = self
+            .total_content_length
+            .saturating_add(other.total_content_length);
         self.first_request_s = min_some(self.first_request_s, other.first_request_s);
         self.last_request_s = self.last_request_s.max(other.last_request_s);
         for s in other.recent_seconds() {

@@ -57,6 +57,9 @@ pub struct ErrorRow<'a> {
     pub stat: ErrorStat,
 }
 
+/// Nodes listed per exception; more would only repeat that it happens everywhere.
+pub const MAX_EXCEPTION_NODES: usize = 64;
+
 /// An exception raised while running users (not a failed request): how often, and on which nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exception {
@@ -161,8 +164,13 @@ impl Stats {
             Some(mine) => mine,
             None => self.exceptions.entry(message.into()).or_default(),
         };
-        mine.count += e.count;
-        mine.nodes.extend(e.nodes.iter().cloned());
+        mine.count = mine.count.saturating_add(e.count);
+        for node in &e.nodes {
+            if mine.nodes.len() >= MAX_EXCEPTION_NODES {
+                break;
+            }
+            mine.nodes.insert(node.clone());
+        }
     }
 
     pub fn merge(&mut self, other: &Stats) {

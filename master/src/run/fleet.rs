@@ -22,6 +22,7 @@ pub struct WorkerView {
 #[derive(Debug)]
 pub(super) struct Member {
     tx: mpsc::Sender<ToWorker>,
+    session: u64,
     pub assigned: Vec<u32>,
     pub reported: Vec<u32>,
     /// Heartbeat intervals since the worker was last heard from.
@@ -52,11 +53,19 @@ impl Fleet {
         self.members.len()
     }
 
-    /// Adds a worker (or replaces the session of one that reconnected; its users are the ones
-    /// it reports, so nothing is assigned twice).
-    pub fn join(&mut self, id: WorkerId, tx: mpsc::Sender<ToWorker>) {
+    /// Adds a worker. A worker that reconnects before its old session was noticed keeps its
+    /// assignment (sent again on the new session), so its users are neither doubled nor lost.
+    pub fn join(&mut self, id: WorkerId, session: u64, tx: mpsc::Sender<ToWorker>) {
+        if let Some(m) = self.members.get_mut(&id) {
+            m.tx = tx;
+            m.session = session;
+            m.missed = 0;
+            m.unsent = true;
+            return;
+        }
         let member = Member {
             tx,
+            session,
             assigned: vec![0; self.classes],
             reported: vec![0; self.classes],
             missed: 0,
@@ -67,6 +76,11 @@ impl Fleet {
             warned_cpu: false,
         };
         self.members.insert(id, member);
+    }
+
+    /// The current session of a worker.
+    pub fn session(&self, id: &str) -> Option<u64> {
+        self.members.get(id).map(|m| m.session)
     }
 
     pub fn leave(&mut self, id: &str) -> bool {

@@ -96,15 +96,16 @@ pub enum FleetEvent {
     /// A worker session is ready for assignments (a reconnect replaces the old session).
     Joined {
         id: WorkerId,
+        /// Tells this session from an earlier one of the same worker.
+        session: u64,
         tx: mpsc::Sender<ToWorker>,
     },
     /// A message from a worker; reports are already de-duplicated by sequence number.
-    Message {
-        id: WorkerId,
-        msg: FromWorker,
-    },
+    Message { id: WorkerId, msg: FromWorker },
+    /// A session ended; ignored when the worker has a newer session already.
     Left {
         id: WorkerId,
+        session: u64,
         reason: String,
     },
 }
@@ -378,8 +379,8 @@ impl Run<'_> {
     /// Handles one worker event; returns a reason to stop when the run cannot go on.
     fn on_event(&mut self, event: FleetEvent) -> Option<StopReason> {
         match event {
-            FleetEvent::Joined { id, tx } => {
-                self.fleet.join(id.clone(), tx);
+            FleetEvent::Joined { id, session, tx } => {
+                self.fleet.join(id.clone(), session, tx);
                 let workers = self.fleet.len();
                 self.emit(Event::WorkerJoined { id, workers });
                 if self.started.is_some() && self.state != State::Stopping {
@@ -387,7 +388,15 @@ impl Run<'_> {
                 }
                 self.publish();
             }
-            FleetEvent::Left { id, reason } => return self.lose(&id, reason),
+            FleetEvent::Left {
+                id,
+                session,
+                reason,
+            } => {
+                if self.fleet.session(&id) == Some(session) {
+                    return self.lose(&id, reason);
+                }
+            }
             FleetEvent::Message { id, msg } => self.on_message(&id, msg),
         }
         None
@@ -643,9 +652,11 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
                 // A worker joining now has no users of this run.
                 Some(FleetEvent::Joined { .. }) => {}
                 // Its last report is lost with it.
-                Some(FleetEvent::Left { id, reason }) => {
-                    complete = false;
-                    run.lose(&id, reason);
+                Some(FleetEvent::Left { id, session, reason }) => {
+                    if run.fleet.session(&id) == Some(session) {
+                        complete = false;
+                        run.lose(&id, reason);
+                    }
                 }
                 Some(ev) => { run.on_event(ev); }
                 None => return false,

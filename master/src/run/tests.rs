@@ -105,7 +105,12 @@ async fn fake_worker(
     let t0 = Instant::now();
     let (tx, mut rx) = mpsc::channel(64);
     let id = id.to_string();
-    let _ = events.send(FleetEvent::Joined { id: id.clone(), tx }).await;
+    let joined = FleetEvent::Joined {
+        id: id.clone(),
+        session: 1,
+        tx,
+    };
+    let _ = events.send(joined).await;
     let send = |msg| {
         let events = events.clone();
         let id = id.clone();
@@ -253,9 +258,20 @@ async fn the_last_worker_leaving_ends_a_standalone_run() {
     tokio::spawn(async move {
         let (tx, _rx) = mpsc::channel(8);
         let id = "local".to_string();
-        let _ = events.send(FleetEvent::Joined { id: id.clone(), tx }).await;
+        let joined = FleetEvent::Joined {
+            id: id.clone(),
+            session: 1,
+            tx,
+        };
+        let _ = events.send(joined).await;
         let reason = "crashed".to_string();
-        let _ = events.send(FleetEvent::Left { id, reason }).await;
+        let _ = events
+            .send(FleetEvent::Left {
+                id,
+                session: 0,
+                reason,
+            })
+            .await;
     });
     let outcome = run(
         config(1, 1.0, Duration::from_secs(60)),

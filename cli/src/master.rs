@@ -1,0 +1,140 @@
+//! Master mode: the coordinator on the workers' port, the HTTP API on the web port, and the run.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hatchery_core::plan::Bundle;
+use hatchery_core::Plan;
+use hatchery_master::api::{self, RunHandle};
+use hatchery_master::run::{self, Inbox, State, Status, StopReason};
+use hatchery_master::server::{Coordinator, Offer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::args::RunArgs;
+use crate::console::Console;
+use crate::standalone::{run_config, shutdown_signal};
+use crate::{exit, setup};
+
+/// How long sessions get to deliver the final `Quit` before the servers stop.
+const QUIT_GRACE: Duration = Duration::from_secs(2);
+
+pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
+    if let Err(code) = crate::filter_tags(args, &mut plan) {
+        return code;
+    }
+    if !args.headless {
+        eprintln!(
+            "error: the web UI is not part of this build yet; pass --headless to run without it"
+        );
+        return exit::CONFIG;
+    }
+    let mut config = match run_config(args, &plan) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    if args.expect_workers == 0 {
+        eprintln!("error: --expect-workers must be at least 1");
+        return exit::CONFIG;
+    }
+    config.expect_workers = args.expect_workers;
+    config.expect_workers_max_wait = args.expect_workers_max_wait;
+    config.heartbeat_liveness = Some(args.heartbeat_liveness.max(1));
+    config.end_without_workers = false;
+    let runtime = match setup::runtime(None, "hatchery-master") {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let offer = Offer {
+        plan_hash: bundle.hash(),
+        bundle,
+        host: args.host.clone(),
+        request_timeout: args.request_timeout,
+        tags: args.tags.clone(),
+        exclude_tags: args.exclude_tags.clone(),
+        heartbeat_interval: Duration::from_secs(1),
+        heartbeat_liveness: args.heartbeat_liveness.max(1),
+    };
+    let mut console = Console::new(args);
+    let result = runtime.block_on(async {
+        let workers = bind(&args.master_bind_host, args.master_bind_port, "workers").await?;
+        let web = bind(&args.web_host, args.web_port, "the HTTP API").await?;
+        let (events, events_rx) = mpsc::channel(1024);
+        let (commands, commands_rx) = mpsc::channel(64);
+        let (status, status_rx) = watch::channel(Status {
+            state: State::Ready,
+            workers: 0,
+            expected: config.expect_workers,
+        });
+        let inbox = Inbox {
+            events: events_rx,
+            commands: commands_rx,
+            status,
+        };
+        let (stop_servers, servers_stopped) = oneshot::channel::<()>();
+        let stopped = async {
+            let _ = servers_stopped.await;
+        };
+        let (stop_api, api_stopped) = oneshot::channel::<()>();
+        let service = Coordinator::new(offer, events).into_service();
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(workers.0), stopped),
+        );
+        let handle = RunHandle {
+            commands,
+            status: status_rx.clone(),
+        };
+        let api_task = tokio::spawn(api::serve(web.0, handle, async {
+            let _ = api_stopped.await;
+        }));
+        tracing::info!(
+            "master: workers connect to {}, API on http://{}; waiting for {} worker(s)",
+            workers.1,
+            web.1,
+            config.expect_workers
+        );
+        let expected = config.expect_workers;
+        let outcome = run::run(config, inbox, &mut console, shutdown_signal()).await;
+        let connected = status_rx.borrow().workers;
+        let _ = stop_servers.send(());
+        let _ = tokio::time::timeout(QUIT_GRACE, grpc).await;
+        let _ = stop_api.send(());
+        let _ = api_task.await;
+        Ok::<_, String>((outcome, connected, expected))
+    });
+    let (outcome, connected, expected) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    if outcome.reason == StopReason::GateTimeout {
+        eprintln!(
+            "error: only {connected} of {expected} workers connected within --expect-workers-max-wait {}; check that they can reach this master on port {}",
+            args.expect_workers_max_wait
+                .map(hatchery_core::duration::format)
+                .unwrap_or_default(),
+            args.master_bind_port
+        );
+        return exit::NO_WORKERS;
+    }
+    console.finish(args, &plan, &outcome)
+}
+
+async fn bind(host: &str, port: u16, what: &str) -> Result<(TcpListener, SocketAddr), String> {
+    let listener = TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port} for {what}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {host}:{port} for {what}: {e}"))?;
+    Ok((listener, addr))
+}

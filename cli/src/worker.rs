@@ -1,0 +1,143 @@
+//! Worker mode: connect to a master and run the users it assigns, or start several worker
+//! processes (`--processes`).
+
+use std::time::Duration;
+
+use hatchery_core::plan::Bundle;
+use hatchery_worker::client::{self, ClientConfig, ClientError};
+
+use crate::args::RunArgs;
+use crate::standalone::shutdown_signal;
+use crate::{exit, setup};
+
+pub fn run(args: &RunArgs) -> i32 {
+    if let Some(n) = args.processes {
+        return processes(n);
+    }
+    let local_plan = match &args.plan {
+        Some(path) => match Bundle::load(path) {
+            Ok((bundle, _)) => Some(bundle),
+            Err(d) => {
+                eprintln!("{d}");
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
+    let ca_certs = match setup::ca_certs(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let threads = setup::threads(args);
+    let users = match setup::runtime(Some(threads), "hatchery-users") {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // The session (heartbeats, reports) runs here, on its own thread, apart from the users.
+    let control = match setup::current_thread() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let hostname = hostname();
+    let cfg = ClientConfig {
+        endpoint: format!("http://{}:{}", args.master_host, args.master_port),
+        worker_id: format!("{hostname}-{}-{:04x}", std::process::id(), fastrand_u16()),
+        hostname,
+        local_plan,
+        threads,
+        ca_certs,
+        master_timeout: args.master_timeout,
+    };
+    tracing::info!(worker = %cfg.worker_id, "connecting to the master at {}", cfg.endpoint);
+    let result = control.block_on(async {
+        tokio::select! {
+            r = client::run(cfg, users.handle().clone()) => Some(r),
+            _ = shutdown_signal() => None,
+        }
+    });
+    users.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        None | Some(Ok(())) => exit::OK,
+        Some(Err(
+            e @ (ClientError::Refused(_) | ClientError::Plan(_) | ClientError::Config(_)),
+        )) => {
+            eprintln!("error: {e}");
+            exit::CONFIG
+        }
+        Some(Err(e @ ClientError::MasterLost { .. })) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// Starts `n` worker processes with this command line (less `--processes`) and waits for them.
+fn processes(n: i32) -> i32 {
+    let n = if n < 0 {
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    } else {
+        n as usize
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find this program to start workers: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut args: Vec<String> = Vec::new();
+    let mut skip = false;
+    for a in std::env::args().skip(1) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--processes" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--processes=") {
+            continue;
+        }
+        args.push(a);
+    }
+    let mut children = Vec::new();
+    for _ in 0..n {
+        match std::process::Command::new(&exe)
+            .args(&args)
+            .env_remove("HATCHERY_PROCESSES")
+            .spawn()
+        {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                eprintln!("error: cannot start a worker process: {e}");
+                return exit::FAILED;
+            }
+        }
+    }
+    tracing::info!("started {n} worker processes");
+    let mut code = exit::OK;
+    for mut c in children {
+        let status = c.wait().map(|s| s.code().unwrap_or(exit::FAILED));
+        let this = status.unwrap_or(exit::FAILED);
+        if code == exit::OK {
+            code = this;
+        }
+    }
+    code
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".to_string())
+}
+
+fn fastrand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos ^ (nanos >> 16)) as u16
+}

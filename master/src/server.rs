@@ -1,0 +1,274 @@
+//! The gRPC side of the master: one session per worker on the coordinator port (5557).
+//!
+//! A session checks the worker's `Hello`, sends the plan in `Welcome`, then turns the worker's
+//! messages into [`FleetEvent`]s and the run's [`ToWorker`] messages into the stream back. It
+//! counts each report sequence number of a worker id once, across reconnects, and acks it.
+//! Anything malformed ends that session only, with a log line naming the peer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hatchery_core::plan::Bundle;
+use hatchery_core::protocol::{FromWorker, ToWorker};
+use hatchery_core::wire::proto::{self, master_message, worker_message};
+use hatchery_core::wire::{self, CoordinatorServer};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::run::FleetEvent;
+
+/// What every worker is told on arrival.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub bundle: Bundle,
+    pub plan_hash: String,
+    /// `--host` on the master.
+    pub host: Option<String>,
+    pub request_timeout: Duration,
+    pub tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_liveness: u32,
+}
+
+/// How long a new connection may take to say `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The coordinator service.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    offer: Arc<Offer>,
+    events: mpsc::Sender<FleetEvent>,
+    /// Highest report sequence number counted per worker id.
+    counted: Arc<Mutex<HashMap<String, u64>>>,
+    sessions: Arc<AtomicU64>,
+}
+
+impl Coordinator {
+    pub fn new(offer: Offer, events: mpsc::Sender<FleetEvent>) -> Coordinator {
+        Coordinator {
+            offer: Arc::new(offer),
+            events,
+            counted: Arc::default(),
+            sessions: Arc::default(),
+        }
+    }
+
+    /// The tonic service, with the protocol's message size limits.
+    pub fn into_service(self) -> CoordinatorServer<Coordinator> {
+        CoordinatorServer::new(self)
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES)
+    }
+
+    fn welcome(&self, acked_seq: u64) -> proto::MasterMessage {
+        let o = &self.offer;
+        master_message::Kind::Welcome(proto::Welcome {
+            protocol_version: wire::PROTOCOL_VERSION,
+            plan_yaml: o.bundle.yaml.clone(),
+            plan_origin: o.bundle.origin.clone(),
+            files: o.bundle.files.clone().into_iter().collect(),
+            plan_hash: o.plan_hash.clone(),
+            host: o.host.clone().unwrap_or_default(),
+            request_timeout_ms: o.request_timeout.as_millis() as u64,
+            tags: o.tags.clone(),
+            exclude_tags: o.exclude_tags.clone(),
+            heartbeat_interval_ms: o.heartbeat_interval.as_millis() as u32,
+            heartbeat_liveness: o.heartbeat_liveness,
+            acked_seq,
+        })
+        .into()
+    }
+}
+
+type Outbound = mpsc::Sender<Result<proto::MasterMessage, Status>>;
+
+#[tonic::async_trait]
+impl wire::Coordinator for Coordinator {
+    type SessionStream = ReceiverStream<Result<proto::MasterMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<proto::WorkerMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown peer".to_string(), |a: SocketAddr| a.to_string());
+        let mut inbound = request.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(m))) => match m.into_kind() {
+                Ok(worker_message::Kind::Hello(h)) => h,
+                Ok(_) => {
+                    return Err(refuse(
+                        &peer,
+                        Status::invalid_argument("the first message must be Hello"),
+                    ))
+                }
+                Err(e) => return Err(refuse(&peer, e.into())),
+            },
+            Ok(Ok(None)) => return Err(refuse(&peer, Status::cancelled("closed before Hello"))),
+            Ok(Err(status)) => return Err(refuse(&peer, status)),
+            Err(_) => {
+                return Err(refuse(
+                    &peer,
+                    Status::deadline_exceeded("no Hello within 10 s"),
+                ))
+            }
+        };
+        if let Err(e) = wire::check_hello(&hello) {
+            return Err(refuse(&peer, e.into()));
+        }
+        if !hello.plan_hash.is_empty() && hello.plan_hash != self.offer.plan_hash {
+            let msg = format!(
+                "the worker's plan (hash {}) is not the master's (hash {}): start the worker without -f, or with the same plan",
+                short(&hello.plan_hash),
+                short(&self.offer.plan_hash)
+            );
+            return Err(refuse(&peer, Status::failed_precondition(msg)));
+        }
+        let id = hello.worker_id.clone();
+        let acked = *self
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .unwrap_or(&0);
+        let (out_tx, out_rx) = mpsc::channel(256);
+        let _ = out_tx.send(Ok(self.welcome(acked))).await;
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(worker = %id, %peer, host = %hello.hostname, cores = hello.cores, "worker connected");
+        let this = self.clone();
+        tokio::spawn(async move {
+            let reason = this.serve(&id, session, inbound, out_tx).await;
+            if reason == "the run has ended" {
+                tracing::info!(worker = %id, %peer, "session ended: {reason}");
+            } else {
+                tracing::warn!(worker = %id, %peer, "session ended: {reason}");
+            }
+            let left = FleetEvent::Left {
+                id,
+                session,
+                reason,
+            };
+            let _ = this.events.send(left).await;
+        });
+        Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+impl Coordinator {
+    /// Runs one session until either side ends it; returns why it ended.
+    async fn serve(
+        &self,
+        id: &str,
+        session: u64,
+        mut inbound: Streaming<proto::WorkerMessage>,
+        out: Outbound,
+    ) -> String {
+        let (to_worker, mut from_run) = mpsc::channel::<ToWorker>(256);
+        let joined = FleetEvent::Joined {
+            id: id.to_string(),
+            session,
+            tx: to_worker,
+        };
+        if self.events.send(joined).await.is_err() {
+            return "the run has ended".to_string();
+        }
+        let mut beat = tokio::time::interval(self.offer.heartbeat_interval);
+        loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => {
+                        if let Err(reason) = self.on_message(id, m, &out).await {
+                            let _ = out.send(Err(Status::invalid_argument(reason.clone()))).await;
+                            return reason;
+                        }
+                    }
+                    Ok(None) => return "the worker closed the session".to_string(),
+                    Err(status) => return format!("stream error: {}", status.message()),
+                },
+                cmd = from_run.recv() => match cmd {
+                    Some(cmd) => {
+                        let quit = matches!(cmd, ToWorker::Quit);
+                        if out.send(Ok((&cmd).into())).await.is_err() {
+                            return "the worker went away".to_string();
+                        }
+                        if quit {
+                            return "the run has ended".to_string();
+                        }
+                    }
+                    None => return "the run has ended".to_string(),
+                },
+                _ = beat.tick() => {
+                    let hb = master_message::Kind::MasterHeartbeat(proto::Heartbeat::default());
+                    if out.send(Ok(hb.into())).await.is_err() {
+                        return "the worker went away".to_string();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks and forwards one message; `Err` ends the session.
+    async fn on_message(
+        &self,
+        id: &str,
+        m: proto::WorkerMessage,
+        out: &Outbound,
+    ) -> Result<(), String> {
+        let kind = m.into_kind().map_err(|e| e.to_string())?;
+        let msg = match kind {
+            worker_message::Kind::Report(r) => {
+                let report: hatchery_core::protocol::Report = r
+                    .try_into()
+                    .map_err(|e: wire::Error| format!("bad report: {e}"))?;
+                let seq = report.seq;
+                let fresh = {
+                    let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+                    let last = counted.entry(id.to_string()).or_default();
+                    let fresh = seq > *last;
+                    *last = (*last).max(seq);
+                    fresh
+                };
+                let ack = master_message::Kind::Ack(proto::Ack { seq });
+                let _ = out.send(Ok(ack.into())).await;
+                if !fresh {
+                    // Sent again after a reconnect, and counted the first time.
+                    return Ok(());
+                }
+                FromWorker::Report(Box::new(report))
+            }
+            worker_message::Kind::Heartbeat(h) => FromWorker::Heartbeat(
+                h.try_into()
+                    .map_err(|e: wire::Error| format!("bad heartbeat: {e}"))?,
+            ),
+            worker_message::Kind::Stopped(_) => FromWorker::Stopped,
+            worker_message::Kind::StatsReset(_) => FromWorker::StatsReset,
+            worker_message::Kind::Rejected(r) => {
+                return Err(format!("the worker rejected the plan: {}", r.reason));
+            }
+            worker_message::Kind::Hello(_) => return Err("a second Hello".to_string()),
+        };
+        let event = FleetEvent::Message {
+            id: id.to_string(),
+            msg,
+        };
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| "the run has ended".to_string())
+    }
+}
+
+fn refuse(peer: &str, status: Status) -> Status {
+    tracing::warn!(%peer, "refused a worker session: {}", status.message());
+    status
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

@@ -1,0 +1,377 @@
+//! The worker's side of the network protocol: dial the master, say `Hello`, take the plan from
+//! `Welcome`, run it, and keep the session alive.
+//!
+//! This runs on its own runtime thread, apart from the users' runtime, so heartbeats go out on
+//! time however busy the users keep their threads. Reports are kept until the master acks them:
+//! when the master goes away the worker keeps its users running, keeps the unsent reports
+//! (merged into one), reconnects with backoff and sends them again; the master counts each
+//! sequence number once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hatchery_core::plan::Bundle;
+use hatchery_core::protocol::{FromWorker, Heartbeat, Report, ToWorker};
+use hatchery_core::wire::proto::{self, master_message, worker_message};
+use hatchery_core::wire::{self, CoordinatorClient};
+use hatchery_core::Plan;
+use rustls::pki_types::CertificateDer;
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use crate::usage::{rss_bytes, Usage};
+
+/// How a worker reaches its master.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `http://HOST:PORT` of the master's coordinator port.
+    pub endpoint: String,
+    /// Stable for the life of the process, so the master re-adopts it after a reconnect.
+    pub worker_id: String,
+    pub hostname: String,
+    /// The worker's own copy of the plan (`-f`), which must match the master's.
+    pub local_plan: Option<Bundle>,
+    /// Threads of the users' runtime (and stats shards).
+    pub threads: usize,
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    /// Give up (stop the users, exit) after this long without a master.
+    pub master_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The master refused this worker (protocol version, plan hash): retrying cannot help.
+    #[error("the master refused this worker: {0}")]
+    Refused(String),
+    #[error("no master at {endpoint} for {} s", .after.as_secs())]
+    MasterLost { endpoint: String, after: Duration },
+    #[error("the master's plan is invalid here:\n{0}")]
+    Plan(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The engine (users) once a plan has arrived; it outlives sessions.
+struct Engine {
+    to_worker: mpsc::Sender<ToWorker>,
+    from_worker: mpsc::Receiver<FromWorker>,
+    plan_hash: String,
+}
+
+/// A report not yet acked; `sent` once it went out on some session.
+struct Pending {
+    report: Report,
+    sent: bool,
+}
+
+struct Client {
+    cfg: ClientConfig,
+    users: tokio::runtime::Handle,
+    engine: Option<Engine>,
+    pending: VecDeque<Pending>,
+    last_seq: u64,
+    latest_users: Vec<u32>,
+    usage: Usage,
+    /// When the master was last heard from.
+    last_contact: Instant,
+}
+
+/// Why a session ended.
+enum End {
+    Quit,
+    Lost(String),
+}
+
+/// Runs the worker until the master says quit. Users run on `users`.
+pub async fn run(cfg: ClientConfig, users: tokio::runtime::Handle) -> Result<(), ClientError> {
+    let mut client = Client {
+        cfg,
+        users,
+        engine: None,
+        pending: VecDeque::new(),
+        last_seq: 0,
+        latest_users: Vec::new(),
+        usage: Usage::default(),
+        last_contact: Instant::now(),
+    };
+    let result = client.run().await;
+    if let Some(engine) = &client.engine {
+        let _ = engine.to_worker.send(ToWorker::Quit).await;
+    }
+    result
+}
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Client {
+    async fn run(&mut self) -> Result<(), ClientError> {
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            let channel = match self.connect().await {
+                Some(c) => c,
+                None => {
+                    if self.last_contact.elapsed() >= self.cfg.master_timeout {
+                        return Err(ClientError::MasterLost {
+                            endpoint: self.cfg.endpoint.clone(),
+                            after: self.cfg.master_timeout,
+                        });
+                    }
+                    self.wait(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            match self.session(channel).await? {
+                End::Quit => return Ok(()),
+                End::Lost(why) => {
+                    tracing::warn!("lost the master: {why}; reconnecting");
+                    backoff = INITIAL_BACKOFF;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Option<Channel> {
+        let endpoint = Endpoint::from_shared(self.cfg.endpoint.clone())
+            .ok()?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        match endpoint.connect().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("cannot reach {}: {e}", self.cfg.endpoint);
+                None
+            }
+        }
+    }
+
+    /// Sleeps, still taking the engine's reports so its users never block on a full queue.
+    async fn wait(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            let msg = match &mut self.engine {
+                Some(e) => tokio::select! {
+                    m = e.from_worker.recv() => m,
+                    _ = sleep_until(until) => return,
+                },
+                None => {
+                    sleep_until(until).await;
+                    return;
+                }
+            };
+            if let Some(FromWorker::Report(r)) = msg {
+                self.keep(*r);
+            }
+        }
+    }
+
+    /// Queues a report; unsent ones merge, so a long outage holds one report, not thousands.
+    fn keep(&mut self, report: Report) {
+        self.last_seq = self.last_seq.max(report.seq);
+        self.latest_users = report.users.clone();
+        match self.pending.back_mut() {
+            Some(last) if !last.sent => {
+                last.report.stats.merge(&report.stats);
+                last.report.seq = report.seq;
+                last.report.users = report.users;
+            }
+            _ => self.pending.push_back(Pending {
+                report,
+                sent: false,
+            }),
+        }
+    }
+
+    fn hello(&self) -> proto::WorkerMessage {
+        worker_message::Kind::Hello(proto::Hello {
+            protocol_version: wire::PROTOCOL_VERSION,
+            worker_id: self.cfg.worker_id.clone(),
+            hostname: self.cfg.hostname.clone(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            plan_hash: self
+                .cfg
+                .local_plan
+                .as_ref()
+                .map(Bundle::hash)
+                .unwrap_or_default(),
+            last_seq: self.last_seq,
+        })
+        .into()
+    }
+
+    async fn session(&mut self, channel: Channel) -> Result<End, ClientError> {
+        let (out, out_rx) = mpsc::channel::<proto::WorkerMessage>(256);
+        let _ = out.send(self.hello()).await;
+        let mut grpc = CoordinatorClient::new(channel)
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+        let mut inbound = match grpc.session(ReceiverStream::new(out_rx)).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::InvalidArgument) => {
+                return Err(ClientError::Refused(s.message().to_string()));
+            }
+            Err(s) => return Ok(End::Lost(s.message().to_string())),
+        };
+        let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(m))) => match m.into_kind() {
+                Ok(master_message::Kind::Welcome(w)) => w,
+                _ => return Ok(End::Lost("the first message was not Welcome".into())),
+            },
+            Ok(Err(s)) if s.code() == Code::FailedPrecondition => {
+                return Err(ClientError::Refused(s.message().to_string()));
+            }
+            Ok(Err(s)) => return Ok(End::Lost(s.message().to_string())),
+            Ok(Ok(None)) | Err(_) => return Ok(End::Lost("no Welcome".into())),
+        };
+        wire::check_version(welcome.protocol_version)
+            .map_err(|e| ClientError::Refused(e.to_string()))?;
+        self.last_contact = Instant::now();
+        self.adopt(&welcome)?;
+        tracing::info!(master = %self.cfg.endpoint, "connected; plan {}", &welcome.plan_hash[..welcome.plan_hash.len().min(12)]);
+        // Everything the master has not counted goes again, in order.
+        self.pending.retain(|p| p.report.seq > welcome.acked_seq);
+        for p in self.pending.iter_mut() {
+            p.sent = true;
+            let msg: proto::WorkerMessage =
+                (&FromWorker::Report(Box::new(p.report.clone()))).into();
+            if out.send(msg).await.is_err() {
+                return Ok(End::Lost("the session closed".into()));
+            }
+        }
+        let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(100)));
+        let liveness = interval * welcome.heartbeat_liveness.max(1);
+        self.drive(&mut inbound, &out, interval, liveness).await
+    }
+
+    /// Starts the engine from the first Welcome; later ones must carry the same plan.
+    fn adopt(&mut self, w: &proto::Welcome) -> Result<(), ClientError> {
+        if let Some(engine) = &self.engine {
+            if engine.plan_hash != w.plan_hash {
+                return Err(ClientError::Refused(format!(
+                    "the master now runs another plan ({}), not the one this worker runs ({})",
+                    w.plan_hash, engine.plan_hash
+                )));
+            }
+            return Ok(());
+        }
+        let bundle = Bundle {
+            yaml: w.plan_yaml.clone(),
+            origin: w.plan_origin.clone(),
+            files: w.files.clone().into_iter().collect(),
+        };
+        if bundle.hash() != w.plan_hash {
+            return Err(ClientError::Refused(
+                "the plan arrived damaged (hash mismatch)".to_string(),
+            ));
+        }
+        let mut plan: Plan = bundle
+            .parse()
+            .map_err(|d| ClientError::Plan(d.to_string()))?;
+        plan.filter_tags(&w.tags, &w.exclude_tags);
+        let config = crate::Config {
+            node: self.cfg.worker_id.clone(),
+            host: (!w.host.is_empty()).then(|| w.host.clone()),
+            default_timeout: Duration::from_millis(w.request_timeout_ms.max(1)),
+            shards: self.cfg.threads,
+            ca_certs: self.cfg.ca_certs.clone(),
+            ..Default::default()
+        };
+        let (to_worker, from_master) = mpsc::channel(64);
+        let (to_master, from_worker) = mpsc::channel(64);
+        let engine = crate::start(Arc::new(plan), config, from_master, to_master)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        self.users.spawn(engine);
+        self.engine = Some(Engine {
+            to_worker,
+            from_worker,
+            plan_hash: w.plan_hash.clone(),
+        });
+        Ok(())
+    }
+
+    async fn drive(
+        &mut self,
+        inbound: &mut tonic::Streaming<proto::MasterMessage>,
+        out: &mpsc::Sender<proto::WorkerMessage>,
+        interval: Duration,
+        liveness: Duration,
+    ) -> Result<End, ClientError> {
+        let mut beat = tokio::time::interval(interval);
+        loop {
+            let engine = self.engine.as_mut().expect("adopted before driving");
+            tokio::select! {
+                m = inbound.message() => match m {
+                    Ok(Some(m)) => {
+                        self.last_contact = Instant::now();
+                        if let Some(end) = self.on_master(m).await {
+                            return Ok(end);
+                        }
+                    }
+                    Ok(None) => return Ok(End::Lost("the master closed the session".into())),
+                    Err(s) => return Ok(End::Lost(s.message().to_string())),
+                },
+                m = engine.from_worker.recv() => {
+                    let Some(m) = m else { return Ok(End::Quit) };
+                    if let FromWorker::Report(r) = &m {
+                        self.keep((**r).clone());
+                        if let Some(last) = self.pending.back_mut() {
+                            last.sent = true;
+                        }
+                    }
+                    if out.send((&m).into()).await.is_err() {
+                        return Ok(End::Lost("the session closed".into()));
+                    }
+                }
+                _ = beat.tick() => {
+                    let hb = Heartbeat {
+                        users: self.latest_users.clone(),
+                        cpu_percent: self.usage.cpu_percent(),
+                        memory_bytes: rss_bytes(),
+                    };
+                    if out.send((&FromWorker::Heartbeat(hb)).into()).await.is_err() {
+                        return Ok(End::Lost("the session closed".into()));
+                    }
+                }
+                _ = sleep(liveness.saturating_sub(self.last_contact.elapsed())) => {
+                    return Ok(End::Lost(format!("no word from the master for {} ms", liveness.as_millis())));
+                }
+            }
+        }
+    }
+
+    /// Applies one master message; `Some` ends the session.
+    async fn on_master(&mut self, m: proto::MasterMessage) -> Option<End> {
+        let engine = self.engine.as_ref()?;
+        let cmd = match m.into_kind() {
+            Ok(master_message::Kind::Assign(a)) => match a.try_into() {
+                Ok(a) => ToWorker::Assign(a),
+                Err(e) => return Some(End::Lost(format!("bad assignment: {e}"))),
+            },
+            Ok(master_message::Kind::Stop(s)) => ToWorker::Stop {
+                timeout: Duration::from_millis(s.timeout_ms),
+            },
+            Ok(master_message::Kind::ResetStats(_)) => ToWorker::ResetStats,
+            Ok(master_message::Kind::Ack(a)) => {
+                self.pending.retain(|p| p.report.seq > a.seq);
+                return None;
+            }
+            Ok(master_message::Kind::Quit(_)) => {
+                let _ = engine.to_worker.send(ToWorker::Quit).await;
+                return Some(End::Quit);
+            }
+            Ok(master_message::Kind::MasterHeartbeat(_)) => return None,
+            Ok(master_message::Kind::Welcome(_)) => return None,
+            Err(e) => return Some(End::Lost(e.to_string())),
+        };
+        if engine.to_worker.send(cmd).await.is_err() {
+            return Some(End::Quit);
+        }
+        None
+    }
+}
