@@ -21,6 +21,7 @@ pub async fn attach(
         id: id.clone(),
         session: 0,
         tx: to_worker,
+        running: Vec::new(),
     };
     if events.send(joined).await.is_err() {
         return;

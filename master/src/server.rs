@@ -143,7 +143,7 @@ impl wire::Coordinator for Coordinator {
         tracing::info!(worker = %id, %peer, host = %hello.hostname, cores = hello.cores, "worker connected");
         let this = self.clone();
         tokio::spawn(async move {
-            let reason = this.serve(&id, session, inbound, out_tx).await;
+            let reason = this.serve(&id, session, hello.users, inbound, out_tx).await;
             if reason == "the run has ended" {
                 tracing::info!(worker = %id, %peer, "session ended: {reason}");
             } else {
@@ -166,6 +166,7 @@ impl Coordinator {
         &self,
         id: &str,
         session: u64,
+        running: Vec<u32>,
         mut inbound: Streaming<proto::WorkerMessage>,
         out: Outbound,
     ) -> String {
@@ -174,6 +175,7 @@ impl Coordinator {
             id: id.to_string(),
             session,
             tx: to_worker,
+            running,
         };
         if self.events.send(joined).await.is_err() {
             return "the run has ended".to_string();

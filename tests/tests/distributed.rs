@@ -267,3 +267,203 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     assert_eq!(s["user_count"], 6);
     drop(m);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
+    let target = Target::start().await;
+    let dir = TempDir::new("restart");
+    let plan = dir.write("plan.yaml", PLAN);
+    let mut first = master(
+        &plan,
+        &target,
+        &["-u", "4", "-r", "100", "-t", "60s", "--expect-workers", "2"],
+    );
+    let (grpc, web) = (first.grpc, first.web);
+    let workers: Vec<Running> = (0..2)
+        .map(|_| worker(grpc, &["--master-timeout", "30s"]))
+        .collect();
+    eventually("four users running", Duration::from_secs(20), || async {
+        let s = stats(web).await?;
+        (s["user_count"] == 4).then_some(())
+    })
+    .await;
+    first.process.kill().await;
+    // The users go on without a master.
+    let before = target.count("GET", "/a");
+    eventually(
+        "requests while the master is down",
+        Duration::from_secs(20),
+        || async { (target.count("GET", "/a") > before + 20).then_some(()) },
+    )
+    .await;
+    let prefix = dir.path().join("run");
+    let (g, w) = (grpc.to_string(), web.to_string());
+    let second = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        &target.url(),
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "-s",
+        "5s",
+        "--expect-workers",
+        "2",
+        "--csv",
+        prefix.to_str().unwrap(),
+    ])
+    .spawn();
+    second.finish().await.expect_code(0);
+    for w in workers {
+        w.finish().await.expect_code(0);
+    }
+    // The new master took the running users over instead of starting new ones...
+    assert_eq!(target.count("GET", "/start/reader"), 3);
+    assert_eq!(target.count("GET", "/start/writer"), 1);
+    // ...and its totals hold every request, from before, during and after the restart.
+    let rows = read_csv(&dir.path().join("run_stats.csv"));
+    let count = |name: &str| -> u64 {
+        rows.iter()
+            .find(|r| r[1] == name)
+            .unwrap_or_else(|| panic!("{name}"))[2]
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("read-a"), target.count("GET", "/a"));
+    assert_eq!(count("/b"), target.count("POST", "/b"));
+}
+
+/// Opens a gRPC session to the master with `hello` and returns how it ended.
+async fn session_with(grpc: u16, hello: hatchery_core::wire::proto::Hello) -> tonic::Status {
+    use hatchery_core::wire::proto::{worker_message::Kind, WorkerMessage};
+    use hatchery_core::wire::CoordinatorClient;
+    let mut client = CoordinatorClient::connect(format!("http://127.0.0.1:{grpc}"))
+        .await
+        .expect("connect");
+    let first = WorkerMessage {
+        kind: Some(Kind::Hello(hello)),
+    };
+    let stream = tokio_stream::iter(vec![first]);
+    match client.session(stream).await {
+        Ok(resp) => {
+            let mut inbound = resp.into_inner();
+            loop {
+                match inbound.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return tonic::Status::ok("closed"),
+                    Err(s) => return s,
+                }
+            }
+        }
+        Err(s) => s,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_worker_port_is_refused_and_the_run_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = Target::start().await;
+    let dir = TempDir::new("garbage");
+    let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
+    let m = master(
+        &plan,
+        &target,
+        &[
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "1s",
+            "-s",
+            "5s",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    eventually("the master listens", Duration::from_secs(20), || {
+        http_get(m.web, "/healthz")
+    })
+    .await;
+
+    // Not HTTP/2 at all: the connection is closed.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", m.grpc))
+        .await
+        .unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n\x00\xff garbage")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut sink)).await;
+
+    // Another protocol version: refused, naming both versions.
+    let hello = hatchery_core::wire::proto::Hello {
+        protocol_version: 99,
+        worker_id: "intruder".into(),
+        ..Default::default()
+    };
+    let status = session_with(m.grpc, hello).await;
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("99"), "{status:?}");
+
+    // An oversized field: refused.
+    let hello = hatchery_core::wire::proto::Hello {
+        protocol_version: hatchery_core::wire::PROTOCOL_VERSION,
+        worker_id: "x".repeat(10_000),
+        ..Default::default()
+    };
+    let status = session_with(m.grpc, hello).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    // None of that counted as a worker: the gate is still closed, and a real one runs the test.
+    let (code, body) = http_get(m.web, "/readyz").await.unwrap();
+    assert_eq!(code, 503, "{body}");
+    let w = worker(m.grpc, &[]);
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    w.finish().await.expect_code(0);
+    assert!(
+        out.stderr().contains("refused a worker session"),
+        "{}",
+        out.stderr()
+    );
+    let rows = read_csv(&dir.path().join("run_stats.csv"));
+    let reads = rows.iter().find(|r| r[1] == "read-a").expect("read-a")[2]
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(reads, target.count("GET", "/a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starts_that_many_workers_on_one_machine() {
+    let target = Target::start().await;
+    let dir = TempDir::new("processes");
+    let plan = dir.write("plan.yaml", PLAN);
+    let m = master(
+        &plan,
+        &target,
+        &["-u", "4", "-r", "100", "-t", "1s", "--expect-workers", "2"],
+    );
+    let workers = worker(m.grpc, &["--processes", "2"]);
+    m.process.finish().await.expect_code(0);
+    workers.finish().await.expect_code(0);
+    assert_eq!(
+        target.count("GET", "/start/reader") + target.count("GET", "/start/writer"),
+        4
+    );
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use hatchery_core::plan::Bundle;
 use hatchery_core::protocol::{FromWorker, Heartbeat, Report, ToWorker};
+use hatchery_core::stats::Stats;
 use hatchery_core::wire::proto::{self, master_message, worker_message};
 use hatchery_core::wire::{self, CoordinatorClient};
 use hatchery_core::Plan;
@@ -74,6 +75,11 @@ struct Client {
     engine: Option<Engine>,
     pending: VecDeque<Pending>,
     last_seq: u64,
+    /// Highest sequence number a master acked.
+    acked: u64,
+    /// Everything reported since the plan started (or the last stats reset): what a restarted
+    /// master, which lost its totals, is sent so that nothing is lost.
+    cumulative: Stats,
     latest_users: Vec<u32>,
     usage: Usage,
     /// When the master was last heard from.
@@ -94,6 +100,8 @@ pub async fn run(cfg: ClientConfig, users: tokio::runtime::Handle) -> Result<(),
         engine: None,
         pending: VecDeque::new(),
         last_seq: 0,
+        acked: 0,
+        cumulative: Stats::new(),
         latest_users: Vec::new(),
         usage: Usage::default(),
         last_contact: Instant::now(),
@@ -171,20 +179,25 @@ impl Client {
         }
     }
 
-    /// Queues a report; unsent ones merge, so a long outage holds one report, not thousands.
-    fn keep(&mut self, report: Report) {
-        self.last_seq = self.last_seq.max(report.seq);
+    /// Queues a report under the next wire sequence number (this client numbers them, so a
+    /// report it makes up, like the totals for a restarted master, never collides); unsent ones
+    /// merge, so a long outage holds one report, not thousands.
+    fn keep(&mut self, mut report: Report) {
         self.latest_users = report.users.clone();
+        self.cumulative.merge(&report.stats);
         match self.pending.back_mut() {
             Some(last) if !last.sent => {
                 last.report.stats.merge(&report.stats);
-                last.report.seq = report.seq;
                 last.report.users = report.users;
             }
-            _ => self.pending.push_back(Pending {
-                report,
-                sent: false,
-            }),
+            _ => {
+                self.last_seq += 1;
+                report.seq = self.last_seq;
+                self.pending.push_back(Pending {
+                    report,
+                    sent: false,
+                });
+            }
         }
     }
 
@@ -201,6 +214,7 @@ impl Client {
                 .map(Bundle::hash)
                 .unwrap_or_default(),
             last_seq: self.last_seq,
+            users: self.latest_users.clone(),
         })
         .into()
     }
@@ -234,6 +248,20 @@ impl Client {
         self.last_contact = Instant::now();
         self.adopt(&welcome)?;
         tracing::info!(master = %self.cfg.endpoint, "connected; plan {}", &welcome.plan_hash[..welcome.plan_hash.len().min(12)]);
+        if welcome.acked_seq < self.acked {
+            // A master that forgot what it acked restarted: it gets everything so far, once.
+            tracing::warn!("the master restarted; sending it this worker's totals so far");
+            self.pending.clear();
+            self.last_seq += 1;
+            self.pending.push_back(Pending {
+                report: Report {
+                    seq: self.last_seq,
+                    users: self.latest_users.clone(),
+                    stats: self.cumulative.clone(),
+                },
+                sent: false,
+            });
+        }
         // Everything the master has not counted goes again, in order.
         self.pending.retain(|p| p.report.seq > welcome.acked_seq);
         for p in self.pending.iter_mut() {
@@ -318,13 +346,21 @@ impl Client {
                 },
                 m = engine.from_worker.recv() => {
                     let Some(m) = m else { return Ok(End::Quit) };
-                    if let FromWorker::Report(r) = &m {
-                        self.keep((**r).clone());
-                        if let Some(last) = self.pending.back_mut() {
+                    let msg: proto::WorkerMessage = match m {
+                        FromWorker::Report(r) => {
+                            self.keep(*r);
+                            let Some(last) = self.pending.back_mut() else { continue };
                             last.sent = true;
+                            (&FromWorker::Report(Box::new(last.report.clone()))).into()
                         }
-                    }
-                    if out.send((&m).into()).await.is_err() {
+                        FromWorker::StatsReset => {
+                            // Reports after this start from zero.
+                            self.cumulative = Stats::new();
+                            (&FromWorker::StatsReset).into()
+                        }
+                        other => (&other).into(),
+                    };
+                    if out.send(msg).await.is_err() {
                         return Ok(End::Lost("the session closed".into()));
                     }
                 }
@@ -358,6 +394,7 @@ impl Client {
             },
             Ok(master_message::Kind::ResetStats(_)) => ToWorker::ResetStats,
             Ok(master_message::Kind::Ack(a)) => {
+                self.acked = self.acked.max(a.seq);
                 self.pending.retain(|p| p.report.seq > a.seq);
                 return None;
             }

@@ -114,6 +114,7 @@ pub fn check_hello(hello: &proto::Hello) -> Result<(), Error> {
     }
     check_len("Hello.worker_id", &hello.worker_id)?;
     check_len("Hello.hostname", &hello.hostname)?;
+    check_count("Hello.users", hello.users.len(), MAX_USER_CLASSES)?;
     check_len("Hello.plan_hash", &hello.plan_hash)
 }
 

@@ -55,7 +55,14 @@ impl Fleet {
 
     /// Adds a worker. A worker that reconnects before its old session was noticed keeps its
     /// assignment (sent again on the new session), so its users are neither doubled nor lost.
-    pub fn join(&mut self, id: WorkerId, session: u64, tx: mpsc::Sender<ToWorker>) {
+    /// A new member starts from the users it already runs (`running`, per class), if any.
+    pub fn join(
+        &mut self,
+        id: WorkerId,
+        session: u64,
+        tx: mpsc::Sender<ToWorker>,
+        running: Vec<u32>,
+    ) {
         if let Some(m) = self.members.get_mut(&id) {
             m.tx = tx;
             m.session = session;
@@ -63,11 +70,16 @@ impl Fleet {
             m.unsent = true;
             return;
         }
+        let running = if running.len() == self.classes {
+            running
+        } else {
+            vec![0; self.classes]
+        };
         let member = Member {
             tx,
             session,
-            assigned: vec![0; self.classes],
-            reported: vec![0; self.classes],
+            assigned: running.clone(),
+            reported: running,
             missed: 0,
             stopped: false,
             unsent: false,

@@ -99,6 +99,9 @@ pub enum FleetEvent {
         /// Tells this session from an earlier one of the same worker.
         session: u64,
         tx: mpsc::Sender<ToWorker>,
+        /// Users the worker already runs, per class (empty for a fresh worker): a worker that
+        /// comes back, or finds a restarted master, keeps them as its assignment.
+        running: Vec<u32>,
     },
     /// A message from a worker; reports are already de-duplicated by sequence number.
     Message { id: WorkerId, msg: FromWorker },
@@ -379,8 +382,13 @@ impl Run<'_> {
     /// Handles one worker event; returns a reason to stop when the run cannot go on.
     fn on_event(&mut self, event: FleetEvent) -> Option<StopReason> {
         match event {
-            FleetEvent::Joined { id, session, tx } => {
-                self.fleet.join(id.clone(), session, tx);
+            FleetEvent::Joined {
+                id,
+                session,
+                tx,
+                running,
+            } => {
+                self.fleet.join(id.clone(), session, tx, running);
                 let workers = self.fleet.len();
                 self.emit(Event::WorkerJoined { id, workers });
                 if self.started.is_some() && self.state != State::Stopping {

@@ -109,6 +109,7 @@ async fn fake_worker(
         id: id.clone(),
         session: 1,
         tx,
+        running: Vec::new(),
     };
     let _ = events.send(joined).await;
     let send = |msg| {

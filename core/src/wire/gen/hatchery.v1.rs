@@ -41,6 +41,10 @@ pub struct Hello {
     /// Highest report sequence number the worker has sent in this process (0 = none).
     #[prost(uint64, tag = "6")]
     pub last_seq: u64,
+    /// Users the worker runs now, per class (empty before its first plan). A master that restarted
+    /// takes them as this worker's assignment instead of starting over.
+    #[prost(uint32, repeated, tag = "7")]
+    pub users: ::prost::alloc::vec::Vec<u32>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Heartbeat {
