@@ -343,6 +343,10 @@ impl Run<'_> {
             self.state = State::Spawning;
         }
         self.publish();
+        if self.ramp.steps.is_empty() {
+            // Already there (workers that kept their users): settle at once.
+            self.spawn_due();
+        }
     }
 
     /// Applies the steps due now and sends the changed assignments.

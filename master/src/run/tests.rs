@@ -261,8 +261,9 @@ async fn the_last_worker_leaving_ends_a_standalone_run() {
         let id = "local".to_string();
         let joined = FleetEvent::Joined {
             id: id.clone(),
-            session: 1,
+            session: 0,
             tx,
+            running: Vec::new(),
         };
         let _ = events.send(joined).await;
         let reason = "crashed".to_string();
@@ -411,4 +412,33 @@ async fn a_snapshot_command_answers_with_the_current_numbers() {
     assert_eq!(snap.user_count, 2);
     assert_eq!(snap.workers.len(), 1);
     assert_eq!(snap.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn workers_that_already_run_the_target_keep_their_users() {
+    let w = wires();
+    let mut cfg = config(4, 1.0, Duration::from_secs(3));
+    cfg.expect_workers = 2;
+    let events = w.events.clone();
+    let (tx_a, mut rx_a) = mpsc::channel(64);
+    let (tx_b, _rx_b) = mpsc::channel(64);
+    for (id, tx, running) in [("a", tx_a, vec![2, 0]), ("b", tx_b, vec![1, 1])] {
+        let joined = FleetEvent::Joined {
+            id: id.to_string(),
+            session: 1,
+            tx,
+            running,
+        };
+        events.send(joined).await.unwrap();
+    }
+    let mut quiet = Quiet::default();
+    let outcome = run(cfg, w.inbox, &mut quiet, std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    // Spawned at once, with no user started or stopped: the first message is the stop.
+    assert!(matches!(
+        quiet.events.first(),
+        Some(Event::WorkerJoined { .. })
+    ));
+    assert!(quiet.events.iter().any(|e| matches!(e, Event::Spawned(_))));
+    assert!(matches!(rx_a.recv().await, Some(ToWorker::Stop { .. })));
 }
