@@ -259,6 +259,42 @@ pub struct RunArgs {
     )]
     pub web_port: u16,
 
+    /// Start the test from -u/-r/-t at once, as --headless does, but keep the web UI.
+    #[arg(long, env = "HATCHERY_AUTOSTART", help_heading = "Web")]
+    pub autostart: bool,
+
+    /// Quit this many seconds after the test ends (with --autostart or the UI).
+    #[arg(
+        long,
+        env = "HATCHERY_AUTOQUIT",
+        value_name = "SECONDS",
+        help_heading = "Web"
+    )]
+    pub autoquit: Option<u64>,
+
+    /// HTTP basic auth for the web UI and API (health and readiness stay open).
+    #[arg(
+        long,
+        env = "HATCHERY_WEB_AUTH",
+        value_name = "USER:PASSWORD",
+        help_heading = "Web"
+    )]
+    pub web_auth: Option<String>,
+
+    /// Serve the web UI and API under this path, e.g. /hatchery behind a proxy.
+    #[arg(
+        long,
+        env = "HATCHERY_WEB_BASE_PATH",
+        value_name = "PATH",
+        default_value = "",
+        help_heading = "Web"
+    )]
+    pub web_base_path: String,
+
+    /// Write the HTML report to this file at the end.
+    #[arg(long, env = "HATCHERY_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Config file of `key = value` lines (keys are long flag names). `hatchery.conf` in the
     /// current folder is read when present.
     #[arg(long, env = "HATCHERY_CONFIG", value_name = "FILE")]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hatchery_core::Plan;
 use hatchery_master::report::{console, csv::CsvWriter, json, thresholds};
-use hatchery_master::run::{Event, Observer, Outcome, StopReason, View};
+use hatchery_master::run::{Event, Observer, Outcome, State, StopReason, View};
 
 use crate::args::RunArgs;
 use crate::exit;
@@ -54,7 +54,7 @@ impl Console {
     }
 
     /// Final outputs; returns the exit code.
-    pub fn finish(mut self, args: &RunArgs, plan: &Plan, outcome: &Outcome) -> i32 {
+    pub fn finish(mut self, args: &RunArgs, plan: &Plan, title: &str, outcome: &Outcome) -> i32 {
         let now = unix_now();
         let secs = outcome.elapsed.as_secs_f64();
         let stats = &outcome.stats;
@@ -72,6 +72,17 @@ impl Console {
             let history = csv.append_history(stats, &outcome.window, 0, now);
             if let Err(e) = history.and_then(|()| csv.write_snapshot(stats, now, secs)) {
                 eprintln!("error: {e}");
+                code = exit::FAILED;
+            }
+        }
+        if let Some(path) = &args.html {
+            let page =
+                hatchery_master::api::report_html(title, &outcome.snapshot(), &outcome.history);
+            if let Err(e) = std::fs::write(path, page) {
+                eprintln!(
+                    "error: cannot write the HTML report {}: {e}",
+                    path.display()
+                );
                 code = exit::FAILED;
             }
         }
@@ -98,6 +109,13 @@ impl Console {
 
 impl Observer for Console {
     fn tick(&mut self, view: &View<'_>) {
+        // Between tests (a UI waiting for a swarm) there is nothing new to show or write.
+        if !matches!(
+            view.state,
+            State::Spawning | State::Running | State::Stopping
+        ) {
+            return;
+        }
         if let Err(e) = self.write_csv(view) {
             // Keep running: the test matters more than one file; the final write reports again.
             if !self.csv_failed {
@@ -151,6 +169,7 @@ impl Observer for Console {
                     StopReason::Interrupted => "interrupted",
                     StopReason::WorkerLost => "worker lost",
                     StopReason::GateTimeout => "the expected workers did not connect in time",
+                    StopReason::Requested => "stop requested",
                 };
                 tracing::info!("{why}: stopping {} users", view.user_count());
             }

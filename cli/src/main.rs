@@ -7,6 +7,7 @@ mod demo;
 mod master;
 mod setup;
 mod standalone;
+mod web;
 mod worker;
 
 use std::process::ExitCode;
@@ -108,13 +109,7 @@ fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
         );
         return exit::OK;
     }
-    if !args.headless {
-        eprintln!(
-            "error: the web UI is not part of this build yet; pass --headless to run without it"
-        );
-        return exit::CONFIG;
-    }
-    standalone::run(args, plan)
+    standalone::run(args, plan, origin)
 }
 
 fn demo_target(d: &args::DemoArgs) -> i32 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hatchery_core::plan::Bundle;
 use hatchery_core::Plan;
-use hatchery_master::api::{self, RunHandle};
+use hatchery_master::api::RunHandle;
 use hatchery_master::run::{self, Inbox, State, Status, StopReason};
 use hatchery_master::server::{Coordinator, Offer};
 use tokio::net::TcpListener;
@@ -21,14 +21,13 @@ use crate::{exit, setup};
 const QUIT_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
+    let title = bundle.origin.clone();
+    let web_config = match crate::web::config(args, &title) {
+        Ok(w) => w,
+        Err(e) => return setup::config_error(e),
+    };
     if let Err(code) = crate::filter_tags(args, &mut plan) {
         return code;
-    }
-    if !args.headless {
-        eprintln!(
-            "error: the web UI is not part of this build yet; pass --headless to run without it"
-        );
-        return exit::CONFIG;
     }
     let mut config = match run_config(args, &plan) {
         Ok(c) => c,
@@ -52,7 +51,6 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
     let offer = Offer {
         plan_hash: bundle.hash(),
         bundle,
-        host: args.host.clone(),
         request_timeout: args.request_timeout,
         tags: args.tags.clone(),
         exclude_tags: args.exclude_tags.clone(),
@@ -62,13 +60,13 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
     let mut console = Console::new(args);
     let result = runtime.block_on(async {
         let workers = bind(&args.master_bind_host, args.master_bind_port, "workers").await?;
-        let web = bind(&args.web_host, args.web_port, "the HTTP API").await?;
         let (events, events_rx) = mpsc::channel(1024);
         let (commands, commands_rx) = mpsc::channel(64);
         let (status, status_rx) = watch::channel(Status {
             state: State::Ready,
             workers: 0,
             expected: config.expect_workers,
+            host: args.host.clone(),
         });
         let inbox = Inbox {
             events: events_rx,
@@ -79,8 +77,7 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         let stopped = async {
             let _ = servers_stopped.await;
         };
-        let (stop_api, api_stopped) = oneshot::channel::<()>();
-        let service = Coordinator::new(offer, events).into_service();
+        let service = Coordinator::new(offer, events, status_rx.clone()).into_service();
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
@@ -91,13 +88,11 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
             commands,
             status: status_rx.clone(),
         };
-        let api_task = tokio::spawn(api::serve(web.0, handle, async {
-            let _ = api_stopped.await;
-        }));
+        let web = crate::web::start(args, handle, web_config.clone()).await?;
         tracing::info!(
-            "master: workers connect to {}, API on http://{}; waiting for {} worker(s)",
+            "master: workers connect to {}, web UI and API on {}; waiting for {} worker(s)",
             workers.1,
-            web.1,
+            crate::web::url(web.addr, &web_config),
             config.expect_workers
         );
         let expected = config.expect_workers;
@@ -105,8 +100,7 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         let connected = status_rx.borrow().workers;
         let _ = stop_servers.send(());
         let _ = tokio::time::timeout(QUIT_GRACE, grpc).await;
-        let _ = stop_api.send(());
-        let _ = api_task.await;
+        web.stop().await;
         Ok::<_, String>((outcome, connected, expected))
     });
     let (outcome, connected, expected) = match result {
@@ -126,7 +120,7 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         );
         return exit::NO_WORKERS;
     }
-    console.finish(args, &plan, &outcome)
+    console.finish(args, &plan, &title, &outcome)
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<(TcpListener, SocketAddr), String> {

@@ -2,9 +2,11 @@
 //! that travel between a master and its workers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hatchery_core::apportion::Claim;
 use hatchery_core::Plan;
+use hatchery_master::api::RunHandle;
 use hatchery_master::local;
 use hatchery_master::run::{self, Inbox, RunConfig, State, Status};
 use tokio::sync::{mpsc, watch};
@@ -12,14 +14,15 @@ use tokio::sync::{mpsc, watch};
 use crate::args::RunArgs;
 use crate::{exit, setup};
 
-/// Runs a headless test to its end and returns the process exit code.
-pub fn run(args: &RunArgs, plan: Plan) -> i32 {
+/// Runs until the test (headless) or the UI session is over; returns the exit code.
+pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
     let config = match run_config(args, &plan) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::CONFIG;
-        }
+        Err(e) => return setup::config_error(e),
+    };
+    let web = match crate::web::config(args, title) {
+        Ok(w) => w,
+        Err(e) => return setup::config_error(e),
     };
     let threads = setup::threads(args);
     let runtime = match setup::runtime(Some(threads), "hatchery-users") {
@@ -50,25 +53,59 @@ pub fn run(args: &RunArgs, plan: Plan) -> i32 {
     let mut console = crate::console::Console::new(args);
     let outcome = runtime.block_on(async {
         let (events, events_rx) = mpsc::channel(64);
-        let (_commands, commands_rx) = mpsc::channel(16);
-        let (status, _) = watch::channel(Status {
+        let (commands, commands_rx) = mpsc::channel(64);
+        let (status, status_rx) = watch::channel(Status {
             state: State::Ready,
             workers: 0,
             expected: 1,
+            host: args.host.clone(),
         });
         let inbox = Inbox {
             events: events_rx,
             commands: commands_rx,
             status,
         };
+        // Without --headless the web UI serves, as Locust's does in standalone mode.
+        let server = if args.headless {
+            None
+        } else {
+            let handle = RunHandle {
+                commands,
+                status: status_rx,
+            };
+            match crate::web::start(args, handle, web.clone()).await {
+                Ok(s) => {
+                    tracing::info!("web UI on {}", crate::web::url(s.addr, &web));
+                    Some(s)
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let worker = tokio::spawn(worker);
         let link = tokio::spawn(local::attach(events, to_worker, from_worker));
         let outcome = run::run(config, inbox, &mut console, shutdown_signal()).await;
         worker.abort();
         link.abort();
-        outcome
+        if let Some(s) = server {
+            s.stop().await;
+        }
+        Ok(outcome)
     });
-    console.finish(args, &plan, &outcome)
+    match outcome {
+        Ok(outcome) => console.finish(args, &plan, title, &outcome),
+        Err(e) => setup::config_error(e),
+    }
+}
+
+/// Headless: one test at once, then quit. --autostart: the test at once, the UI stays (until
+/// --autoquit). Otherwise the UI starts tests.
+fn lifecycle(args: &RunArgs) -> (bool, Option<Duration>) {
+    let autoquit = args.autoquit.map(Duration::from_secs);
+    if args.headless {
+        (true, Some(Duration::ZERO))
+    } else {
+        (args.autostart, autoquit)
+    }
 }
 
 pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, String> {
@@ -83,6 +120,7 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         tracing::warn!("the plan has a load shape: -u/--users and -r/--spawn-rate are ignored");
     }
     Ok(RunConfig {
+        host: args.host.clone(),
         users,
         spawn_rate,
         run_time: args.run_time,
@@ -102,6 +140,8 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         expect_workers_max_wait: None,
         heartbeat_liveness: None,
         end_without_workers: true,
+        autostart: lifecycle(args).0,
+        quit_after: lifecycle(args).1,
     })
 }
 

@@ -284,6 +284,16 @@ impl Histogram {
         })
     }
 
+    /// How many values are at most `value_us` (cumulative count, as a Prometheus bucket). A
+    /// bucket straddling the bound counts when its highest value is within it, so the answer is
+    /// exact for values recorded below 2048 us and within the bucket width (1/1024) above.
+    pub fn count_at_most(&self, value_us: u64) -> u64 {
+        self.buckets()
+            .take_while(|&(idx, _)| highest_of(idx) <= value_us)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn clear(&mut self) {
         *self = Self::default();
     }
@@ -344,6 +354,15 @@ mod tests {
             let idx = index_of(v);
             assert!(lowest_of(idx) <= v && v <= highest_of(idx), "value {v}");
         }
+    }
+
+    #[test]
+    fn count_at_most_is_cumulative_and_reaches_the_count() {
+        let h = of(&[5, 10, 10, 900, 5000, 80_000]);
+        assert_eq!(h.count_at_most(4), 0);
+        assert_eq!(h.count_at_most(10), 3);
+        assert_eq!(h.count_at_most(1000), 4);
+        assert_eq!(h.count_at_most(u64::MAX), 6);
     }
 
     #[test]

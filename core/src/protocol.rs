@@ -35,6 +35,8 @@ pub enum ToWorker {
     ResetStats,
     /// The run is over: stop every user at once and exit.
     Quit,
+    /// Between tests: relative paths go to this base URL from now on.
+    SetHost(String),
 }
 
 /// Worker -> master.

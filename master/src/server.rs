@@ -15,19 +15,17 @@ use hatchery_core::plan::Bundle;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::wire::proto::{self, master_message, worker_message};
 use hatchery_core::wire::{self, CoordinatorServer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::run::FleetEvent;
+use crate::run::{self, FleetEvent};
 
 /// What every worker is told on arrival.
 #[derive(Debug, Clone)]
 pub struct Offer {
     pub bundle: Bundle,
     pub plan_hash: String,
-    /// `--host` on the master.
-    pub host: Option<String>,
     pub request_timeout: Duration,
     pub tags: Vec<String>,
     pub exclude_tags: Vec<String>,
@@ -43,16 +41,23 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Coordinator {
     offer: Arc<Offer>,
     events: mpsc::Sender<FleetEvent>,
+    /// The run's status, for the host workers are to use now.
+    status: watch::Receiver<run::Status>,
     /// Highest report sequence number counted per worker id.
     counted: Arc<Mutex<HashMap<String, u64>>>,
     sessions: Arc<AtomicU64>,
 }
 
 impl Coordinator {
-    pub fn new(offer: Offer, events: mpsc::Sender<FleetEvent>) -> Coordinator {
+    pub fn new(
+        offer: Offer,
+        events: mpsc::Sender<FleetEvent>,
+        status: watch::Receiver<run::Status>,
+    ) -> Coordinator {
         Coordinator {
             offer: Arc::new(offer),
             events,
+            status,
             counted: Arc::default(),
             sessions: Arc::default(),
         }
@@ -73,7 +78,7 @@ impl Coordinator {
             plan_origin: o.bundle.origin.clone(),
             files: o.bundle.files.clone().into_iter().collect(),
             plan_hash: o.plan_hash.clone(),
-            host: o.host.clone().unwrap_or_default(),
+            host: self.status.borrow().host.clone().unwrap_or_default(),
             request_timeout_ms: o.request_timeout.as_millis() as u64,
             tags: o.tags.clone(),
             exclude_tags: o.exclude_tags.clone(),

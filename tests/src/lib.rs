@@ -319,6 +319,18 @@ pub fn free_port() -> u16 {
 /// `GET http://127.0.0.1:port/path` with a fresh connection: status and body, or `None` when
 /// nothing listens yet.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path, None, &[]).await
+}
+
+/// One request with a fresh connection: `body` is sent as an urlencoded form; `headers` are
+/// added as given. Status and body, or `None` when nothing listens.
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
@@ -326,9 +338,18 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .await
         .ok()?;
     tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", format!("127.0.0.1:{port}"))
-        .body(http_body_util::Empty::<Bytes>::new())
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", format!("127.0.0.1:{port}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default().to_string())))
         .ok()?;
     let resp = sender.send_request(req).await.ok()?;
     let status = resp.status().as_u16();

@@ -402,6 +402,7 @@ impl Client {
                 let _ = engine.to_worker.send(ToWorker::Quit).await;
                 return Some(End::Quit);
             }
+            Ok(master_message::Kind::Configure(c)) => ToWorker::SetHost(c.host),
             Ok(master_message::Kind::MasterHeartbeat(_)) => return None,
             Ok(master_message::Kind::Welcome(_)) => return None,
             Err(e) => return Some(End::Lost(e.to_string())),

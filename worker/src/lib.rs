@@ -71,7 +71,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub prepared: Prepared,
-    pub recorder: Recorder,
+    pub recorder: Arc<Recorder>,
     pub connector: http::Connector,
     pub default_timeout: Duration,
 }
@@ -87,7 +87,7 @@ pub fn start(
     let prepared = Prepared::new(plan, config.host.as_deref())?;
     let shared = Arc::new(Shared {
         prepared,
-        recorder: Recorder::new(config.shards, config.node),
+        recorder: Arc::new(Recorder::new(config.shards, config.node)),
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
     });

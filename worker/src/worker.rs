@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
+use crate::prepare::Prepared;
 use crate::user::User;
 use crate::Shared;
 
@@ -78,6 +79,30 @@ impl Users {
         });
     }
 
+    /// Points relative paths at another host; only between tests, when no user runs.
+    fn set_host(&mut self, host: &str) {
+        if self.running.iter().any(|r| !r.is_empty()) {
+            tracing::warn!("ignored a host change while users run");
+            return;
+        }
+        let plan = self.shared.prepared.plan.clone();
+        match Prepared::new(plan, Some(host)) {
+            Ok(prepared) => {
+                self.shared = Arc::new(Shared {
+                    prepared,
+                    recorder: self.shared.recorder.clone(),
+                    connector: self.shared.connector.clone(),
+                    default_timeout: self.shared.default_timeout,
+                });
+            }
+            Err(e) => {
+                let message = format!("cannot send requests to {host}: {e}");
+                tracing::error!("{message}");
+                self.shared.recorder.exception(&message);
+            }
+        }
+    }
+
     /// Stops every user and waits until each has ended (at most `timeout`).
     async fn stop_all(&mut self, timeout: Duration) {
         for class in 0..self.running.len() {
@@ -96,7 +121,7 @@ pub(crate) async fn run(
     mut from_master: mpsc::Receiver<ToWorker>,
     to_master: mpsc::Sender<FromWorker>,
 ) {
-    let mut users = Users::new(shared.clone());
+    let mut users = Users::new(shared);
     let mut seq = 0u64;
     let mut tick = tokio::time::interval(report_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -105,7 +130,7 @@ pub(crate) async fn run(
         FromWorker::Report(Box::new(Report {
             seq: *seq,
             users: users.counts(),
-            stats: shared.recorder.take(),
+            stats: users.shared.recorder.take(),
         }))
     };
     loop {
@@ -121,8 +146,9 @@ pub(crate) async fn run(
                     }
                 }
                 Some(ToWorker::Quit) => break,
+                Some(ToWorker::SetHost(host)) => users.set_host(&host),
                 Some(ToWorker::ResetStats) => {
-                    drop(shared.recorder.take());
+                    drop(users.shared.recorder.take());
                     if to_master.send(FromWorker::StatsReset).await.is_err() {
                         break;
                     }

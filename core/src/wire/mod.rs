@@ -154,6 +154,7 @@ impl From<&ToWorker> for proto::MasterMessage {
             }),
             ToWorker::ResetStats => Kind::ResetStats(proto::ResetStats {}),
             ToWorker::Quit => Kind::Quit(proto::Quit {}),
+            ToWorker::SetHost(host) => Kind::Configure(proto::Configure { host: host.clone() }),
         };
         kind.into()
     }

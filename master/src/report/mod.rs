@@ -11,7 +11,9 @@
 
 pub mod console;
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod metrics;
 pub mod thresholds;
 
 use std::io;

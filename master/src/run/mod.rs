@@ -9,6 +9,8 @@
 //! the [`Status`] watch.
 
 mod fleet;
+mod history;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -16,20 +18,23 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hatchery_core::apportion::{apportion, Claim};
-use hatchery_core::dispatch::Change;
+use hatchery_core::apportion::Claim;
 use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
-use fleet::{rebalance, Fleet};
+use fleet::Fleet;
 pub use fleet::{WorkerId, WorkerView};
+pub use history::Point;
+use state::{Ramp, Run, FINAL_REPORT_MARGIN};
 
 /// How to run: users and rate, or a shape; when to start and stop; how to watch workers.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// Base URL the workers send relative paths to (`--host`; `None`: the plan's).
+    pub host: Option<String>,
     pub users: u32,
     /// Users started (or stopped) per second.
     pub spawn_rate: f64,
@@ -50,6 +55,12 @@ pub struct RunConfig {
     pub heartbeat_liveness: Option<u32>,
     /// End the run when no worker is left (standalone); otherwise wait for workers to return.
     pub end_without_workers: bool,
+    /// Start a test from `users`, `spawn_rate` and `run_time` as soon as the expected workers
+    /// are connected (`--headless`, `--autostart`); otherwise wait for a swarm command.
+    pub autostart: bool,
+    /// After a test ends, return this long after (`--headless`: at once; `--autoquit N`);
+    /// `None` keeps serving until shut down.
+    pub quit_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +99,8 @@ pub enum StopReason {
     WorkerLost,
     /// The expected workers did not connect within `expect_workers_max_wait`.
     GateTimeout,
+    /// Stopped from the web UI or API (`/stop`).
+    Requested,
 }
 
 /// What reaches the run from its workers.
@@ -113,18 +126,48 @@ pub enum FleetEvent {
     },
 }
 
+/// A test to start, or the new target of a running one (`POST /swarm`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Swarm {
+    pub users: u32,
+    pub spawn_rate: f64,
+    /// Only used when a test starts.
+    pub run_time: Option<Duration>,
+    /// Another base URL for this and later tests; only when no test runs.
+    pub host: Option<String>,
+}
+
 /// What the web layer may ask of the run.
 #[derive(Debug)]
 pub enum Command {
     /// The current numbers, for `/stats/requests`.
     Snapshot(oneshot::Sender<Snapshot>),
+    /// The per-second series of the run, for charts and the report.
+    History(oneshot::Sender<Vec<Point>>),
+    /// Starts a test, or changes the users and rate of the running one; the reply says which,
+    /// or why not.
+    Swarm(Swarm, oneshot::Sender<Result<String, String>>),
+    /// Stops the running test (the master keeps serving).
     Stop,
+    ResetStats,
+    /// Ends the run loop (after stopping a running test).
+    Quit,
+}
+
+/// What the loop does after a command.
+#[derive(Debug)]
+enum Action {
+    None,
+    Start(Swarm),
+    Stop(StopReason),
+    Quit,
 }
 
 /// A copy of the run's numbers at one moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub state: State,
+    pub host: Option<String>,
     pub stats: Stats,
     pub window: Window,
     pub user_count: u32,
@@ -138,6 +181,8 @@ pub struct Status {
     pub state: State,
     pub workers: usize,
     pub expected: usize,
+    /// The base URL tests send relative paths to (`None`: the plan's own).
+    pub host: Option<String>,
 }
 
 impl Status {
@@ -209,11 +254,29 @@ pub trait Observer: Send {
     fn event(&mut self, event: &Event, view: &View<'_>);
 }
 
+impl Outcome {
+    /// The final numbers as a snapshot (state stopped, no worker), for reports.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: State::Stopped,
+            host: self.host.clone(),
+            stats: self.stats.clone(),
+            window: self.window.clone(),
+            user_count: 0,
+            workers: Vec::new(),
+            elapsed: self.elapsed,
+        }
+    }
+}
+
 /// The result of a finished run.
 #[derive(Debug)]
 pub struct Outcome {
     pub stats: Stats,
     pub window: Window,
+    /// One point a second of the whole run (charts, the HTML report).
+    pub history: Vec<Point>,
+    pub host: Option<String>,
     pub reason: StopReason,
     /// From the start of spawning (zero when the run never started).
     pub elapsed: Duration,
@@ -221,286 +284,10 @@ pub struct Outcome {
     pub complete: bool,
 }
 
-/// Dispatch steps applied at the spawn rate: the first at once, step *k* at `k / rate` seconds.
-#[derive(Debug)]
-struct Ramp {
-    ids: Vec<WorkerId>,
-    steps: Vec<Change>,
-    done: usize,
-    started: Instant,
-    rate: f64,
-}
-
-impl Ramp {
-    fn idle(now: Instant) -> Ramp {
-        Ramp {
-            ids: Vec::new(),
-            steps: Vec::new(),
-            done: 0,
-            started: now,
-            rate: 1.0,
-        }
-    }
-
-    fn due(&self, now: Instant) -> usize {
-        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
-        let due = (elapsed * self.rate).floor() as usize + 1;
-        due.min(self.steps.len())
-    }
-
-    fn next_at(&self) -> Option<Instant> {
-        (self.done < self.steps.len())
-            .then(|| self.started + Duration::from_secs_f64(self.done as f64 / self.rate))
-    }
-}
-
-/// Extra time past the stop timeout for the workers' last reports to arrive.
-const FINAL_REPORT_MARGIN: Duration = Duration::from_secs(5);
-/// CPU use above which a worker's numbers are suspect.
-const BUSY_CPU_PERCENT: f32 = 90.0;
-
-struct Run<'o> {
-    config: RunConfig,
-    stats: Stats,
-    window: Window,
-    fleet: Fleet,
-    state: State,
-    started: Option<Instant>,
-    /// Users per class the run aims at now (the stage's or the whole run's).
-    target: Vec<u32>,
-    rate: f64,
-    ramp: Ramp,
-    /// Workers whose answer to a stats reset has not arrived: their reports are pre-reset.
-    awaiting_reset: Vec<WorkerId>,
-    reset_done: bool,
-    spawned_reported: bool,
-    observer: &'o mut dyn Observer,
-    status: watch::Sender<Status>,
-}
-
-impl Run<'_> {
-    fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
-        let users = self.fleet.reported_per_class();
-        let view = View {
-            state: self.state,
-            stats: &self.stats,
-            window: &self.window,
-            users: &users,
-            class_names: &self.config.class_names,
-            elapsed: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
-            now_unix_s: unix_now(),
-        };
-        f(self.observer, &view)
-    }
-
-    fn emit(&mut self, event: Event) {
-        self.with_view(|o, v| o.event(&event, v));
-    }
-
-    fn publish(&mut self) {
-        let status = Status {
-            state: self.state,
-            workers: self.fleet.len(),
-            expected: self.config.expect_workers,
-        };
-        self.status.send_if_modified(|s| {
-            let changed = *s != status;
-            *s = status;
-            changed
-        });
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            state: self.state,
-            stats: self.stats.clone(),
-            window: self.window.clone(),
-            user_count: self.fleet.reported_per_class().iter().sum(),
-            workers: self.fleet.views(self.state.as_str()),
-            elapsed: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
-        }
-    }
-
-    /// Aims at `users` (apportioned to classes) at `rate`, from wherever the fleet is now.
-    fn retarget(&mut self, users: u32, rate: f64) {
-        self.target = apportion(users, &self.config.claims);
-        self.rate = rate;
-        self.spawned_reported = false;
-        self.replan();
-    }
-
-    /// Recomputes the steps toward the target, e.g. after a worker joined or left.
-    fn replan(&mut self) {
-        let (ids, steps) = rebalance(&self.fleet, &self.target);
-        self.ramp = Ramp {
-            ids,
-            steps,
-            done: 0,
-            started: Instant::now(),
-            rate: self.rate,
-        };
-        if self.state == State::Running && !self.ramp.steps.is_empty() {
-            self.state = State::Spawning;
-        }
-        self.publish();
-        if self.ramp.steps.is_empty() {
-            // Already there (workers that kept their users): settle at once.
-            self.spawn_due();
-        }
-    }
-
-    /// Applies the steps due now and sends the changed assignments.
-    fn spawn_due(&mut self) {
-        let due = self.ramp.due(Instant::now());
-        for k in self.ramp.done..due {
-            self.fleet.apply(&self.ramp.ids, self.ramp.steps[k]);
-        }
-        self.ramp.done = due;
-        self.fleet.send_assignments(self.config.stop_timeout);
-        if self.ramp.done == self.ramp.steps.len() && self.state == State::Spawning {
-            self.state = State::Running;
-            self.publish();
-            if !self.spawned_reported {
-                self.spawned_reported = true;
-                let spawned = self
-                    .config
-                    .class_names
-                    .iter()
-                    .cloned()
-                    .zip(self.target.iter().copied())
-                    .collect();
-                self.emit(Event::Spawned(spawned));
-                if self.config.reset_stats && !self.reset_done {
-                    self.reset_done = true;
-                    self.stats = Stats::new();
-                    self.window = Window::default();
-                    self.awaiting_reset = self.fleet.members.keys().cloned().collect();
-                    for id in self.fleet.broadcast(&ToWorker::ResetStats) {
-                        self.awaiting_reset.retain(|w| w != &id);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Handles one worker event; returns a reason to stop when the run cannot go on.
-    fn on_event(&mut self, event: FleetEvent) -> Option<StopReason> {
-        match event {
-            FleetEvent::Joined {
-                id,
-                session,
-                tx,
-                running,
-            } => {
-                self.fleet.join(id.clone(), session, tx, running);
-                let workers = self.fleet.len();
-                self.emit(Event::WorkerJoined { id, workers });
-                if self.started.is_some() && self.state != State::Stopping {
-                    self.replan();
-                }
-                self.publish();
-            }
-            FleetEvent::Left {
-                id,
-                session,
-                reason,
-            } => {
-                if self.fleet.session(&id) == Some(session) {
-                    return self.lose(&id, reason);
-                }
-            }
-            FleetEvent::Message { id, msg } => self.on_message(&id, msg),
-        }
-        None
-    }
-
-    fn lose(&mut self, id: &str, reason: String) -> Option<StopReason> {
-        if !self.fleet.leave(id) {
-            return None;
-        }
-        self.awaiting_reset.retain(|w| w != id);
-        let workers = self.fleet.len();
-        self.emit(Event::WorkerLeft {
-            id: id.to_string(),
-            reason,
-            workers,
-        });
-        self.publish();
-        if workers == 0 && self.config.end_without_workers {
-            return Some(StopReason::WorkerLost);
-        }
-        if self.started.is_some() && self.state != State::Stopping {
-            self.replan();
-        }
-        None
-    }
-
-    fn on_message(&mut self, id: &str, msg: FromWorker) {
-        let Some(member) = self.fleet.members.get_mut(id) else {
-            return;
-        };
-        member.missed = 0;
-        match msg {
-            FromWorker::Report(report) => {
-                member.reported = report.users;
-                if !self.awaiting_reset.iter().any(|w| w == id) {
-                    self.window
-                        .push(unix_now(), &report.stats.total().histogram);
-                    self.stats.merge(&report.stats);
-                }
-            }
-            FromWorker::Heartbeat(hb) => {
-                member.reported = hb.users;
-                member.cpu_percent = hb.cpu_percent;
-                member.memory_bytes = hb.memory_bytes;
-                let busy = hb.cpu_percent > BUSY_CPU_PERCENT && !member.warned_cpu;
-                if busy {
-                    member.warned_cpu = true;
-                    self.emit(Event::WorkerBusy {
-                        id: id.to_string(),
-                        cpu_percent: hb.cpu_percent,
-                    });
-                }
-            }
-            FromWorker::StatsReset => {
-                self.awaiting_reset.retain(|w| w != id);
-                if self.awaiting_reset.is_empty() {
-                    self.emit(Event::StatsReset);
-                }
-            }
-            FromWorker::Stopped => member.stopped = true,
-        }
-    }
-
-    fn on_command(&mut self, cmd: Command) -> Option<StopReason> {
-        match cmd {
-            Command::Snapshot(reply) => {
-                let _ = reply.send(self.snapshot());
-                None
-            }
-            Command::Stop => Some(StopReason::Interrupted),
-        }
-    }
-
-    /// Once a second: the observer's tick and the liveness count.
-    fn tick(&mut self) -> Option<StopReason> {
-        self.with_view(|o, v| o.tick(v));
-        let liveness = self.config.heartbeat_liveness?;
-        for id in self.fleet.miss_heartbeats(liveness) {
-            let reason = format!("missed {liveness} heartbeats");
-            if let Some(stop) = self.lose(&id, reason) {
-                return Some(stop);
-            }
-        }
-        // A queue that was full last time may have room now.
-        self.fleet.send_assignments(self.config.stop_timeout);
-        None
-    }
-}
-
-/// Runs one test to its end and returns the final numbers. `shutdown` resolving stops the run
-/// early (its users get the stop timeout). Returns when every worker has sent its last report,
-/// or after the stop timeout plus a margin if one does not.
+/// Serves the run until it is over and returns the numbers of the last test. In headless mode
+/// that is one test, started when the expected workers are connected and over at its deadline;
+/// with a UI, tests start and stop on commands until `quit_after` or `shutdown`. `shutdown`
+/// resolving stops a running test (its users get the stop timeout) and ends the loop.
 pub async fn run(
     config: RunConfig,
     mut inbox: Inbox,
@@ -522,6 +309,8 @@ pub async fn run(
         reset_done: false,
         spawned_reported: false,
         observer,
+        history: Default::default(),
+        host: config.host.clone(),
         status: inbox.status.clone(),
         config,
     };
@@ -530,25 +319,56 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
-    let reason = match gate(&mut run, &mut inbox, &mut tick, &mut shutdown).await {
-        Some(reason) => reason,
-        None => drive(&mut run, &mut inbox, &mut tick, &mut shutdown).await,
+    let mut idle = Idle {
+        autostart: run.config.autostart,
+        gate_deadline: run
+            .config
+            .expect_workers_max_wait
+            .filter(|_| run.config.autostart)
+            .map(|d| now + d),
+        quit_at: None,
     };
-    let complete = if reason == StopReason::WorkerLost {
-        false
-    } else if run.started.is_some() {
-        run.state = State::Stopping;
+    let mut last: Option<(StopReason, bool, Duration)> = None;
+    loop {
+        let swarm = match idle
+            .wait(&mut run, &mut inbox, &mut tick, &mut shutdown)
+            .await
+        {
+            Ok(swarm) => swarm,
+            Err(reason) => {
+                let (reason, complete, elapsed) = last.unwrap_or((reason, true, Duration::ZERO));
+                return finish(run, reason, complete, elapsed);
+            }
+        };
+        let reason = drive(&mut run, swarm, &mut inbox, &mut tick, &mut shutdown).await;
+        let complete = if reason == StopReason::WorkerLost {
+            false
+        } else {
+            run.state = State::Stopping;
+            run.publish();
+            run.emit(Event::Stopping(reason));
+            stop(&mut run, &mut inbox).await
+        };
+        let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
+        run.state = State::Stopped;
+        run.record_point();
         run.publish();
-        run.emit(Event::Stopping(reason));
-        stop(&mut run, &mut inbox).await
-    } else {
-        true
-    };
+        last = Some((reason, complete, elapsed));
+        if matches!(reason, StopReason::Interrupted | StopReason::WorkerLost) {
+            return finish(run, reason, complete, elapsed);
+        }
+        idle.quit_at = run.config.quit_after.map(|d| Instant::now() + d);
+    }
+}
+
+fn finish(mut run: Run<'_>, reason: StopReason, complete: bool, elapsed: Duration) -> Outcome {
     run.state = State::Stopped;
     run.publish();
     let _ = run.fleet.broadcast(&ToWorker::Quit);
     Outcome {
-        elapsed: run.started.map_or(Duration::ZERO, |s| s.elapsed()),
+        elapsed,
+        history: run.history.points().to_vec(),
+        host: run.host,
         stats: run.stats,
         window: run.window,
         reason,
@@ -556,45 +376,81 @@ pub async fn run(
     }
 }
 
-/// Waits for the expected workers; `None` when the run may start.
-async fn gate(
-    run: &mut Run<'_>,
-    inbox: &mut Inbox,
-    tick: &mut tokio::time::Interval,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Option<StopReason> {
-    let give_up = run
-        .config
-        .expect_workers_max_wait
-        .map(|d| Instant::now() + d);
-    while run.fleet.len() < run.config.expect_workers {
-        tokio::select! {
-            ev = inbox.events.recv() => match ev {
-                Some(ev) => { run.on_event(ev); }
-                None => return Some(StopReason::WorkerLost),
-            },
-            Some(cmd) = inbox.commands.recv() => {
-                if let Some(r) = run.on_command(cmd) { return Some(r); }
-            }
-            _ = tick.tick() => { run.with_view(|o, v| o.tick(v)); }
-            _ = sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
-                return Some(StopReason::GateTimeout);
-            }
-            _ = shutdown.as_mut() => return Some(StopReason::Interrupted),
-        }
-    }
-    None
+/// Between tests: waiting for workers, a swarm, the quit timer or the shutdown.
+struct Idle {
+    /// A test is to start by itself once the expected workers are here (only the first).
+    autostart: bool,
+    gate_deadline: Option<Instant>,
+    quit_at: Option<Instant>,
 }
 
-/// From the first user to the moment the run must stop.
+impl Idle {
+    /// The next test to run, or why the loop ends.
+    async fn wait(
+        &mut self,
+        run: &mut Run<'_>,
+        inbox: &mut Inbox,
+        tick: &mut Interval,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Swarm, StopReason> {
+        loop {
+            if self.autostart && run.fleet.len() >= run.config.expect_workers {
+                self.autostart = false;
+                return Ok(Swarm {
+                    users: run.config.users,
+                    spawn_rate: run.config.spawn_rate,
+                    run_time: run.config.run_time,
+                    host: None,
+                });
+            }
+            let gate = self.gate_deadline.filter(|_| self.autostart);
+            tokio::select! {
+                ev = inbox.events.recv() => match ev {
+                    Some(ev) => {
+                        if let Some(reason) = run.on_event(ev) {
+                            return Err(reason);
+                        }
+                    }
+                    None => return Err(StopReason::WorkerLost),
+                },
+                Some(cmd) = inbox.commands.recv() => match run.on_command(cmd) {
+                    Action::Start(swarm) => return Ok(swarm),
+                    Action::Quit => return Err(StopReason::Interrupted),
+                    Action::Stop(_) | Action::None => {}
+                },
+                _ = tick.tick() => {
+                    if let Some(reason) = run.tick() {
+                        return Err(reason);
+                    }
+                }
+                _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
+                    return Err(StopReason::GateTimeout);
+                }
+                _ = sleep_until(self.quit_at.unwrap_or_else(Instant::now)), if self.quit_at.is_some() => {
+                    return Err(StopReason::Interrupted);
+                }
+                _ = shutdown.as_mut() => return Err(StopReason::Interrupted),
+            }
+        }
+    }
+}
+
+/// One test, from its first user to the moment it must stop.
 async fn drive(
     run: &mut Run<'_>,
+    swarm: Swarm,
     inbox: &mut Inbox,
-    tick: &mut tokio::time::Interval,
+    tick: &mut Interval,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> StopReason {
     let now = Instant::now();
+    if run.started.is_some() {
+        // A new test starts from zero, as in Locust.
+        run.stats = Stats::new();
+        run.window = Window::default();
+    }
     run.started = Some(now);
+    run.reset_done = false;
     run.state = State::Spawning;
     let stages: Vec<(Duration, u32, f64)> = match &run.config.shape {
         Some(shape) => shape
@@ -602,9 +458,9 @@ async fn drive(
             .iter()
             .map(|s| (s.duration, s.users, s.spawn_rate))
             .collect(),
-        None => vec![(Duration::MAX, run.config.users, run.config.spawn_rate)],
+        None => vec![(Duration::MAX, swarm.users, swarm.spawn_rate)],
     };
-    let deadline = run.config.run_time.map(|t| now + t);
+    let deadline = swarm.run_time.map(|t| now + t);
     let mut stage = 0usize;
     let mut stage_end = now.checked_add(stages[0].0);
     if run.config.shape.is_some() {
@@ -625,8 +481,15 @@ async fn drive(
                 Some(ev) => run.on_event(ev),
                 None => Some(StopReason::WorkerLost),
             },
-            Some(cmd) = inbox.commands.recv() => run.on_command(cmd),
-            _ = tick.tick() => run.tick(),
+            Some(cmd) = inbox.commands.recv() => match run.on_command(cmd) {
+                Action::Stop(reason) => Some(reason),
+                Action::Quit => Some(StopReason::Interrupted),
+                Action::Start(_) | Action::None => None,
+            },
+            _ = tick.tick() => {
+                run.record_point();
+                run.tick()
+            }
             _ = sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => {
                 Some(StopReason::TimeLimit)
             }
@@ -653,6 +516,9 @@ async fn drive(
 /// Tells every worker to stop and merges reports until each confirms (bounded).
 async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
     let timeout = run.config.stop_timeout;
+    for m in run.fleet.members.values_mut() {
+        m.stopped = false;
+    }
     for id in run.fleet.broadcast(&ToWorker::Stop { timeout }) {
         run.lose(&id, "session closed".to_string());
     }
@@ -661,8 +527,14 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
     while !run.fleet.all_stopped() {
         tokio::select! {
             ev = inbox.events.recv() => match ev {
-                // A worker joining now has no users of this run.
-                Some(FleetEvent::Joined { .. }) => {}
+                // A worker joining now has no users of this test: nothing to wait for.
+                Some(FleetEvent::Joined { id, session, tx, running }) => {
+                    let joined = FleetEvent::Joined { id: id.clone(), session, tx, running };
+                    run.on_event(joined);
+                    if let Some(m) = run.fleet.members.get_mut(&id) {
+                        m.stopped = true;
+                    }
+                }
                 // Its last report is lost with it.
                 Some(FleetEvent::Left { id, session, reason }) => {
                     if run.fleet.session(&id) == Some(session) {
@@ -676,6 +548,11 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
             Some(cmd) = inbox.commands.recv() => { run.on_command(cmd); }
             _ = sleep_until(give_up) => return false,
         }
+    }
+    // Stopped workers hold no users: the next test starts every one of them again.
+    for m in run.fleet.members.values_mut() {
+        m.assigned.iter_mut().for_each(|n| *n = 0);
+        m.reported.iter_mut().for_each(|n| *n = 0);
     }
     complete
 }

@@ -19,6 +19,7 @@ impl Observer for Quiet {
 
 fn config(users: u32, rate: f64, run_time: Duration) -> RunConfig {
     RunConfig {
+        host: None,
         users,
         spawn_rate: rate,
         run_time: Some(run_time),
@@ -40,6 +41,8 @@ fn config(users: u32, rate: f64, run_time: Duration) -> RunConfig {
         expect_workers_max_wait: None,
         heartbeat_liveness: Some(3),
         end_without_workers: true,
+        autostart: true,
+        quit_after: Some(Duration::ZERO),
     }
 }
 
@@ -56,6 +59,7 @@ fn wires() -> Wires {
         state: State::Ready,
         workers: 0,
         expected: 0,
+        host: None,
     });
     Wires {
         events,
@@ -145,6 +149,7 @@ async fn fake_worker(
                 send(FromWorker::Report(Box::new(report))).await;
             }
             ToWorker::Stop { .. } => {
+                users = vec![0, 0];
                 let report = Report {
                     seq,
                     users: vec![0, 0],
@@ -154,6 +159,7 @@ async fn fake_worker(
                 send(FromWorker::Stopped).await;
             }
             ToWorker::ResetStats => send(FromWorker::StatsReset).await,
+            ToWorker::SetHost(_) => {}
             ToWorker::Quit => break,
         }
     }
@@ -441,4 +447,96 @@ async fn workers_that_already_run_the_target_keep_their_users() {
     ));
     assert!(quiet.events.iter().any(|e| matches!(e, Event::Spawned(_))));
     assert!(matches!(rx_a.recv().await, Some(ToWorker::Stop { .. })));
+}
+
+async fn ask(commands: &mpsc::Sender<Command>) -> Snapshot {
+    let (tx, rx) = oneshot::channel();
+    commands.send(Command::Snapshot(tx)).await.unwrap();
+    rx.await.unwrap()
+}
+
+async fn swarm(commands: &mpsc::Sender<Command>, users: u32) -> Result<String, String> {
+    let (tx, rx) = oneshot::channel();
+    let s = Swarm {
+        users,
+        spawn_rate: 100.0,
+        run_time: None,
+        host: None,
+    };
+    commands.send(Command::Swarm(s, tx)).await.unwrap();
+    rx.await.unwrap()
+}
+
+fn ui_config() -> RunConfig {
+    let mut cfg = config(0, 1.0, Duration::from_secs(3600));
+    cfg.autostart = false;
+    cfg.quit_after = None;
+    cfg.end_without_workers = false;
+    cfg.run_time = None;
+    cfg
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_ui_tests_start_change_and_stop_on_commands_while_the_master_serves_on() {
+    let w = wires();
+    let fake = Fake {
+        per_assign: 1,
+        last: 0,
+        alive: true,
+    };
+    let commands = w.commands.clone();
+    let events = w.events.clone();
+    let driver = tokio::spawn(async move {
+        assert!(swarm(&commands, 4).await.is_err(), "no worker yet");
+        tokio::spawn(fake_worker("w1", events, fake));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ask(&commands).await.state, State::Ready);
+        swarm(&commands, 4).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = ask(&commands).await;
+        assert_eq!((s.state, s.user_count), (State::Running, 4));
+        swarm(&commands, 2).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(ask(&commands).await.user_count, 2);
+        commands.send(Command::Stop).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let s = ask(&commands).await;
+        assert_eq!((s.state, s.user_count), (State::Stopped, 0));
+        let counted = s.stats.total().num_requests;
+        assert!(counted > 0);
+        // A second test starts from zero.
+        swarm(&commands, 1).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = ask(&commands).await;
+        assert_eq!(s.state, State::Running);
+        assert!(s.stats.total().num_requests < counted);
+        let (tx, rx) = oneshot::channel();
+        commands.send(Command::History(tx)).await.unwrap();
+        assert!(!rx.await.unwrap().is_empty());
+        commands.send(Command::Quit).await.unwrap();
+    });
+    let mut quiet = Quiet::default();
+    let running = run(ui_config(), w.inbox, &mut quiet, std::future::pending());
+    // Bounded, so a failed step in the driver fails the test instead of leaving it spinning.
+    let outcome = tokio::time::timeout(Duration::from_secs(600), running)
+        .await
+        .expect("the run quits on command");
+    driver.await.unwrap();
+    assert_eq!(outcome.reason, StopReason::Interrupted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn autoquit_returns_after_the_test_ends() {
+    let w = wires();
+    let mut cfg = config(1, 10.0, Duration::from_secs(2));
+    cfg.quit_after = Some(Duration::from_secs(5));
+    tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
+    let started = Instant::now();
+    let outcome = run(cfg, w.inbox, &mut Quiet::default(), std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(7) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }

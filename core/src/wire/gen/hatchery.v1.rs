@@ -78,7 +78,7 @@ pub struct Rejected {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct MasterMessage {
-    #[prost(oneof = "master_message::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "master_message::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: ::core::option::Option<master_message::Kind>,
 }
 /// Nested message and enum types in `MasterMessage`.
@@ -100,7 +100,16 @@ pub mod master_message {
         MasterHeartbeat(super::Heartbeat),
         #[prost(message, tag = "7")]
         Quit(super::Quit),
+        /// Between tests only (no user running): send requests to another host from now on.
+        #[prost(message, tag = "8")]
+        Configure(super::Configure),
     }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Configure {
+    /// Base URL for relative paths, as --host.
+    #[prost(string, tag = "1")]
+    pub host: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Welcome {

@@ -1,0 +1,372 @@
+//! The coordinator's state and what it does with each input, apart from the loop that feeds it.
+
+use std::time::Duration;
+
+use hatchery_core::apportion::apportion;
+use hatchery_core::dispatch::Change;
+use hatchery_core::protocol::{FromWorker, ToWorker};
+use hatchery_core::stats::{Stats, Window};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::fleet::{rebalance, Fleet, WorkerId};
+use super::history::{History, Point};
+use super::{
+    unix_now, Action, Command, Event, FleetEvent, Observer, RunConfig, Snapshot, State, Status,
+    StopReason, View,
+};
+
+/// Dispatch steps applied at the spawn rate: the first at once, step *k* at `k / rate` seconds.
+#[derive(Debug)]
+pub(super) struct Ramp {
+    ids: Vec<WorkerId>,
+    steps: Vec<Change>,
+    done: usize,
+    started: Instant,
+    rate: f64,
+}
+
+impl Ramp {
+    pub(super) fn idle(now: Instant) -> Ramp {
+        Ramp {
+            ids: Vec::new(),
+            steps: Vec::new(),
+            done: 0,
+            started: now,
+            rate: 1.0,
+        }
+    }
+
+    pub(super) fn due(&self, now: Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+        let due = (elapsed * self.rate).floor() as usize + 1;
+        due.min(self.steps.len())
+    }
+
+    pub(super) fn next_at(&self) -> Option<Instant> {
+        (self.done < self.steps.len())
+            .then(|| self.started + Duration::from_secs_f64(self.done as f64 / self.rate))
+    }
+}
+
+/// Extra time past the stop timeout for the workers' last reports to arrive.
+pub(super) const FINAL_REPORT_MARGIN: Duration = Duration::from_secs(5);
+/// CPU use above which a worker's numbers are suspect.
+const BUSY_CPU_PERCENT: f32 = 90.0;
+
+pub(super) struct Run<'o> {
+    pub(super) config: RunConfig,
+    pub(super) stats: Stats,
+    pub(super) window: Window,
+    pub(super) fleet: Fleet,
+    pub(super) state: State,
+    pub(super) started: Option<Instant>,
+    /// Users per class the run aims at now (the stage's or the whole run's).
+    pub(super) target: Vec<u32>,
+    pub(super) rate: f64,
+    pub(super) ramp: Ramp,
+    /// Workers whose answer to a stats reset has not arrived: their reports are pre-reset.
+    pub(super) awaiting_reset: Vec<WorkerId>,
+    pub(super) reset_done: bool,
+    pub(super) spawned_reported: bool,
+    pub(super) observer: &'o mut dyn Observer,
+    /// One point a second while a test runs, for charts and the HTML report.
+    pub(super) history: History,
+    pub(super) host: Option<String>,
+    pub(super) status: watch::Sender<Status>,
+}
+
+impl Run<'_> {
+    pub(super) fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
+        let users = self.fleet.reported_per_class();
+        let view = View {
+            state: self.state,
+            stats: &self.stats,
+            window: &self.window,
+            users: &users,
+            class_names: &self.config.class_names,
+            elapsed: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
+            now_unix_s: unix_now(),
+        };
+        f(self.observer, &view)
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        self.with_view(|o, v| o.event(&event, v));
+    }
+
+    pub(super) fn publish(&mut self) {
+        let status = Status {
+            state: self.state,
+            workers: self.fleet.len(),
+            expected: self.config.expect_workers,
+            host: self.host.clone(),
+        };
+        self.status.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: self.state,
+            host: self.host.clone(),
+            stats: self.stats.clone(),
+            window: self.window.clone(),
+            user_count: self.fleet.reported_per_class().iter().sum(),
+            workers: self.fleet.views(self.state.as_str()),
+            elapsed: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
+        }
+    }
+
+    /// Aims at `users` (apportioned to classes) at `rate`, from wherever the fleet is now.
+    pub(super) fn retarget(&mut self, users: u32, rate: f64) {
+        self.target = apportion(users, &self.config.claims);
+        self.rate = rate;
+        self.spawned_reported = false;
+        self.replan();
+    }
+
+    /// Recomputes the steps toward the target, e.g. after a worker joined or left.
+    pub(super) fn replan(&mut self) {
+        let (ids, steps) = rebalance(&self.fleet, &self.target);
+        self.ramp = Ramp {
+            ids,
+            steps,
+            done: 0,
+            started: Instant::now(),
+            rate: self.rate,
+        };
+        if self.state == State::Running && !self.ramp.steps.is_empty() {
+            self.state = State::Spawning;
+        }
+        self.publish();
+        if self.ramp.steps.is_empty() {
+            // Already there (workers that kept their users): settle at once.
+            self.spawn_due();
+        }
+    }
+
+    /// Applies the steps due now and sends the changed assignments.
+    pub(super) fn spawn_due(&mut self) {
+        let due = self.ramp.due(Instant::now());
+        for k in self.ramp.done..due {
+            self.fleet.apply(&self.ramp.ids, self.ramp.steps[k]);
+        }
+        self.ramp.done = due;
+        self.fleet.send_assignments(self.config.stop_timeout);
+        if self.ramp.done == self.ramp.steps.len() && self.state == State::Spawning {
+            self.state = State::Running;
+            self.publish();
+            if !self.spawned_reported {
+                self.spawned_reported = true;
+                let spawned = self
+                    .config
+                    .class_names
+                    .iter()
+                    .cloned()
+                    .zip(self.target.iter().copied())
+                    .collect();
+                self.emit(Event::Spawned(spawned));
+                if self.config.reset_stats && !self.reset_done {
+                    self.reset_done = true;
+                    self.reset_stats();
+                }
+            }
+        }
+    }
+
+    /// Handles one worker event; returns a reason to stop when the run cannot go on.
+    pub(super) fn on_event(&mut self, event: FleetEvent) -> Option<StopReason> {
+        match event {
+            FleetEvent::Joined {
+                id,
+                session,
+                tx,
+                running,
+            } => {
+                self.fleet.join(id.clone(), session, tx, running);
+                let workers = self.fleet.len();
+                self.emit(Event::WorkerJoined { id, workers });
+                if self.started.is_some() && self.state != State::Stopping {
+                    self.replan();
+                }
+                self.publish();
+            }
+            FleetEvent::Left {
+                id,
+                session,
+                reason,
+            } => {
+                if self.fleet.session(&id) == Some(session) {
+                    return self.lose(&id, reason);
+                }
+            }
+            FleetEvent::Message { id, msg } => self.on_message(&id, msg),
+        }
+        None
+    }
+
+    pub(super) fn lose(&mut self, id: &str, reason: String) -> Option<StopReason> {
+        if !self.fleet.leave(id) {
+            return None;
+        }
+        self.awaiting_reset.retain(|w| w != id);
+        let workers = self.fleet.len();
+        self.emit(Event::WorkerLeft {
+            id: id.to_string(),
+            reason,
+            workers,
+        });
+        self.publish();
+        if workers == 0 && self.config.end_without_workers {
+            return Some(StopReason::WorkerLost);
+        }
+        if self.started.is_some() && self.state != State::Stopping {
+            self.replan();
+        }
+        None
+    }
+
+    pub(super) fn on_message(&mut self, id: &str, msg: FromWorker) {
+        let Some(member) = self.fleet.members.get_mut(id) else {
+            return;
+        };
+        member.missed = 0;
+        match msg {
+            FromWorker::Report(report) => {
+                member.reported = report.users;
+                if !self.awaiting_reset.iter().any(|w| w == id) {
+                    self.window
+                        .push(unix_now(), &report.stats.total().histogram);
+                    self.stats.merge(&report.stats);
+                }
+            }
+            FromWorker::Heartbeat(hb) => {
+                member.reported = hb.users;
+                member.cpu_percent = hb.cpu_percent;
+                member.memory_bytes = hb.memory_bytes;
+                let busy = hb.cpu_percent > BUSY_CPU_PERCENT && !member.warned_cpu;
+                if busy {
+                    member.warned_cpu = true;
+                    self.emit(Event::WorkerBusy {
+                        id: id.to_string(),
+                        cpu_percent: hb.cpu_percent,
+                    });
+                }
+            }
+            FromWorker::StatsReset => {
+                self.awaiting_reset.retain(|w| w != id);
+                if self.awaiting_reset.is_empty() {
+                    self.emit(Event::StatsReset);
+                }
+            }
+            FromWorker::Stopped => member.stopped = true,
+        }
+    }
+
+    /// Handles a command from the web layer; says what the loop must do.
+    pub(super) fn on_command(&mut self, cmd: Command) -> Action {
+        match cmd {
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::History(reply) => {
+                let _ = reply.send(self.history.points().to_vec());
+            }
+            Command::ResetStats => self.reset_stats(),
+            Command::Stop => {
+                if matches!(self.state, State::Spawning | State::Running) {
+                    return Action::Stop(StopReason::Requested);
+                }
+            }
+            Command::Quit => return Action::Quit,
+            Command::Swarm(swarm, reply) => {
+                if !(swarm.spawn_rate.is_finite() && swarm.spawn_rate > 0.0) {
+                    let _ = reply.send(Err("spawn_rate must be a number above 0".into()));
+                } else if self.fleet.len() == 0 {
+                    let _ = reply.send(Err("no worker is connected yet".into()));
+                } else if matches!(self.state, State::Spawning | State::Running) {
+                    self.retarget(swarm.users, swarm.spawn_rate);
+                    let _ = reply.send(Ok(format!("Swarming: {} users", swarm.users)));
+                } else if self.state == State::Stopping {
+                    let _ = reply.send(Err("the test is stopping; try again in a moment".into()));
+                } else if let Err(e) = self.set_host(swarm.host.as_deref()) {
+                    let _ = reply.send(Err(e));
+                } else {
+                    let _ = reply.send(Ok(format!("Swarming started: {} users", swarm.users)));
+                    return Action::Start(swarm);
+                }
+            }
+        }
+        Action::None
+    }
+
+    /// Points the workers at another host (between tests).
+    fn set_host(&mut self, host: Option<&str>) -> Result<(), String> {
+        let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Ok(());
+        };
+        if Some(host) == self.host.as_deref() {
+            return Ok(());
+        }
+        let valid = ["http://", "https://"]
+            .iter()
+            .any(|p| host.len() > p.len() && host.starts_with(p));
+        if !valid {
+            return Err(format!(
+                "host must be an http:// or https:// URL, got {host:?}"
+            ));
+        }
+        self.host = Some(host.to_string());
+        self.fleet.broadcast(&ToWorker::SetHost(host.to_string()));
+        self.publish();
+        Ok(())
+    }
+
+    /// Zeroes the statistics; reports the workers cut before they saw the reset are dropped.
+    pub(super) fn reset_stats(&mut self) {
+        self.stats = Stats::new();
+        self.window = Window::default();
+        self.awaiting_reset = self.fleet.members.keys().cloned().collect();
+        for id in self.fleet.broadcast(&ToWorker::ResetStats) {
+            self.awaiting_reset.retain(|w| w != &id);
+        }
+        if self.awaiting_reset.is_empty() {
+            self.emit(Event::StatsReset);
+        }
+    }
+
+    /// Appends this second's aggregate to the history.
+    pub(super) fn record_point(&mut self) {
+        let now = unix_now();
+        let total = self.stats.total();
+        let q = self.window.quantiles(now, &[0.5, 0.95]).unwrap_or_default();
+        let ms = |i: usize| q.get(i).map_or(0.0, |&us| us as f64 / 1000.0);
+        self.history.push(Point {
+            time: now,
+            user_count: self.fleet.reported_per_class().iter().sum(),
+            current_rps: total.current_rps(now),
+            current_fail_per_sec: total.current_fail_per_sec(now),
+            p50_ms: ms(0),
+            p95_ms: ms(1),
+        });
+    }
+
+    /// Once a second: the observer's tick and the liveness count.
+    pub(super) fn tick(&mut self) -> Option<StopReason> {
+        self.with_view(|o, v| o.tick(v));
+        let liveness = self.config.heartbeat_liveness?;
+        for id in self.fleet.miss_heartbeats(liveness) {
+            let reason = format!("missed {liveness} heartbeats");
+            if let Some(stop) = self.lose(&id, reason) {
+                return Some(stop);
+            }
+        }
+        // A queue that was full last time may have room now.
+        self.fleet.send_assignments(self.config.stop_timeout);
+        None
+    }
+}
