@@ -119,6 +119,7 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
     if plan.shape.is_some() && (args.users.is_some() || args.spawn_rate.is_some()) {
         tracing::warn!("the plan has a load shape: -u/--users and -r/--spawn-rate are ignored");
     }
+    let (autostart, quit_after) = lifecycle(args);
     Ok(RunConfig {
         host: args.host.clone(),
         users,
@@ -140,8 +141,8 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         expect_workers_max_wait: None,
         heartbeat_liveness: None,
         end_without_workers: true,
-        autostart: lifecycle(args).0,
-        quit_after: lifecycle(args).1,
+        autostart,
+        quit_after,
     })
 }
 

@@ -41,7 +41,11 @@ pub fn run(args: &RunArgs) -> i32 {
     let hostname = hostname();
     let cfg = ClientConfig {
         endpoint: format!("http://{}:{}", args.master_host, args.master_port),
-        worker_id: format!("{hostname}-{}-{:04x}", std::process::id(), fastrand_u16()),
+        worker_id: format!(
+            "{hostname}-{}-{:04x}",
+            std::process::id(),
+            fastrand::u16(..)
+        ),
         hostname,
         local_plan,
         threads,
@@ -133,11 +137,4 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "worker".to_string())
-}
-
-fn fastrand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos ^ (nanos >> 16)) as u16
 }
