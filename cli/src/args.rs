@@ -229,6 +229,16 @@ pub struct RunArgs {
     #[arg(long, env = "HATCHERY_MASTER_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "TIME", help_heading = "Distributed")]
     pub master_timeout: Duration,
 
+    /// File holding the token workers must present to the master (both sides need it). The
+    /// token can also be given as HATCHERY_AUTH_TOKEN.
+    #[arg(
+        long,
+        env = "HATCHERY_AUTH_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Distributed"
+    )]
+    pub auth_token_file: Option<PathBuf>,
+
     /// Worker processes to start on this machine (-1: one per core).
     #[arg(
         long,

@@ -48,7 +48,19 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let token = match setup::auth_token(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    if token.is_none() && !is_loopback(&args.master_bind_host) {
+        tracing::warn!(
+            "no worker token: anyone who reaches {}:{} can join as a worker; set --auth-token-file or HATCHERY_AUTH_TOKEN on the master and the workers",
+            args.master_bind_host,
+            args.master_bind_port
+        );
+    }
     let offer = Offer {
+        token,
         plan_hash: bundle.hash(),
         bundle,
         request_timeout: args.request_timeout,
@@ -131,4 +143,11 @@ async fn bind(host: &str, port: u16, what: &str) -> Result<(TcpListener, SocketA
         .local_addr()
         .map_err(|e| format!("cannot listen on {host}:{port} for {what}: {e}"))?;
     Ok((listener, addr))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -47,3 +47,25 @@ pub fn ca_certs(args: &RunArgs) -> Result<Vec<CertificateDer<'static>>, i32> {
         None => Ok(Vec::new()),
     }
 }
+
+/// The worker token: `--auth-token-file`, else `HATCHERY_AUTH_TOKEN`, else none.
+pub fn auth_token(args: &RunArgs) -> Result<Option<String>, i32> {
+    let token = match &args.auth_token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| {
+                config_error(format!(
+                    "cannot read --auth-token-file {}: {e}",
+                    path.display()
+                ))
+            })?,
+        None => match std::env::var("HATCHERY_AUTH_TOKEN") {
+            Ok(t) => t.trim().to_string(),
+            Err(_) => return Ok(None),
+        },
+    };
+    if token.is_empty() {
+        return Err(config_error("the worker token is empty"));
+    }
+    Ok(Some(token))
+}

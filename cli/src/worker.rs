@@ -38,6 +38,10 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let token = match setup::auth_token(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let hostname = hostname();
     let cfg = ClientConfig {
         endpoint: format!("http://{}:{}", args.master_host, args.master_port),
@@ -51,6 +55,7 @@ pub fn run(args: &RunArgs) -> i32 {
         threads,
         ca_certs,
         master_timeout: args.master_timeout,
+        token,
     };
     tracing::info!(worker = %cfg.worker_id, "connecting to the master at {}", cfg.endpoint);
     let result = control.block_on(async {

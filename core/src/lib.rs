@@ -11,6 +11,7 @@
 //! - [`apportion`]: exact largest-remainder apportionment of users to classes and the smooth order
 //!   in which to start or stop them.
 //! - [`dispatch`]: which worker runs which users, and the one-user steps between assignments.
+//! - [`secret`]: constant-time comparison of tokens and passwords.
 //! - [`protocol`]: the messages between the run coordinator (master) and a worker.
 //! - [`wire`]: the gRPC protocol and its checked conversions to and from [`protocol`] and [`stats`].
 
@@ -22,6 +23,7 @@ pub mod jsonpath;
 mod method;
 pub mod plan;
 pub mod protocol;
+pub mod secret;
 pub mod stats;
 pub mod template;
 pub mod wire;

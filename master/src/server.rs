@@ -31,6 +31,8 @@ pub struct Offer {
     pub exclude_tags: Vec<String>,
     pub heartbeat_interval: Duration,
     pub heartbeat_liveness: u32,
+    /// When set, a worker must send `authorization: Bearer <token>` in its session's metadata.
+    pub token: Option<String>,
 }
 
 /// How long a new connection may take to say `Hello`.
@@ -103,6 +105,18 @@ impl wire::Coordinator for Coordinator {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown peer".to_string(), |a: SocketAddr| a.to_string());
+        if let Some(token) = &self.offer.token {
+            let expected = format!("Bearer {token}");
+            let given = request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !hatchery_core::secret::constant_time_eq(given, expected.as_bytes()) {
+                let msg = "this master requires the worker token (--auth-token-file or HATCHERY_AUTH_TOKEN); the one given is missing or wrong";
+                return Err(refuse(&peer, Status::unauthenticated(msg)));
+            }
+        }
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(m))) => match m.into_kind() {

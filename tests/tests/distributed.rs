@@ -467,3 +467,40 @@ async fn processes_starts_that_many_workers_on_one_machine() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_with_a_token_refuses_workers_without_it() {
+    let target = Target::start().await;
+    let dir = TempDir::new("token");
+    let plan = dir.write("plan.yaml", PLAN);
+    let token_file = dir.write("token", "s3cret\n");
+    let (grpc, web) = (free_port(), free_port());
+    let (g, w) = (grpc.to_string(), web.to_string());
+    let master = hatchery(&[
+        "-f", plan.to_str().unwrap(), "--master", "--headless",
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", &g,
+        "--web-host", "127.0.0.1", "--web-port", &w,
+        "-H", &target.url(), "-u", "2", "-r", "100", "-t", "1s",
+    ])
+    .env("HATCHERY_AUTH_TOKEN", "s3cret")
+    .spawn();
+    eventually("the master listens", Duration::from_secs(20), || http_get(web, "/healthz")).await;
+
+    let none = worker(grpc, &[]).finish().await;
+    none.expect_code(2);
+    assert!(none.stderr().contains("token"), "{}", none.stderr());
+    let wrong = hatchery(&["--worker", "--master-port", &g])
+        .env("HATCHERY_AUTH_TOKEN", "guess")
+        .run()
+        .await;
+    wrong.expect_code(2);
+    // Refused workers never counted: the gate is still closed.
+    assert_eq!(http_get(web, "/readyz").await.unwrap().0, 503);
+
+    let right = worker(grpc, &["--auth-token-file", token_file.to_str().unwrap()]);
+    let out = master.finish().await;
+    out.expect_code(0);
+    right.finish().await.expect_code(0);
+    assert!(out.stderr().contains("refused a worker session"), "{}", out.stderr());
+    assert!(target.count("GET", "/a") > 0);
+}

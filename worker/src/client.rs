@@ -41,6 +41,8 @@ pub struct ClientConfig {
     pub ca_certs: Vec<CertificateDer<'static>>,
     /// Give up (stop the users, exit) after this long without a master.
     pub master_timeout: Duration,
+    /// Sent as `authorization: Bearer <token>` when the master requires one.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,9 +227,23 @@ impl Client {
         let mut grpc = CoordinatorClient::new(channel)
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
-        let mut inbound = match grpc.session(ReceiverStream::new(out_rx)).await {
+        let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
+        if let Some(token) = &self.cfg.token {
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                ClientError::Config(
+                    "the worker token holds characters a header cannot carry".into(),
+                )
+            })?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        let mut inbound = match grpc.session(request).await {
             Ok(r) => r.into_inner(),
-            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::InvalidArgument) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::FailedPrecondition | Code::InvalidArgument | Code::Unauthenticated
+                ) =>
+            {
                 return Err(ClientError::Refused(s.message().to_string()));
             }
             Err(s) => return Ok(End::Lost(s.message().to_string())),
