@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Starts the local single-node Kubernetes of ../shared/k8s for the tests (building it once into a
+# cache outside the clone), or stops it. Prints the kubeconfig path on start.
+#
+#   tests/k8s/cluster.sh start     # ~6 min the first time on a machine, then ~16 s
+#   tests/k8s/cluster.sh stop
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+shared=${HATCHERY_SHARED:-$here/../../../shared}
+[ -d "$shared/k8s" ] || { echo "no $shared/k8s: set HATCHERY_SHARED to the shared/ folder" >&2; exit 2; }
+cache=${HATCHERY_K8S_CACHE:-/var/cache/hatchery/k8s}
+state=${HATCHERY_K8S_STATE:-/tmp/hatchery-k8s}
+case "${1:-}" in
+  start)
+    bash "$shared/k8s/build-node.sh" "$cache" >&2
+    bash "$shared/k8s/start-cluster.sh" "$cache/bin" "$state" >&2
+    echo "$state/kubeconfig"
+    ;;
+  stop)
+    bash "$shared/k8s/stop-cluster.sh" "$state" >&2
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
