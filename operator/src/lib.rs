@@ -1,1 +1,20 @@
-//! placeholder
+//! Hatchery's Kubernetes operator: a `LoadTest` custom resource becomes a gated, observed,
+//! distributed load test.
+//!
+//! - [`crd`]: the `LoadTest` resource (`hatchery.io/v1alpha1`, `lt`), its spec and status, and
+//!   the CRD that `crdgen` writes to `deploy/crd.yaml`.
+//! - [`resources`]: pure builders from a LoadTest to its children: plan ConfigMap, master
+//!   Deployment (with the `hatchery.io/workers-connected` readiness gate), the master, UI and
+//!   workers Services, and the workers' StatefulSet. Invalid specs are a typed [`resources::Error`].
+//! - [`status`]: pure status derivation from what the master's API and the pods say, and the
+//!   gate decision.
+//!
+//! The reconciler (apply the children, poll the master, patch the gate and the status, scale
+//! down after the TTL) is not written yet; it will only glue these three together.
+
+pub mod crd;
+pub mod resources;
+pub mod status;
+
+pub use crd::{LoadTest, LoadTestSpec, LoadTestStatus, Phase};
+pub use resources::{Blueprint, Children, Error};

@@ -477,14 +477,33 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     let (grpc, web) = (free_port(), free_port());
     let (g, w) = (grpc.to_string(), web.to_string());
     let master = hatchery(&[
-        "-f", plan.to_str().unwrap(), "--master", "--headless",
-        "--master-bind-host", "127.0.0.1", "--master-bind-port", &g,
-        "--web-host", "127.0.0.1", "--web-port", &w,
-        "-H", &target.url(), "-u", "2", "-r", "100", "-t", "1s",
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        &target.url(),
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "1s",
     ])
     .env("HATCHERY_AUTH_TOKEN", "s3cret")
     .spawn();
-    eventually("the master listens", Duration::from_secs(20), || http_get(web, "/healthz")).await;
+    eventually("the master listens", Duration::from_secs(20), || {
+        http_get(web, "/healthz")
+    })
+    .await;
 
     let none = worker(grpc, &[]).finish().await;
     none.expect_code(2);
@@ -501,6 +520,10 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     let out = master.finish().await;
     out.expect_code(0);
     right.finish().await.expect_code(0);
-    assert!(out.stderr().contains("refused a worker session"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("refused a worker session"),
+        "{}",
+        out.stderr()
+    );
     assert!(target.count("GET", "/a") > 0);
 }

@@ -1,0 +1,638 @@
+//! Pure builders: a [`LoadTest`] in, the objects that run it out. No I/O, no clock.
+//!
+//! [`Blueprint::new`] checks everything the CRD schema cannot (durations, the inline plan,
+//! names that must fit in Service and StatefulSet names) and returns an [`Error`] naming the
+//! field; after that every builder is infallible. Each object carries the common labels and a
+//! controller owner reference to the LoadTest, so deleting the LoadTest deletes them.
+//!
+//! | object | name | why |
+//! |---|---|---|
+//! | ConfigMap | `<name>-plan` | an inline plan, mounted at `/plan/plan.yaml` |
+//! | Deployment | `<name>-master` | one master; its pod's readiness gate opens when the workers are in |
+//! | Service | `<name>-master` | 5557 with `publishNotReadyAddresses`: workers reach the gated master |
+//! | Service | `<name>-ui` | 8089, a normal Service: it routes once the gate is open |
+//! | Service | `<name>-workers` | headless, governs the StatefulSet |
+//! | StatefulSet | `<name>-workers` | the workers, all started at once (`Parallel`) |
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use hatchery_core::{duration, Diagnostics, Plan};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PodReadinessGate,
+    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use crate::crd::{LoadTest, RoleSpec, PLAN_KEY};
+
+/// The pod condition the master's readiness gate waits for; the reconciler sets it to True
+/// once [`crate::status::gate_open`] says so.
+pub const GATE_CONDITION: &str = "hatchery.io/workers-connected";
+/// Label naming the LoadTest on every child and pod.
+pub const LABEL_LOADTEST: &str = "hatchery.io/loadtest";
+/// Label naming the pod's role: `master` or `worker`.
+pub const LABEL_ROLE: &str = "hatchery.io/role";
+/// The master's gRPC port for workers (`--master-bind-port`).
+pub const MASTER_PORT: i32 = 5557;
+/// The master's web UI and HTTP API (`--web-port`).
+pub const WEB_PORT: i32 = 8089;
+
+const CONTAINER: &str = "hatchery";
+const MANAGER: &str = "hatchery-operator";
+const PLAN_DIR: &str = "/plan";
+const GRPC_PORT_NAME: &str = "grpc";
+const WEB_PORT_NAME: &str = "http";
+/// The master ends its run and writes its reports in well under this.
+const GRACE_SECONDS: i64 = 10;
+/// `<name>-workers` must leave room for the `-<hash>` of the StatefulSet's
+/// `controller-revision-hash` label (63 characters at most): 44 + 8 + 11 = 63.
+const MAX_NAME_LEN: usize = 44;
+
+/// A LoadTest that cannot be turned into objects. The message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the LoadTest has no {0}")]
+    MissingMetadata(&'static str),
+    #[error("the LoadTest's name {name:?} cannot name its Services and StatefulSet: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("spec.plan sets neither inline nor configMap")]
+    PlanMissing,
+    #[error("spec.plan sets both inline and configMap: choose one")]
+    PlanAmbiguous,
+    #[error("spec.plan.inline is not a valid plan:\n{0}")]
+    InvalidPlan(Diagnostics),
+    #[error("spec.{field}: {message}")]
+    InvalidSpec {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl Error {
+    /// A CamelCase reason for a status condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingMetadata(_) => "MissingMetadata",
+            Error::InvalidName { .. } => "InvalidName",
+            Error::PlanMissing | Error::PlanAmbiguous => "InvalidPlanSource",
+            Error::InvalidPlan(_) => "InvalidPlan",
+            Error::InvalidSpec { .. } => "InvalidSpec",
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::InvalidSpec {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The role of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Every object one LoadTest needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Children {
+    /// Only for an inline plan.
+    pub plan: Option<ConfigMap>,
+    pub master: Deployment,
+    pub master_service: Service,
+    pub ui_service: Service,
+    pub workers_service: Service,
+    pub workers: StatefulSet,
+}
+
+/// Where the master reads the plan.
+#[derive(Debug, Clone, PartialEq)]
+struct PlanMount {
+    config_map: String,
+    key: String,
+    inline: Option<String>,
+}
+
+/// A checked LoadTest, ready to be turned into objects.
+#[derive(Debug, Clone)]
+pub struct Blueprint<'a> {
+    lt: &'a LoadTest,
+    name: String,
+    owner: OwnerReference,
+    plan: PlanMount,
+    run_time: Option<Duration>,
+    max_wait: Option<Duration>,
+    expect_workers: u32,
+}
+
+impl<'a> Blueprint<'a> {
+    /// Checks `lt` and everything derived from it; the first problem found is returned.
+    pub fn new(lt: &'a LoadTest) -> Result<Self, Error> {
+        let name = lt
+            .metadata
+            .name
+            .clone()
+            .ok_or(Error::MissingMetadata("metadata.name"))?;
+        check_name(&name)?;
+        let mut owner = lt
+            .controller_owner_ref(&())
+            .ok_or(Error::MissingMetadata("metadata.uid"))?;
+        owner.block_owner_deletion = Some(true);
+        let spec = &lt.spec;
+        if spec.workers == 0 {
+            return Err(invalid("workers", "must be at least 1"));
+        }
+        let expect_workers = spec.expect_workers.unwrap_or(spec.workers);
+        if expect_workers == 0 || expect_workers > spec.workers {
+            return Err(invalid(
+                "expectWorkers",
+                format!(
+                    "must be between 1 and workers ({}), not {expect_workers}",
+                    spec.workers
+                ),
+            ));
+        }
+        check_spec(lt)?;
+        Ok(Blueprint {
+            plan: plan_mount(lt, &name)?,
+            run_time: positive_duration("runTime", spec.run_time.as_deref())?,
+            max_wait: positive_duration(
+                "expectWorkersMaxWait",
+                spec.expect_workers_max_wait.as_deref(),
+            )?,
+            lt,
+            name,
+            owner,
+            expect_workers,
+        })
+    }
+
+    /// The LoadTest's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Workers the master waits for.
+    pub fn expect_workers(&self) -> u32 {
+        self.expect_workers
+    }
+
+    /// How long the workers may take to connect, if bounded: the gate timeout.
+    pub fn expect_workers_max_wait(&self) -> Option<Duration> {
+        self.max_wait
+    }
+
+    /// `<name>-master`: the master's Deployment and its workers' Service.
+    pub fn master_name(&self) -> String {
+        format!("{}-master", self.name)
+    }
+
+    /// `<name>-workers`: the workers' StatefulSet and its headless Service.
+    pub fn workers_name(&self) -> String {
+        format!("{}-workers", self.name)
+    }
+
+    /// `<name>-ui`: the Service in front of the web UI and API.
+    pub fn ui_name(&self) -> String {
+        format!("{}-ui", self.name)
+    }
+
+    /// `<name>-plan`: the ConfigMap of an inline plan.
+    pub fn plan_name(&self) -> String {
+        format!("{}-plan", self.name)
+    }
+
+    /// The labels that select the pods of `role` (Services, workload selectors, pod lists).
+    pub fn selector(&self, role: Role) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_LOADTEST.to_string(), self.name.clone()),
+            (LABEL_ROLE.to_string(), role.as_str().to_string()),
+        ])
+    }
+
+    /// Every object, in the order they are best applied.
+    pub fn children(&self) -> Children {
+        Children {
+            plan: self.plan_config_map(),
+            master: self.master_deployment(),
+            master_service: self.master_service(),
+            ui_service: self.ui_service(),
+            workers_service: self.workers_service(),
+            workers: self.workers_stateful_set(),
+        }
+    }
+
+    /// The ConfigMap that holds an inline plan under `plan.yaml`; `None` for a referenced one.
+    pub fn plan_config_map(&self) -> Option<ConfigMap> {
+        let yaml = self.plan.inline.clone()?;
+        Some(ConfigMap {
+            metadata: self.meta(self.plan_name(), None),
+            data: Some(BTreeMap::from([(PLAN_KEY.to_string(), yaml)])),
+            ..ConfigMap::default()
+        })
+    }
+
+    /// The master's command line after the binary name.
+    pub fn master_args(&self) -> Vec<String> {
+        let spec = &self.lt.spec;
+        let mut args = vec![
+            "-f".to_string(),
+            format!("{PLAN_DIR}/{}", self.plan.key),
+            "--master".to_string(),
+        ];
+        if spec.headless {
+            // Not --headless: the master must keep serving its API and UI after the run, so
+            // the Deployment never restarts it into a second run.
+            args.push("--autostart".to_string());
+        }
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                args.push(name.to_string());
+                args.push(v);
+            }
+        };
+        flag("-u", spec.users.map(|u| u.to_string()));
+        flag("-r", spec.spawn_rate.map(|r| r.to_string()));
+        flag("-t", self.run_time.map(duration::format));
+        flag("--expect-workers", Some(self.expect_workers.to_string()));
+        flag(
+            "--expect-workers-max-wait",
+            self.max_wait.map(duration::format),
+        );
+        flag("--web-port", Some(WEB_PORT.to_string()));
+        flag("--master-bind-port", Some(MASTER_PORT.to_string()));
+        flag("-H", spec.host.clone());
+        // One `--tags=a,b` token: the flag takes several values and would swallow what follows.
+        if !spec.tags.is_empty() {
+            args.push(format!("--tags={}", spec.tags.join(",")));
+        }
+        if !spec.exclude_tags.is_empty() {
+            args.push(format!("--exclude-tags={}", spec.exclude_tags.join(",")));
+        }
+        args.extend(spec.extra_args.iter().cloned());
+        args.extend(spec.master.extra_args.iter().cloned());
+        args
+    }
+
+    /// A worker's command line after the binary name.
+    pub fn worker_args(&self) -> Vec<String> {
+        let spec = &self.lt.spec;
+        let mut args = vec![
+            "--worker".to_string(),
+            "--master-host".to_string(),
+            self.master_name(),
+            "--master-port".to_string(),
+            MASTER_PORT.to_string(),
+        ];
+        args.extend(spec.extra_args.iter().cloned());
+        args.extend(spec.worker.extra_args.iter().cloned());
+        args
+    }
+
+    /// The master: one replica, recreated (never two masters), gated on the workers.
+    pub fn master_deployment(&self) -> Deployment {
+        let mut container = self.container(&self.lt.spec.master, self.master_args());
+        container.ports = Some(vec![
+            container_port(GRPC_PORT_NAME, MASTER_PORT),
+            container_port(WEB_PORT_NAME, WEB_PORT),
+        ]);
+        // Readiness only says the process serves; the gate holds the pod NotReady until the
+        // workers are connected.
+        container.readiness_probe = Some(healthz(2, 3));
+        // Generous: a liveness kill restarts the master, and with it the whole run.
+        container.liveness_probe = Some(Probe {
+            initial_delay_seconds: Some(10),
+            ..healthz(10, 6)
+        });
+        container.volume_mounts = Some(vec![VolumeMount {
+            name: "plan".to_string(),
+            mount_path: PLAN_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]);
+        let mut pod = self.pod_spec(&self.lt.spec.master, container);
+        pod.readiness_gates = Some(vec![PodReadinessGate {
+            condition_type: GATE_CONDITION.to_string(),
+        }]);
+        pod.volumes = Some(vec![Volume {
+            name: "plan".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: self.plan.config_map.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]);
+        Deployment {
+            metadata: self.meta(self.master_name(), Some(Role::Master)),
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                selector: self.label_selector(Role::Master),
+                strategy: Some(DeploymentStrategy {
+                    type_: Some("Recreate".to_string()),
+                    rolling_update: None,
+                }),
+                template: self.pod_template(Role::Master, pod),
+                ..DeploymentSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// The workers, all started at once; they dial `<name>-master:5557`.
+    pub fn workers_stateful_set(&self) -> StatefulSet {
+        let container = self.container(&self.lt.spec.worker, self.worker_args());
+        let pod = self.pod_spec(&self.lt.spec.worker, container);
+        StatefulSet {
+            metadata: self.meta(self.workers_name(), Some(Role::Worker)),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(i32::try_from(self.lt.spec.workers).unwrap_or(i32::MAX)),
+                service_name: Some(self.workers_name()),
+                pod_management_policy: Some("Parallel".to_string()),
+                selector: self.label_selector(Role::Worker),
+                template: self.pod_template(Role::Worker, pod),
+                ..StatefulSetSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// The workers' way in: routes to the master before it is Ready, which the gate holds
+    /// until the workers are in (a normal Service would deadlock here).
+    pub fn master_service(&self) -> Service {
+        Service {
+            metadata: self.meta(self.master_name(), Some(Role::Master)),
+            spec: Some(ServiceSpec {
+                selector: Some(self.selector(Role::Master)),
+                ports: Some(vec![service_port(GRPC_PORT_NAME, MASTER_PORT)]),
+                publish_not_ready_addresses: Some(true),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// The web UI and HTTP API, once the master is Ready.
+    pub fn ui_service(&self) -> Service {
+        Service {
+            metadata: self.meta(self.ui_name(), Some(Role::Master)),
+            spec: Some(ServiceSpec {
+                selector: Some(self.selector(Role::Master)),
+                ports: Some(vec![service_port(WEB_PORT_NAME, WEB_PORT)]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// The headless Service that governs the workers' StatefulSet.
+    pub fn workers_service(&self) -> Service {
+        Service {
+            metadata: self.meta(self.workers_name(), Some(Role::Worker)),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".to_string()),
+                selector: Some(self.selector(Role::Worker)),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn labels(&self, role: Option<Role>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), "hatchery".to_string()),
+            ("app.kubernetes.io/instance".to_string(), self.name.clone()),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                MANAGER.to_string(),
+            ),
+            (LABEL_LOADTEST.to_string(), self.name.clone()),
+        ]);
+        if let Some(role) = role {
+            labels.insert(
+                "app.kubernetes.io/component".to_string(),
+                role.as_str().to_string(),
+            );
+            labels.insert(LABEL_ROLE.to_string(), role.as_str().to_string());
+        }
+        labels
+    }
+
+    fn meta(&self, name: String, role: Option<Role>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: self.lt.metadata.namespace.clone(),
+            labels: Some(self.labels(role)),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn label_selector(&self, role: Role) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(self.selector(role)),
+            match_expressions: None,
+        }
+    }
+
+    fn pod_template(&self, role: Role, spec: PodSpec) -> PodTemplateSpec {
+        let settings = match role {
+            Role::Master => &self.lt.spec.master,
+            Role::Worker => &self.lt.spec.worker,
+        };
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(self.labels(Some(role))),
+                annotations: non_empty(settings.annotations.clone()),
+                ..ObjectMeta::default()
+            }),
+            spec: Some(spec),
+        }
+    }
+
+    fn container(&self, role: &RoleSpec, args: Vec<String>) -> Container {
+        Container {
+            name: CONTAINER.to_string(),
+            image: Some(self.lt.spec.image.clone()),
+            image_pull_policy: Some(self.lt.spec.image_pull_policy.as_str().to_string()),
+            args: Some(args),
+            env: (!role.env.is_empty()).then(|| role.env.clone()),
+            resources: role.resources.clone(),
+            ..Container::default()
+        }
+    }
+
+    fn pod_spec(&self, role: &RoleSpec, container: Container) -> PodSpec {
+        PodSpec {
+            containers: vec![container],
+            node_selector: non_empty(role.node_selector.clone()),
+            tolerations: (!role.tolerations.is_empty()).then(|| role.tolerations.clone()),
+            affinity: role.affinity.clone(),
+            // Service links would inject HATCHERY_MASTER_PORT=tcp://... for a Service named
+            // `hatchery-master`, and clap reads HATCHERY_* variables as flags.
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(GRACE_SECONDS),
+            ..PodSpec::default()
+        }
+    }
+}
+
+fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    }
+}
+
+fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(IntOrString::String(name.to_string())),
+        // Server-side apply on 1.20 rejects a Service port without it.
+        protocol: Some("TCP".to_string()),
+        ..ServicePort::default()
+    }
+}
+
+fn healthz(period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/healthz".to_string()),
+            port: IntOrString::String(WEB_PORT_NAME.to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+/// Children are `<name>-workers` and friends: Service names must be DNS-1035 labels.
+fn check_name(name: &str) -> Result<(), Error> {
+    let bad = |reason: &str| Error::InvalidName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad(&format!("it is longer than {MAX_NAME_LEN} characters")));
+    }
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(bad(
+            "use lower-case letters, digits and '-', starting with a letter",
+        ));
+    }
+    Ok(())
+}
+
+fn check_spec(lt: &LoadTest) -> Result<(), Error> {
+    let spec = &lt.spec;
+    if spec.image.trim().is_empty() {
+        return Err(invalid("image", "must name an image"));
+    }
+    if let Some(rate) = spec.spawn_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(invalid(
+                "spawnRate",
+                format!("must be more than 0, not {rate}"),
+            ));
+        }
+    }
+    if let Some(host) = &spec.host {
+        if !(host.starts_with("http://") || host.starts_with("https://")) {
+            return Err(invalid(
+                "host",
+                format!("{host:?} is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    for (field, tags) in [("tags", &spec.tags), ("excludeTags", &spec.exclude_tags)] {
+        if let Some(t) = tags.iter().find(|t| t.is_empty() || t.contains(',')) {
+            return Err(invalid(
+                field,
+                format!("{t:?} is not a tag (empty or with a comma)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn positive_duration(field: &'static str, text: Option<&str>) -> Result<Option<Duration>, Error> {
+    let Some(text) = text else { return Ok(None) };
+    match duration::parse(text) {
+        Ok(d) if d.is_zero() => Err(invalid(field, "must be more than 0")),
+        Ok(d) => Ok(Some(d)),
+        Err(message) => Err(invalid(field, message)),
+    }
+}
+
+fn plan_mount(lt: &LoadTest, name: &str) -> Result<PlanMount, Error> {
+    match (&lt.spec.plan.inline, &lt.spec.plan.config_map) {
+        (None, None) => Err(Error::PlanMissing),
+        (Some(_), Some(_)) => Err(Error::PlanAmbiguous),
+        (Some(yaml), None) => {
+            let origin = format!("LoadTest {name}");
+            Plan::parse(yaml, &origin, &HashMap::<String, String>::new())
+                .map_err(Error::InvalidPlan)?;
+            Ok(PlanMount {
+                config_map: format!("{name}-plan"),
+                key: PLAN_KEY.to_string(),
+                inline: Some(yaml.clone()),
+            })
+        }
+        (None, Some(reference)) => {
+            if reference.name.is_empty() {
+                return Err(invalid("plan.configMap.name", "must name a ConfigMap"));
+            }
+            let key_ok = !reference.key.is_empty()
+                && reference.key != "."
+                && reference.key != ".."
+                && reference
+                    .key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            if !key_ok {
+                return Err(invalid(
+                    "plan.configMap.key",
+                    format!("{:?} is not a ConfigMap key", reference.key),
+                ));
+            }
+            Ok(PlanMount {
+                config_map: reference.name.clone(),
+                key: reference.key.clone(),
+                inline: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
