@@ -9,9 +9,11 @@
 //! - [`status`]: pure status derivation from what the master's API and the pods say, and the
 //!   gate decision.
 //!
-//! The reconciler (apply the children, poll the master, patch the gate and the status, scale
-//! down after the TTL) is not written yet; it will only glue these three together.
+//! - [`controller`]: the reconciler that glues them together: server-side apply of the
+//!   children, the master's numbers through the API server's pod proxy, the gate, the status,
+//!   events, and the scale-down after `ttlSecondsAfterFinished`.
 
+pub mod controller;
 pub mod crd;
 pub mod resources;
 pub mod status;
