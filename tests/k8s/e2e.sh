@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A LoadTest end to end on the local Kubernetes of ../shared/k8s, pods and all: the operator
-# (run on the host with the admin kubeconfig, as in development) turns deploy/examples'
-# LoadTest into a master and workers running the hatchery image against a demo target in the
-# cluster. Asserts, from the API: WaitingForWorkers -> Running -> Succeeded, workers "2/2", the
+# A LoadTest end to end on the local Kubernetes of ../shared/k8s, pods and all: the operator,
+# installed from deploy/operator.yaml (its own pod, its ServiceAccount and least-privilege
+# RBAC), turns deploy/examples' LoadTest into a master and workers running the hatchery image
+# against a demo target in the cluster. Asserts, from the API: WaitingForWorkers -> Running -> Succeeded, workers "2/2", the
 # master pod's readiness gate True only once the workers are connected, requests > 0 and no
 # failure, the UI through `kubectl port-forward`, the scale-down after the TTL, a gate timeout
 # ending in Failed, and every child gone with the LoadTest.
@@ -22,15 +22,14 @@ command -v jq >/dev/null || { apt-get install -y -qq jq >/dev/null 2>&1 || { apt
 [ -x "$bin/hatchery" ] && [ -x "$bin/hatchery-operator" ] || { echo "build first: cargo build -p hatchery-cli -p hatchery-operator" >&2; exit 2; }
 
 work=$(mktemp -d)
-operator_pid=""; forward_pid=""
+forward_pid=""
 dump() {
   k get lt,pods,deploy,sts,svc -o wide || true
   k get events --sort-by=.lastTimestamp | tail -20 || true
-  tail -20 "$work/operator.log" || true
+  k -n hatchery-system logs deploy/hatchery-operator --tail=30 || true
 }
 cleanup() {
   [ -n "$forward_pid" ] && kill "$forward_pid" 2>/dev/null || true
-  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null || true
   bash "$here/cluster.sh" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -49,8 +48,9 @@ until_ok() {
 export KUBECONFIG=$(bash "$here/cluster.sh" start)
 log "cluster up"
 bash "$here/image.sh" "$bin/hatchery" localhost/hatchery:e2e "$work/image.tar" >/dev/null
-bash "$shared/k8s/load-image.sh" "$work/image.tar" >/dev/null
-log "image loaded"
+bash "$here/image.sh" "$bin/hatchery-operator" localhost/hatchery-operator:e2e "$work/operator.tar" >/dev/null
+bash "$shared/k8s/load-image.sh" "$work/image.tar" "$work/operator.tar" >/dev/null
+log "images loaded"
 
 k apply -f "$repo/deploy/crd.yaml" >/dev/null
 until_ok "the CRD is established" 30 k wait --for=condition=established crd/loadtests.hatchery.io --timeout=1s
@@ -77,8 +77,10 @@ spec:
   selector: {app: demo-target}
   ports: [{port: 8080, targetPort: 8080, protocol: TCP}]
 YAML
-RUST_LOG=info,kube=warn "$bin/hatchery-operator" > "$work/operator.log" 2>&1 &
-operator_pid=$!
+sed -e 's|image: hatchery-operator:0.1.0|image: localhost/hatchery-operator:e2e|' \
+    "$repo/deploy/operator.yaml" | k apply -f - >/dev/null
+until_ok "the operator is available" 120 k -n hatchery-system wait --for=condition=available deploy/hatchery-operator --timeout=1s
+log "operator running in the cluster as its ServiceAccount"
 
 sed -e 's|image: hatchery:0.1.0|image: localhost/hatchery:e2e|' -e 's|runTime: 2m|runTime: 15s|' \
     -e 's|ttlSecondsAfterFinished: 600|ttlSecondsAfterFinished: 20|' \
@@ -108,6 +110,7 @@ status=$(k get lt quickstart -o json | jq -c .status)
 [ "$(jq -r .workers <<<"$status")" = "2/2" ] || fail "workers: $status"
 [ "$(jq -r '.failRatio // 0' <<<"$status")" = "0" ] || fail "failures: $status"
 [ "$(gate)" = "True" ] || fail "the gate is not True"
+k get events --field-selector involvedObject.name=quickstart 2>/dev/null | grep -q Succeeded || fail "no Succeeded event"
 log "Succeeded: $status"
 until_ok "the UI answers through port-forward" 30 curl -sf http://127.0.0.1:18089/stats/requests
 requests=$(curl -sf http://127.0.0.1:18089/stats/requests | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
@@ -125,6 +128,7 @@ sed -e 's|name: quickstart|name: nogate|' -e 's|expectWorkersMaxWait: 2m|expectW
 k apply -f "$work/nogate.yaml" >/dev/null
 until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl get lt nogate -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
 log "gate timeout: $(k get lt nogate -o jsonpath='{.status.verdict}')"
+until_ok "a Warning event says why" 30 bash -c 'kubectl get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
 
 k delete lt quickstart nogate --wait=true --timeout=90s >/dev/null
 until_ok "every child garbage-collected" 90 bash -c '! kubectl get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate"'

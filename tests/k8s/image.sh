@@ -5,11 +5,13 @@
 # are built from deploy/Dockerfile (the packaging work); this one only serves the tests.
 #
 #   tests/k8s/image.sh BINARY TAG OUT.tar      e.g. target/release/hatchery localhost/hatchery:test img.tar
+# The entrypoint is the binary, under its own name in /usr/local/bin.
 set -euo pipefail
 bin=${1:?binary}; tag=${2:?tag}; out=${3:?output archive}
+name=$(basename "$bin")
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 root="$work/rootfs"; mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/etc"
-cp "$bin" "$root/usr/local/bin/hatchery"
+cp "$bin" "$root/usr/local/bin/$name"
 for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
   mkdir -p "$root$(dirname "$lib")"; cp -Ln "$lib" "$root$lib"
 done
@@ -19,7 +21,7 @@ printf 'root:x:0:\nhatchery:x:65532:\n' > "$root/etc/group"
 tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$work/layer.tar" .
 diffid=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 cat > "$work/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"User":"65532:65532","Env":["PATH=/usr/local/bin"],"Entrypoint":["/usr/local/bin/hatchery"],"ExposedPorts":{"5557/tcp":{},"8089/tcp":{}},"Labels":{"org.opencontainers.image.title":"hatchery","org.opencontainers.image.description":"Hatchery master and worker (test image)"}},"rootfs":{"type":"layers","diff_ids":["sha256:$diffid"]}}
+{"architecture":"amd64","os":"linux","config":{"User":"65532:65532","Env":["PATH=/usr/local/bin"],"Entrypoint":["/usr/local/bin/$name"],"ExposedPorts":{"5557/tcp":{},"8089/tcp":{}},"Labels":{"org.opencontainers.image.title":"$name","org.opencontainers.image.description":"$name (test image)"}},"rootfs":{"type":"layers","diff_ids":["sha256:$diffid"]}}
 JSON
 cfg=$(sha256sum "$work/config.json" | cut -d' ' -f1); mv "$work/config.json" "$work/$cfg.json"
 mkdir "$work/$diffid"; mv "$work/layer.tar" "$work/$diffid/layer.tar"
