@@ -118,7 +118,27 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     let prev = lt.status.as_ref();
     let generation = lt.metadata.generation;
     let seen = prev.and_then(|s| s.observed_generation) == generation;
-    if prev.is_some_and(|s| s.phase.is_finished()) && seen {
+    // A test runs once: after it started, an edited spec never restarts it (a new master
+    // would). Only an invalid spec, which never started, is taken again when edited.
+    let finished = prev.is_some_and(|s| s.phase.is_finished() && !status::is_spec_failure(s));
+    let started = prev.is_some_and(|s| s.start_time.is_some());
+    if !seen && (finished || started) {
+        let note = "the test has started: spec changes are not applied; create a new LoadTest to run again";
+        event(
+            ctx,
+            lt,
+            EventType::Warning,
+            "SpecChangeIgnored",
+            note.into(),
+        )
+        .await;
+    }
+    if finished {
+        if !seen {
+            let mut next = prev.cloned().unwrap_or_default();
+            next.observed_generation = generation;
+            publish(ctx, lt, prev, &next).await?;
+        }
         return after_finish(lt, ctx, ns).await;
     }
     let bp = match Blueprint::new(lt) {
@@ -129,15 +149,17 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
     };
-    let children = bp.children();
-    if let Some(cm) = &children.plan {
-        ssa::<ConfigMap>(ctx, ns, cm).await?;
+    if !started {
+        let children = bp.children();
+        if let Some(cm) = &children.plan {
+            ssa::<ConfigMap>(ctx, ns, cm).await?;
+        }
+        ssa::<Service>(ctx, ns, &children.master_service).await?;
+        ssa::<Service>(ctx, ns, &children.ui_service).await?;
+        ssa::<Service>(ctx, ns, &children.workers_service).await?;
+        ssa::<Deployment>(ctx, ns, &children.master).await?;
+        ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
     }
-    ssa::<Service>(ctx, ns, &children.master_service).await?;
-    ssa::<Service>(ctx, ns, &children.ui_service).await?;
-    ssa::<Service>(ctx, ns, &children.workers_service).await?;
-    ssa::<Deployment>(ctx, ns, &children.master).await?;
-    ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let masters = pods.list(&role_pods(&bp, Role::Master)).await?.items;

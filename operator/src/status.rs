@@ -485,7 +485,8 @@ fn restarts_after_edit(prev: &LoadTestStatus, generation: Option<i64>) -> bool {
     is_spec_failure(prev) && prev.observed_generation != generation
 }
 
-fn is_spec_failure(status: &LoadTestStatus) -> bool {
+/// Whether the test failed because its spec was invalid (an edit may then start it over).
+pub fn is_spec_failure(status: &LoadTestStatus) -> bool {
     status.phase == Phase::Failed
         && find_condition(status, SPEC_VALID).is_some_and(|c| c.status == "False")
 }

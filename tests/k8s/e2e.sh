@@ -16,7 +16,11 @@ target=${1:-${CARGO_TARGET_DIR:-$repo/target}}
 bin="$target/debug"
 log() { printf '[k8s-e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 fail() { log "FAIL: $*"; dump; exit 1; }
-k() { kubectl "$@" 2> >(grep -v 'version difference' >&2); }
+# Everything of one run lives in its own namespace, so a cluster restarted on old state starts
+# clean; kubectl takes the last -n, so `k -n hatchery-system ...` still works.
+export ns="e2e-$(date +%s)"
+k() { kubectl -n "$ns" "$@" 2> >(grep -v 'version difference' >&2); }
+kc() { kubectl "$@" 2> >(grep -v 'version difference' >&2); }
 
 command -v jq >/dev/null || { apt-get install -y -qq jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }; }
 [ -x "$bin/hatchery" ] && [ -x "$bin/hatchery-operator" ] || { echo "build first: cargo build -p hatchery-cli -p hatchery-operator" >&2; exit 2; }
@@ -47,12 +51,15 @@ until_ok() {
 
 export KUBECONFIG=$(bash "$here/cluster.sh" start)
 log "cluster up"
-bash "$here/image.sh" "$bin/hatchery" localhost/hatchery:e2e "$work/image.tar" >/dev/null
-bash "$here/image.sh" "$bin/hatchery-operator" localhost/hatchery-operator:e2e "$work/operator.tar" >/dev/null
+# A tag per run: a cluster restarted on old state must not keep running an older binary.
+tag="$ns"
+bash "$here/image.sh" "$bin/hatchery" "localhost/hatchery:$tag" "$work/image.tar" >/dev/null
+bash "$here/image.sh" "$bin/hatchery-operator" "localhost/hatchery-operator:$tag" "$work/operator.tar" >/dev/null
 bash "$shared/k8s/load-image.sh" "$work/image.tar" "$work/operator.tar" >/dev/null
 log "images loaded"
 
-k apply -f "$repo/deploy/crd.yaml" >/dev/null
+kc apply -f "$repo/deploy/crd.yaml" >/dev/null
+kubectl create namespace "$ns" >/dev/null 2>&1
 until_ok "the CRD is established" 30 k wait --for=condition=established crd/loadtests.hatchery.io --timeout=1s
 k apply -f - >/dev/null <<YAML
 apiVersion: apps/v1
@@ -67,7 +74,7 @@ spec:
       terminationGracePeriodSeconds: 2
       enableServiceLinks: false
       containers:
-        - {name: demo, image: localhost/hatchery:e2e, imagePullPolicy: Never,
+        - {name: demo, image: "localhost/hatchery:$tag", imagePullPolicy: Never,
            args: [demo-target, --bind, 0.0.0.0, --port, "8080"], ports: [{containerPort: 8080}]}
 ---
 apiVersion: v1
@@ -77,12 +84,12 @@ spec:
   selector: {app: demo-target}
   ports: [{port: 8080, targetPort: 8080, protocol: TCP}]
 YAML
-sed -e 's|image: hatchery-operator:0.1.0|image: localhost/hatchery-operator:e2e|' \
-    "$repo/deploy/operator.yaml" | k apply -f - >/dev/null
+sed -e "s|image: hatchery-operator:0.1.0|image: localhost/hatchery-operator:$tag|" \
+    "$repo/deploy/operator.yaml" | kc apply -f - >/dev/null
 until_ok "the operator is available" 120 k -n hatchery-system wait --for=condition=available deploy/hatchery-operator --timeout=1s
 log "operator running in the cluster as its ServiceAccount"
 
-sed -e 's|image: hatchery:0.1.0|image: localhost/hatchery:e2e|' -e 's|runTime: 2m|runTime: 15s|' \
+sed -e "s|image: hatchery:0.1.0|image: localhost/hatchery:$tag|" -e 's|runTime: 2m|runTime: 15s|' \
     -e 's|ttlSecondsAfterFinished: 600|ttlSecondsAfterFinished: 20|' \
     "$repo/deploy/examples/loadtest.yaml" > "$work/lt.yaml"
 k apply -f "$work/lt.yaml" >/dev/null
@@ -118,7 +125,15 @@ requests=$(curl -sf http://127.0.0.1:18089/stats/requests | jq '.stats[] | selec
 log "the master still serves its final stats through svc/quickstart-ui: $requests requests"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 
-until_ok "scaled to zero after the TTL" 90 bash -c '[ "$(kubectl get deploy quickstart-master -o jsonpath={.spec.replicas} 2>/dev/null)" = 0 ]'
+# A finished test never runs again: an edit is refused with an event, the master is untouched.
+before=$(k get deploy quickstart-master -o jsonpath='{.metadata.generation}')
+k patch lt quickstart --type merge -p '{"spec":{"users":5}}' >/dev/null
+until_ok "the edit is refused with an event" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=quickstart,reason=SpecChangeIgnored 2>/dev/null | grep -q SpecChangeIgnored'
+[ "$(k get deploy quickstart-master -o jsonpath='{.metadata.generation}')" = "$before" ] || fail "an edit changed the finished test's master"
+[ "$(phase)" = "Succeeded" ] || fail "an edit changed the finished test's phase"
+log "an edit after the end is refused; no rerun"
+
+until_ok "scaled to zero after the TTL" 90 bash -c '[ "$(kubectl -n "$ns" get deploy quickstart-master -o jsonpath={.spec.replicas} 2>/dev/null)" = 0 ]'
 [ "$(phase)" = "Succeeded" ] || fail "the status changed after the scale-down"
 log "scaled down after ttlSecondsAfterFinished, status kept"
 
@@ -126,10 +141,11 @@ log "scaled down after ttlSecondsAfterFinished, status kept"
 sed -e 's|name: quickstart|name: nogate|' -e 's|expectWorkersMaxWait: 2m|expectWorkersMaxWait: 10s|' \
     -e 's|^  worker:|  worker:\n    extraArgs: ["--master-port", "1"]|' "$work/lt.yaml" > "$work/nogate.yaml"
 k apply -f "$work/nogate.yaml" >/dev/null
-until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl get lt nogate -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
+until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl -n "$ns" get lt nogate -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
 log "gate timeout: $(k get lt nogate -o jsonpath='{.status.verdict}')"
-until_ok "a Warning event says why" 30 bash -c 'kubectl get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
+until_ok "a Warning event says why" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
 
 k delete lt quickstart nogate --wait=true --timeout=90s >/dev/null
-until_ok "every child garbage-collected" 90 bash -c '! kubectl get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate"'
+until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate"'
 log "ALL OK: children gone with their LoadTests"
+kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
