@@ -92,7 +92,8 @@ pub async fn run(client: Client) {
     .await;
 }
 
-async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// One reconcile of one LoadTest (the controller calls it; tests too).
+pub async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = lt.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<LoadTest> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, lt, |event| async {
@@ -385,6 +386,9 @@ async fn event(ctx: &Context, lt: &LoadTest, type_: EventType, reason: &str, not
         tracing::debug!("cannot publish an event: {e}");
     }
 }
+
+#[cfg(test)]
+mod mock_tests;
 
 #[cfg(test)]
 mod tests {
