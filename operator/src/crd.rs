@@ -64,7 +64,7 @@ pub struct LoadTestSpec {
     #[schemars(range(min = 1))]
     pub expect_workers: Option<u32>,
     /// Give up when the expected workers have not connected within this long
-    /// (`--expect-workers-max-wait`); the test then fails. Omitted: wait forever.
+    /// (`--expect-workers-max-wait`); the test then fails. Omitted: 10m (never an endless wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_workers_max_wait: Option<String>,
     /// Start the test as soon as the workers are connected. `false`: start it from the web UI.

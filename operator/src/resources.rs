@@ -31,6 +31,9 @@ use kube::Resource;
 
 use crate::crd::{LoadTest, RoleSpec, PLAN_KEY};
 
+/// The gate timeout when the spec sets none: no LoadTest waits for its workers forever.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
+
 /// The pod condition the master's readiness gate waits for; the reconciler sets it to True
 /// once [`crate::status::gate_open`] says so.
 pub const GATE_CONDITION: &str = "hatchery.io/workers-connected";
@@ -176,7 +179,8 @@ impl<'a> Blueprint<'a> {
             max_wait: positive_duration(
                 "expectWorkersMaxWait",
                 spec.expect_workers_max_wait.as_deref(),
-            )?,
+            )?
+            .or(Some(DEFAULT_MAX_WAIT)),
             lt,
             name,
             owner,

@@ -203,7 +203,8 @@ fn master_args_leave_out_what_the_spec_leaves_out() {
     #[rustfmt::skip]
     let expected = strings(&[
         "-f", "/plan/plan.yaml", "--master", "--autostart",
-        "--expect-workers", "2", "--web-port", "8089", "--master-bind-port", "5557",
+        "--expect-workers", "2", "--expect-workers-max-wait", "10m",
+        "--web-port", "8089", "--master-bind-port", "5557",
     ]);
     assert_eq!(blueprint(&lt).master_args(), expected);
 }
@@ -419,7 +420,11 @@ fn expect_workers_defaults_to_workers() {
 #[test]
 fn the_gate_timeout_is_expect_workers_max_wait() {
     let mut lt = LoadTest::test();
-    assert_eq!(blueprint(&lt).expect_workers_max_wait(), None);
+    // Never an endless wait: 10 minutes unless the spec says otherwise.
+    assert_eq!(
+        blueprint(&lt).expect_workers_max_wait(),
+        Some(DEFAULT_MAX_WAIT)
+    );
     lt.spec.expect_workers_max_wait = Some("1m30s".to_string());
     assert_eq!(
         blueprint(&lt).expect_workers_max_wait(),
