@@ -52,8 +52,10 @@ pub struct Step {
 }
 
 /// The order in which to go from `current` to `target` users per class, one user at a time,
-/// interleaved so that every prefix moves each class in proportion to its share of the change
-/// (smooth weighted round robin). Its length is the total absolute change.
+/// interleaved so that after every step each class has moved within one user of its exact
+/// share of the change so far (Balinski and Young's quota method: among the classes still
+/// under their upper quota, the next step goes to the one with the largest weight per step
+/// taken plus one). Its length is the total absolute change.
 pub fn ramp(current: &[u32], target: &[u32]) -> Vec<Step> {
     assert_eq!(current.len(), target.len(), "one count per class");
     let deltas: Vec<i64> = current
@@ -61,26 +63,35 @@ pub fn ramp(current: &[u32], target: &[u32]) -> Vec<Step> {
         .zip(target)
         .map(|(&c, &t)| i64::from(t) - i64::from(c))
         .collect();
-    let total: i64 = deltas.iter().map(|d| d.abs()).sum();
-    let mut credit = vec![0i64; deltas.len()];
-    let mut left: Vec<i64> = deltas.iter().map(|d| d.abs()).collect();
+    let weight: Vec<u64> = deltas.iter().map(|d| d.unsigned_abs()).collect();
+    let total: u64 = weight.iter().sum();
+    let mut done = vec![0u64; deltas.len()];
     let mut steps = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        let mut best = usize::MAX;
-        for i in 0..deltas.len() {
-            if left[i] == 0 {
+    for n in 1..=total {
+        let mut best: Option<usize> = None;
+        for i in 0..weight.len() {
+            // Under its upper quota after this step: done < n * w / total.
+            let eligible = done[i] < weight[i]
+                && u128::from(done[i]) * u128::from(total) < u128::from(n) * u128::from(weight[i]);
+            if !eligible {
                 continue;
             }
-            credit[i] += deltas[i].abs();
-            if best == usize::MAX || credit[i] > credit[best] {
-                best = i;
+            // Largest w / (done + 1); on a tie the class with fewer steps so far (it has waited
+            // longest), then the earlier one.
+            let better = best.is_none_or(|b| {
+                let (wi, wb) = (u128::from(weight[i]), u128::from(weight[b]));
+                let (di, db) = (u128::from(done[i] + 1), u128::from(done[b] + 1));
+                wi * db > wb * di || (wi * db == wb * di && done[i] < done[b])
+            });
+            if better {
+                best = Some(i);
             }
         }
-        credit[best] -= total;
-        left[best] -= 1;
+        let i = best.expect("the quota method always has an eligible class");
+        done[i] += 1;
         steps.push(Step {
-            class: best,
-            start: deltas[best] > 0,
+            class: i,
+            start: deltas[i] > 0,
         });
     }
     steps
@@ -136,6 +147,22 @@ mod tests {
         let classes: Vec<usize> = steps.iter().map(|s| s.class).collect();
         assert_eq!(classes, vec![0, 0, 1, 0]);
         assert!(steps.iter().all(|s| s.start));
+    }
+
+    #[test]
+    fn ramp_stays_within_one_of_each_share_where_smooth_round_robin_did_not() {
+        // Found by the property test below when ramp was a smooth weighted round robin.
+        let (cur, target) = ([177, 39, 132, 143, 34], [48, 38, 151, 60, 33]);
+        let steps = ramp(&cur, &target);
+        let total = steps.len() as f64;
+        let mut moved = [0f64; 5];
+        for (k, s) in steps.iter().enumerate() {
+            moved[s.class] += 1.0;
+            for i in 0..5 {
+                let share = f64::from(cur[i].abs_diff(target[i])) * (k + 1) as f64 / total;
+                assert!((moved[i] - share).abs() < 1.0, "class {i} at step {k}");
+            }
+        }
     }
 
     #[test]
