@@ -1,6 +1,7 @@
 //! A simulated user: its own connections, variables and random numbers; a loop that picks a
 //! weighted task, runs its requests, and waits.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -115,10 +116,7 @@ impl User {
                 return;
             }
         };
-        let name: Arc<str> = match &req.name {
-            Some(n) => n.clone(),
-            None => Arc::from(target.as_str()),
-        };
+        let name: &str = req.name.as_deref().unwrap_or(&target);
         let request = match self.build(req, &origin, &target) {
             Ok(r) => r,
             Err(message) => {
@@ -128,7 +126,12 @@ impl User {
         };
         let timeout = req.source.timeout.unwrap_or(self.shared.default_timeout);
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, self.exchange(&origin, request, req)).await;
+        // Pinned here, so the timeout wraps a pointer instead of moving the whole future.
+        let result = {
+            let exchange = self.exchange(&origin, request, req);
+            tokio::pin!(exchange);
+            tokio::time::timeout(timeout, &mut exchange).await
+        };
         let elapsed = started.elapsed();
         let outcome = match result {
             Ok(o) => o,
@@ -143,7 +146,7 @@ impl User {
             .or_else(|| self.check(req, &outcome.response, elapsed));
         self.shared.recorder.record(
             req.core_method,
-            &name,
+            name,
             Sample {
                 response_time_us: elapsed.as_micros() as u64,
                 content_length: outcome.content_length,
@@ -153,10 +156,14 @@ impl User {
         );
     }
 
-    /// Where the request goes: the prepared target, or the rendered one.
-    fn target(&mut self, req: &PreparedRequest) -> Result<(Origin, String), String> {
+    /// Where the request goes: the prepared target (borrowed, nothing copied), or the rendered
+    /// one.
+    fn target<'r>(
+        &mut self,
+        req: &'r PreparedRequest,
+    ) -> Result<(Cow<'r, Origin>, Cow<'r, str>), String> {
         match &req.url {
-            Url::Static { origin, target } => Ok((origin.clone(), target.clone())),
+            Url::Static { origin, target } => Ok((Cow::Borrowed(origin), Cow::Borrowed(target))),
             Url::Dynamic { base } => {
                 let mut url = String::new();
                 let mut scope = self.scope();
@@ -175,7 +182,7 @@ impl User {
                     &mut url,
                     rendered.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
-                resolve(&url, base.as_ref())
+                resolve(&url, base.as_ref()).map(|(o, t)| (Cow::Owned(o), Cow::Owned(t)))
             }
         }
     }
