@@ -20,6 +20,7 @@ pub struct Console {
     print: bool,
     csv: Option<CsvWriter>,
     csv_failed: bool,
+    warned_folding: bool,
     since_print: Duration,
 }
 
@@ -39,6 +40,7 @@ impl Console {
                 .as_ref()
                 .map(|prefix| CsvWriter::new(prefix.clone(), args.csv_full_history)),
             csv_failed: false,
+            warned_folding: false,
             since_print: Duration::ZERO,
         }
     }
@@ -109,6 +111,15 @@ impl Console {
 
 impl Observer for Console {
     fn tick(&mut self, view: &View<'_>) {
+        if !self.warned_folding && view.stats.folded_entries() > 0 {
+            // A name per id (`/products/17`, `/products/18`, ...) would grow without end.
+            self.warned_folding = true;
+            tracing::warn!(
+                "more than {} distinct request names: the rest are counted as {:?}; give templated URLs a `name:` (e.g. name: /products/[id])",
+                hatchery_core::stats::MAX_ENTRIES,
+                hatchery_core::stats::OTHER_ENTRY
+            );
+        }
         // Between tests (a UI waiting for a swarm) there is nothing new to show or write.
         if !matches!(
             view.state,
