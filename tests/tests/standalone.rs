@@ -119,6 +119,8 @@ async fn failed_requests_set_the_exit_code_and_appear_in_the_failures_csv() {
         prefix.to_str().unwrap(),
         "--exit-code-on-error",
         "7",
+        "-s",
+        "5s",
     ])
     .run()
     .await;
@@ -191,6 +193,9 @@ async fn json_prints_the_final_stats_on_stdout() {
         "-H",
         &target.url(),
         "--json",
+        // The request in flight at the deadline completes and is counted, as the target saw it.
+        "-s",
+        "5s",
     ])
     .run()
     .await;
