@@ -26,8 +26,18 @@ struct Master {
 }
 
 fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
-    let (grpc, web) = (free_port(), free_port());
-    let (g, w) = (grpc.to_string(), web.to_string());
+    master_on((free_port(), free_port()), plan, target, extra, &[])
+}
+
+/// A headless master on the given (workers, web) ports, with extra flags and environment.
+fn master_on(
+    (grpc, web): (u16, u16),
+    plan: &std::path::Path,
+    target: &Target,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Master {
+    let (g, w, url) = (grpc.to_string(), web.to_string(), target.url());
     let mut args = vec![
         "-f",
         plan.to_str().unwrap(),
@@ -42,19 +52,18 @@ fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
         "--web-port",
         &w,
         "-H",
-        &target_url_leak(target),
+        &url,
     ];
     args.extend_from_slice(extra);
+    let mut run = hatchery(&args);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
     Master {
-        process: hatchery(&args).spawn(),
+        process: run.spawn(),
         grpc,
         web,
     }
-}
-
-/// The target's URL with a 'static lifetime, for argument lists built from string slices.
-fn target_url_leak(target: &Target) -> &'static str {
-    Box::leak(target.url().into_boxed_str())
 }
 
 fn worker(grpc: u16, extra: &[&str]) -> Running {
@@ -297,22 +306,8 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
     )
     .await;
     let prefix = dir.path().join("run");
-    let (g, w) = (grpc.to_string(), web.to_string());
-    let second = hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        &target.url(),
+    let csv = prefix.to_str().unwrap();
+    let flags = [
         "-u",
         "4",
         "-r",
@@ -324,9 +319,9 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
         "--expect-workers",
         "2",
         "--csv",
-        prefix.to_str().unwrap(),
-    ])
-    .spawn();
+        csv,
+    ];
+    let second = master_on((grpc, web), &plan, &target, &flags, &[]).process;
     second.finish().await.expect_code(0);
     for w in workers {
         w.finish().await.expect_code(0);
@@ -474,32 +469,17 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     let dir = TempDir::new("token");
     let plan = dir.write("plan.yaml", PLAN);
     let token_file = dir.write("token", "s3cret\n");
-    let (grpc, web) = (free_port(), free_port());
-    let (g, w) = (grpc.to_string(), web.to_string());
-    let master = hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        &target.url(),
-        "-u",
-        "2",
-        "-r",
-        "100",
-        "-t",
-        "1s",
-    ])
-    .env("HATCHERY_AUTH_TOKEN", "s3cret")
-    .spawn();
+    let env = [("HATCHERY_AUTH_TOKEN", "s3cret")];
+    let ports = (free_port(), free_port());
+    let m = master_on(
+        ports,
+        &plan,
+        &target,
+        &["-u", "2", "-r", "100", "-t", "1s"],
+        &env,
+    );
+    let (grpc, web, master) = (m.grpc, m.web, m.process);
+    let g = grpc.to_string();
     eventually("the master listens", Duration::from_secs(20), || {
         http_get(web, "/healthz")
     })

@@ -73,7 +73,22 @@ mod tests {
             assert!(rss_bytes() > 0);
             assert!(cpu_ticks().is_some());
         }
+    }
+
+    #[test]
+    fn cpu_percent_sees_work_done_since_the_last_sample() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
         let mut u = Usage::default();
-        assert!(u.cpu_percent() >= 0.0);
+        let start = cpu_ticks().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Work until the kernel has counted at least one tick of it (bounded).
+        let mut x = 0u64;
+        while cpu_ticks().unwrap() == start && std::time::Instant::now() < deadline {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        assert!(u.cpu_percent() > 0.0);
     }
 }
