@@ -37,6 +37,18 @@ pub enum Command {
     /// Start the demo target on a free loopback port and run a headless test against it
     /// (examples/quickstart.yaml unless -f is given; 20 users, 10/s, 20s unless told otherwise).
     Demo(Box<RunArgs>),
+    /// Exit 0 when URL answers 2xx within the timeout, else 1 (a container health check: the
+    /// images have no shell or curl). Plain http only.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// e.g. http://127.0.0.1:8089/healthz
+    pub url: String,
+    /// Seconds to wait for the whole answer.
+    #[arg(long, default_value_t = 3.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -121,6 +121,11 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    // What the target has served, for checking a run's totals (not counted itself).
+    if req.method() == Method::GET && req.uri().path() == "/_stats" {
+        let n = state.requests.load(Ordering::Relaxed);
+        return Ok(json(StatusCode::OK, format!(r#"{{"requests":{n}}}"#)));
+    }
     state.requests.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let path = req.uri().path().to_string();

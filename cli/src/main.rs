@@ -5,6 +5,7 @@ mod args;
 mod console;
 mod demo;
 mod master;
+mod probe;
 mod setup;
 mod standalone;
 mod web;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Some(Command::DemoTarget(d)) => demo_target(&d),
         Some(Command::Demo(args)) => demo::run_demo(*args),
+        Some(Command::Probe(p)) => probe::run(&p),
         None => run(&cli.run),
     };
     code(status)

@@ -1,16 +1,81 @@
 //! `hatchery-operator`: runs the LoadTest controller with the in-cluster config, or the
 //! kubeconfig (`KUBECONFIG`) when run outside the cluster.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use hatchery_operator::telemetry::{self, Metrics};
+
+/// Turns LoadTest resources into distributed load tests. Every flag has an environment variable.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Namespaces whose LoadTests to run, comma-separated; empty: every namespace (needs the
+    /// ClusterRole; with a list, a Role in each namespace is enough).
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    watch_namespaces: Vec<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `off` serves nothing.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: String,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info`, `debug,kube=info`.
+    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn")]
+    log_level: String,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let args = Args::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: --log-level {:?}: {e}", args.log_level);
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    let namespaces: Vec<String> = args
+        .watch_namespaces
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let metrics = Arc::new(Metrics::default());
+    if args.http_addr != "off" {
+        let addr: SocketAddr = match args.http_addr.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "error: --http-addr {:?}: {e} (expected IP:PORT, e.g. 0.0.0.0:8080, or off)",
+                    args.http_addr
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr} (--http-addr): {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = telemetry::serve(listener, metrics).await {
+                tracing::error!("health and metrics endpoint stopped: {e}");
+            }
+        });
+    }
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
@@ -18,7 +83,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing::info!("hatchery-operator watching LoadTests");
-    hatchery_operator::controller::run(client).await;
+    if namespaces.is_empty() {
+        tracing::info!("hatchery-operator watching LoadTests in every namespace");
+    } else {
+        tracing::info!(
+            "hatchery-operator watching LoadTests in {}",
+            namespaces.join(", ")
+        );
+    }
+    hatchery_operator::controller::run(client, &namespaces, metrics).await;
     ExitCode::SUCCESS
 }

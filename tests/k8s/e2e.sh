@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# A LoadTest end to end on the local Kubernetes of ../shared/k8s, pods and all: the operator,
-# installed from deploy/operator.yaml (its own pod, its ServiceAccount and least-privilege
-# RBAC), turns deploy/examples' LoadTest into a master and workers running the hatchery image
-# against a demo target in the cluster. Asserts, from the API: WaitingForWorkers -> Running -> Succeeded, workers "2/2", the
-# master pod's readiness gate True only once the workers are connected, requests > 0 and no
-# failure, the UI through `kubectl port-forward`, the scale-down after the TTL, a gate timeout
-# ending in Failed, and every child gone with the LoadTest.
+# A LoadTest end to end on the local Kubernetes of ../shared/k8s, pods and all, with the
+# product: the images of deploy/build-images.sh (podman, deploy/Dockerfile), the operator
+# installed from the Helm chart's render (charts/hatchery-operator through Helm's SDK: its own
+# pod, ServiceAccount, least-privilege RBAC, probes), deploy/examples/demo-target.yaml and
+# deploy/examples/loadtest.yaml. Asserts, from the API: the render and deploy/operator.yaml pass
+# the API server's dry run; WaitingForWorkers -> Running -> Succeeded, workers "2/2", the master
+# pod's readiness gate True only once the workers are connected, requests > 0 and no failure,
+# the UI through `kubectl port-forward svc/quickstart-ui`, the operator's /metrics, the
+# scale-down after the TTL, a gate timeout ending in Failed, and every child gone with the
+# LoadTest.
 #
-#   tests/k8s/e2e.sh [TARGET_DIR]       (default target; needs root, kubectl, curl, jq)
+#   tests/k8s/e2e.sh          (needs root, podman, kubectl, curl, jq; HATCHERY_IMAGE_PROFILE=dev
+#                              builds the images from debug binaries, as CI does, to save a build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 shared=${HATCHERY_SHARED:-$repo/../shared}
-target=${1:-${CARGO_TARGET_DIR:-$repo/target}}
-bin="$target/debug"
+profile=${HATCHERY_IMAGE_PROFILE:-release}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
+python=${HATCHERY_HELM_PYTHON:-/var/cache/hatchery/helm-venv/bin/python}
 log() { printf '[k8s-e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 fail() { log "FAIL: $*"; dump; exit 1; }
 # Everything of one run lives in its own namespace, so a cluster restarted on old state starts
@@ -23,7 +28,7 @@ k() { kubectl -n "$ns" "$@" 2> >(grep -v 'version difference' >&2); }
 kc() { kubectl "$@" 2> >(grep -v 'version difference' >&2); }
 
 command -v jq >/dev/null || { apt-get install -y -qq jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }; }
-[ -x "$bin/hatchery" ] && [ -x "$bin/hatchery-operator" ] || { echo "build first: cargo build -p hatchery-cli -p hatchery-operator" >&2; exit 2; }
+[ -x "$python" ] || { python3 -m venv "${python%/bin/python}" && "$python" -m pip install -q helm-python-sdk; }
 
 work=$(mktemp -d)
 forward_pid=""
@@ -49,47 +54,42 @@ until_ok() {
   done
 }
 
-export KUBECONFIG=$(bash "$here/cluster.sh" start)
-log "cluster up"
+"$python" "$repo/deploy/render-chart.py" --check >&2 || fail "the chart does not lint, or deploy/operator.yaml is stale"
+HATCHERY_CACHE=${HATCHERY_CACHE:-/var/cache/hatchery} bash "$repo/deploy/build-images.sh" --profile "$profile" >&2
 # A tag per run: a cluster restarted on old state must not keep running an older binary.
 tag="$ns"
-bash "$here/image.sh" "$bin/hatchery" "localhost/hatchery:$tag" "$work/image.tar" >/dev/null
-bash "$here/image.sh" "$bin/hatchery-operator" "localhost/hatchery-operator:$tag" "$work/operator.tar" >/dev/null
-bash "$shared/k8s/load-image.sh" "$work/image.tar" "$work/operator.tar" >/dev/null
+for image in hatchery hatchery-operator; do
+  podman tag "localhost/$image:$version" "localhost/$image:$tag"
+  podman save -q --format docker-archive -o "$work/$image.tar" "localhost/$image:$tag"
+  podman untag "localhost/$image:$tag" >/dev/null
+done
+log "images built with podman: $(for i in hatchery hatchery-operator; do printf '%s %s MiB  ' $i $(( $(stat -c %s "$work/$i.tar") / 1048576 )); done)"
+
+export KUBECONFIG=$(bash "$here/cluster.sh" start)
+log "cluster up"
+bash "$shared/k8s/load-image.sh" "$work/hatchery.tar" "$work/hatchery-operator.tar" >/dev/null
 log "images loaded"
 
-kc apply -f "$repo/deploy/crd.yaml" >/dev/null
+# The committed render and a namespaced variant go through the API server's validation.
+kubectl create namespace hatchery-system >/dev/null 2>&1 || true
+# An operator left by an earlier run on this cluster's state goes first (its selector may differ).
+kc -n hatchery-system delete deploy hatchery-operator --ignore-not-found --wait=true >/dev/null
+kc apply --dry-run=server -f "$repo/deploy/operator.yaml" >/dev/null || fail "deploy/operator.yaml fails the server's dry run"
+"$python" "$repo/deploy/render-chart.py" --stdout --set 'watchNamespaces={default}' \
+  | kc apply --dry-run=server -f - >/dev/null || fail "the namespaced render fails the server's dry run"
+log "deploy/operator.yaml and a watchNamespaces render pass kubectl apply --dry-run=server"
+# The operator from the chart, as `helm install` renders it, with this run's image.
+"$python" "$repo/deploy/render-chart.py" --stdout --set image.repository=localhost/hatchery-operator \
+  --set "image.tag=$tag" --set image.pullPolicy=Never > "$work/operator.yaml"
+kc apply -f "$work/operator.yaml" >/dev/null
 kubectl create namespace "$ns" >/dev/null 2>&1
 until_ok "the CRD is established" 30 k wait --for=condition=established crd/loadtests.hatchery.io --timeout=1s
-k apply -f - >/dev/null <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: demo-target}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: demo-target}}
-  template:
-    metadata: {labels: {app: demo-target}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      enableServiceLinks: false
-      containers:
-        - {name: demo, image: "localhost/hatchery:$tag", imagePullPolicy: Never,
-           args: [demo-target, --bind, 0.0.0.0, --port, "8080"], ports: [{containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: demo-target}
-spec:
-  selector: {app: demo-target}
-  ports: [{port: 8080, targetPort: 8080, protocol: TCP}]
-YAML
-sed -e "s|image: hatchery-operator:0.1.0|image: localhost/hatchery-operator:$tag|" \
-    "$repo/deploy/operator.yaml" | kc apply -f - >/dev/null
-until_ok "the operator is available" 120 k -n hatchery-system wait --for=condition=available deploy/hatchery-operator --timeout=1s
-log "operator running in the cluster as its ServiceAccount"
+sed -e "s|image: hatchery:$version|image: localhost/hatchery:$tag|" -e 's|imagePullPolicy: IfNotPresent|imagePullPolicy: Never|' \
+    "$repo/deploy/examples/demo-target.yaml" | k apply -f - >/dev/null
+until_ok "the operator is available (its /readyz)" 120 k -n hatchery-system wait --for=condition=available deploy/hatchery-operator --timeout=1s
+log "operator running in the cluster as its ServiceAccount, installed from the chart"
 
-sed -e "s|image: hatchery:0.1.0|image: localhost/hatchery:$tag|" -e 's|runTime: 2m|runTime: 15s|' \
+sed -e "s|image: hatchery:$version|image: localhost/hatchery:$tag|" -e 's|runTime: 2m|runTime: 15s|' \
     -e 's|ttlSecondsAfterFinished: 600|ttlSecondsAfterFinished: 20|' \
     "$repo/deploy/examples/loadtest.yaml" > "$work/lt.yaml"
 k apply -f "$work/lt.yaml" >/dev/null
@@ -123,6 +123,17 @@ until_ok "the UI answers through port-forward" 30 curl -sf http://127.0.0.1:1808
 requests=$(curl -sf http://127.0.0.1:18089/stats/requests | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
 [ "${requests:-0}" -gt 0 ] || fail "no request in the master's final stats"
 log "the master still serves its final stats through svc/quickstart-ui: $requests requests"
+kill "$forward_pid" 2>/dev/null || true; forward_pid=""
+target_count=$(k exec deploy/demo-target -- hatchery probe http://127.0.0.1:8080/_stats | jq .requests)
+[ "${target_count:-0}" -ge "$requests" ] || fail "the target counted $target_count requests, the master $requests"
+log "the target served $target_count requests"
+
+k -n hatchery-system port-forward svc/hatchery-operator-metrics 18080:8080 >/dev/null 2>&1 & forward_pid=$!
+until_ok "the operator's /metrics answers" 30 curl -sf http://127.0.0.1:18080/metrics
+metrics=$(curl -sf http://127.0.0.1:18080/metrics)
+grep -qE '^hatchery_operator_phase_transitions_total\{phase="Succeeded"\} [1-9]' <<<"$metrics" || fail "no Succeeded transition in /metrics"
+grep -qE '^hatchery_operator_reconciles_total\{result="ok"\} [1-9]' <<<"$metrics" || fail "no reconcile in /metrics"
+log "the operator's /metrics counts the run"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 
 # A finished test never runs again: an edit is refused with an event, the master is untouched.

@@ -20,7 +20,10 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 fn mock() -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (
-        Arc::new(Context::new(Client::new(service, "default"))),
+        Arc::new(Context::new(
+            Client::new(service, "default"),
+            Default::default(),
+        )),
         handle,
     )
 }

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
 use crate::resources::{Blueprint, Role, GATE_CONDITION, LABEL_LOADTEST, LABEL_ROLE, WEB_PORT};
 use crate::status::{self, MasterReport, MasterState, Observation, PodProblem, WorkerPods};
+use crate::telemetry::Metrics;
 
 /// Field manager of every server-side apply.
 pub const MANAGER: &str = "hatchery-operator";
@@ -45,6 +46,7 @@ pub enum Error {
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Context {
@@ -54,7 +56,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub fn new(client: Client) -> Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -62,34 +64,69 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            metrics,
         }
     }
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client) {
+/// Runs the controller until SIGTERM or Ctrl-C: over the whole cluster when `namespaces` is
+/// empty, else one controller per namespace (so a namespaced Role is all it needs).
+pub async fn run(client: Client, namespaces: &[String], metrics: Arc<Metrics>) {
+    let ctx = Arc::new(Context::new(client.clone(), metrics));
+    if namespaces.is_empty() {
+        watch(
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+            ctx,
+        )
+        .await;
+    } else {
+        let each = namespaces.iter().map(|ns| {
+            watch(
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                ctx.clone(),
+            )
+        });
+        futures_util::future::join_all(each).await;
+    }
+}
+
+async fn watch(
+    loadtests: Api<LoadTest>,
+    deployments: Api<Deployment>,
+    sets: Api<StatefulSet>,
+    ctx: Arc<Context>,
+) {
     use futures_util::StreamExt;
-    let ctx = Arc::new(Context::new(client.clone()));
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hatchery-operator");
-    Controller::new(
-        Api::<LoadTest>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-    .owns(Api::<StatefulSet>::all(client.clone()), owned)
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|res| async move {
-        match res {
-            Ok(_) => {}
-            // A LoadTest deleted while queued: nothing left to do.
-            Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                tracing::debug!("{obj} is gone");
+    ctx.metrics.set_ready();
+    Controller::new(loadtests, watcher::Config::default())
+        .owns(deployments, owned.clone())
+        .owns(sets, owned)
+        .shutdown_on_signal()
+        .run(reconcile_timed, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok(_) => {}
+                // A LoadTest deleted while queued: nothing left to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!("{obj} is gone");
+                }
+                Err(e) => tracing::warn!("reconcile failed: {e}"),
             }
-            Err(e) => tracing::warn!("reconcile failed: {e}"),
-        }
-    })
-    .await;
+        })
+        .await;
+}
+
+async fn reconcile_timed(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let metrics = ctx.metrics.clone();
+    let result = reconcile(lt, ctx).await;
+    metrics.reconciled(started.elapsed(), result.is_ok());
+    result
 }
 
 /// One reconcile of one LoadTest (the controller calls it; tests too).
@@ -359,6 +396,7 @@ async fn publish(
     .await?;
     let before = prev.map(|s| s.phase);
     if before != Some(next.phase) {
+        ctx.metrics.entered(next.phase);
         // One reason per phase: the event recorder folds events of the same reason together.
         let reason = format!("{:?}", next.phase);
         let kind = match next.phase {

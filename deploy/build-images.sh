@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds Hatchery's images with podman from host-built release binaries (deploy/Dockerfile):
+#   localhost/hatchery:VERSION           master, worker, standalone, demo target
+#   localhost/hatchery-operator:VERSION  the Kubernetes operator
+#
+#   deploy/build-images.sh [--profile release|dev] [--save DIR]
+#
+# --save writes DIR/hatchery.tar and DIR/hatchery-operator.tar (docker archives) for a cluster
+# without a registry (../shared/k8s/load-image.sh). Needs root for podman (rootful). Installs
+# podman, buildah, runc and debootstrap from apt when missing, and makes the Debian base image
+# with debootstrap when no registry can be reached (cached in $HATCHERY_CACHE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release save=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=${2:?}; shift 2 ;;
+    --save) save=${2:?}; shift 2 ;;
+    *) echo "usage: $0 [--profile release|dev] [--save DIR]" >&2; exit 2 ;;
+  esac
+done
+cache=${HATCHERY_CACHE:-/var/cache/hatchery}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+base=localhost/hatchery-base:bookworm
+log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null || ! command -v runc >/dev/null; then
+  log "installing podman, buildah, runc, debootstrap"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc debootstrap >/dev/null
+fi
+# crun refuses this machine's hybrid cgroup layout, and podman's default rlimits cannot be set.
+if ! grep -qs 'runtime = "runc"' /etc/containers/containers.conf; then
+  mkdir -p /etc/containers
+  cat > /etc/containers/containers.conf <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+CONF
+fi
+
+if ! podman image exists "$base"; then
+  tarball="$cache/debian-bookworm-minbase.tar"
+  if [ ! -s "$tarball" ]; then
+    mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \
+      | awk '{print $2}' | head -1)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    log "debootstrap bookworm minbase from $mirror (about a minute)"
+    rootfs=$(mktemp -d)
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
+      || { tail -20 "$rootfs.log"; exit 1; }
+    mkdir -p "$cache"
+    tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs" "$rootfs.log"
+  fi
+  podman import -q "$tarball" "$base" >/dev/null
+  log "base image $base imported"
+fi
+
+log "cargo build --profile $profile"
+cargo build --locked --profile "$profile" -p hatchery-cli -p hatchery-operator
+dir=${CARGO_TARGET_DIR:-target}/$([ "$profile" = dev ] && echo debug || echo "$profile")
+context=$(mktemp -d); trap 'rm -rf "$context"' EXIT
+for bin in hatchery hatchery-operator; do
+  strip -o "$context/$bin" "$dir/$bin"
+done
+
+for image in hatchery hatchery-operator; do
+  podman build -q --format docker --pull=never --build-arg BASE="$base" --build-arg VERSION="$version" \
+    -f deploy/Dockerfile --target "$image" -t "localhost/$image:$version" "$context" >/dev/null
+  size=$(podman image inspect --format '{{.Size}}' "localhost/$image:$version")
+  log "localhost/$image:$version built: $((size / 1024 / 1024)) MiB ($size bytes)"
+  if [ -n "$save" ]; then
+    mkdir -p "$save"
+    rm -f "$save/$image.tar"
+    podman save -q --format docker-archive -o "$save/$image.tar" "localhost/$image:$version"
+  fi
+done
