@@ -156,7 +156,20 @@ until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl -n "$ns" ge
 log "gate timeout: $(k get lt nogate -o jsonpath='{.status.verdict}')"
 until_ok "a Warning event says why" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
 
-k delete lt quickstart nogate --wait=true --timeout=90s >/dev/null
-until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate"'
+# The chart with watchNamespaces: nothing cluster-wide, a Role in this namespace only, and an
+# operator that watches just this namespace. It runs a test through.
+kc delete clusterrolebinding,clusterrole hatchery-operator >/dev/null
+"$python" "$repo/deploy/render-chart.py" --stdout --set image.repository=localhost/hatchery-operator \
+  --set "image.tag=$tag" --set image.pullPolicy=Never --set "watchNamespaces={$ns}" > "$work/scoped.yaml"
+! grep -q '^kind: Cluster' "$work/scoped.yaml" || fail "the namespaced render has cluster-wide RBAC"
+kc apply -f "$work/scoped.yaml" >/dev/null
+until_ok "the namespaced operator rolled out" 120 kc -n hatchery-system rollout status deploy/hatchery-operator --timeout=1s
+sed -e 's|name: quickstart|name: scoped|' -e 's|runTime: 15s|runTime: 5s|' "$work/lt.yaml" > "$work/scoped-lt.yaml"
+k apply -f "$work/scoped-lt.yaml" >/dev/null
+until_ok "the namespaced operator runs a test to Succeeded" 120 bash -c '[ "$(kubectl -n "$ns" get lt scoped -o jsonpath={.status.phase} 2>/dev/null)" = Succeeded ]'
+log "watchNamespaces: with a Role in the namespace only, a LoadTest ran to Succeeded"
+
+k delete lt quickstart nogate scoped --wait=true --timeout=90s >/dev/null
+until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped"'
 log "ALL OK: children gone with their LoadTests"
 kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
