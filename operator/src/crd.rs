@@ -91,7 +91,9 @@ pub struct LoadTestSpec {
     /// that a typed field sets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
-    /// Name of a Secret with the token workers present to the master. Reserved: not used yet.
+    /// A Secret in this namespace whose key `token` holds the token workers present to the
+    /// master (`HATCHERY_AUTH_TOKEN`). Omitted: the operator creates `<name>-token` with a random
+    /// token, owned by the LoadTest, so only this test's workers can join its master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token_secret: Option<String>,
     /// Scale the master and workers to zero this long after the test finished; the LoadTest

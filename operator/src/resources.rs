@@ -13,6 +13,7 @@
 //! | Service | `<name>-ui` | 8089, a normal Service: it routes once the gate is open |
 //! | Service | `<name>-workers` | headless, governs the StatefulSet |
 //! | StatefulSet | `<name>-workers` | the workers, all started at once (`Parallel`) |
+//! | Secret | `<name>-token` | the worker token, random, unless `authTokenSecret` names one |
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,8 +23,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PodReadinessGate,
-    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, PodReadinessGate, PodSpec, PodTemplateSpec, Probe, Secret, SecretKeySelector,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -45,6 +47,8 @@ pub const LABEL_ROLE: &str = "hatchery.io/role";
 pub const MASTER_PORT: i32 = 5557;
 /// The master's web UI and HTTP API (`--web-port`).
 pub const WEB_PORT: i32 = 8089;
+/// The key of the worker token in its Secret.
+pub const TOKEN_KEY: &str = "token";
 
 const CONTAINER: &str = "hatchery";
 const MANAGER: &str = "hatchery-operator";
@@ -216,6 +220,28 @@ impl<'a> Blueprint<'a> {
     /// `<name>-ui`: the Service in front of the web UI and API.
     pub fn ui_name(&self) -> String {
         format!("{}-ui", self.name)
+    }
+
+    /// The Secret holding the worker token: `authTokenSecret`, or `<name>-token`.
+    pub fn token_secret_name(&self) -> String {
+        match &self.lt.spec.auth_token_secret {
+            Some(name) => name.clone(),
+            None => format!("{}-token", self.name),
+        }
+    }
+
+    /// The Secret the operator creates with `token` in it; `None` when the spec names its own.
+    /// Created once and never updated: the token must not change under running workers.
+    pub fn token_secret(&self, token: &str) -> Option<Secret> {
+        if self.lt.spec.auth_token_secret.is_some() {
+            return None;
+        }
+        Some(Secret {
+            metadata: self.meta(self.token_secret_name(), None),
+            string_data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), token.to_string())])),
+            type_: Some("Opaque".to_string()),
+            ..Secret::default()
+        })
     }
 
     /// `<name>-plan`: the ConfigMap of an inline plan.
@@ -476,10 +502,28 @@ impl<'a> Blueprint<'a> {
             image: Some(self.lt.spec.image.clone()),
             image_pull_policy: Some(self.lt.spec.image_pull_policy.as_str().to_string()),
             args: Some(args),
-            env: (!role.env.is_empty()).then(|| role.env.clone()),
+            env: Some(self.env(role)),
             resources: role.resources.clone(),
             ..Container::default()
         }
+    }
+
+    /// The role's own variables, then the worker token from its Secret.
+    fn env(&self, role: &RoleSpec) -> Vec<EnvVar> {
+        let mut env = role.env.clone();
+        env.push(EnvVar {
+            name: "HATCHERY_AUTH_TOKEN".to_string(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: self.token_secret_name(),
+                    key: TOKEN_KEY.to_string(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+        env
     }
 
     fn pod_spec(&self, role: &RoleSpec, container: Container) -> PodSpec {

@@ -136,11 +136,19 @@ impl PodProblem {
     }
 }
 
+/// A config error the kubelet retries and that clears up: its Secret or ConfigMap cache had
+/// not caught up with an object created a moment before the pod ("failed to sync secret
+/// cache"). A missing Secret or ConfigMap ("not found") does not.
+fn transient(reason: &str, message: Option<&str>) -> bool {
+    reason == "CreateContainerConfigError" && message.is_some_and(|m| m.contains("failed to sync"))
+}
+
 fn container_problem(c: &ContainerStatus) -> Option<(&str, Option<&String>, bool)> {
     if let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
         if let Some(reason) = waiting.reason.as_deref() {
             if STUCK_REASONS.contains(&reason) {
-                return Some((reason, waiting.message.as_ref(), true));
+                let stuck = !transient(reason, waiting.message.as_deref());
+                return Some((reason, waiting.message.as_ref(), stuck));
             }
         }
     }

@@ -119,6 +119,10 @@ status=$(k get lt quickstart -o json | jq -c .status)
 [ "$(gate)" = "True" ] || fail "the gate is not True"
 k get events --field-selector involvedObject.name=quickstart 2>/dev/null | grep -q Succeeded || fail "no Succeeded event"
 log "Succeeded: $status"
+# The workers joined with the operator's random token (the master refuses a worker without it).
+[ -n "$(k get secret quickstart-token -o jsonpath='{.data.token}')" ] || fail "no token Secret"
+k logs deploy/quickstart-master | grep -q 'no worker token' && fail "the master runs without a worker token"
+log "master and workers share the generated token from Secret quickstart-token"
 until_ok "the UI answers through port-forward" 30 curl -sf http://127.0.0.1:18089/stats/requests
 requests=$(curl -sf http://127.0.0.1:18089/stats/requests | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
 [ "${requests:-0}" -gt 0 ] || fail "no request in the master's final stats"
@@ -170,6 +174,6 @@ until_ok "the namespaced operator runs a test to Succeeded" 120 bash -c '[ "$(ku
 log "watchNamespaces: with a Role in the namespace only, a LoadTest ran to Succeeded"
 
 k delete lt quickstart nogate scoped --wait=true --timeout=90s >/dev/null
-until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped"'
+until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm,secret --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped"'
 log "ALL OK: children gone with their LoadTests"
 kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true

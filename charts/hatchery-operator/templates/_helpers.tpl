@@ -56,6 +56,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, patch]
+# The worker token of each LoadTest: created once, never read back.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 # Pods: read their state, open the master's readiness gate, read the master's API.
 - apiGroups: [""]
   resources: [pods]

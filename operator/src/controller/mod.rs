@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalize};
@@ -40,6 +40,29 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the LoadTest has no namespace")]
     NoNamespace,
+    #[error("cannot read random bytes for the worker token: {0}")]
+    Random(#[source] std::io::Error),
+}
+
+/// 32 random bytes from the kernel, hex-encoded: a worker token.
+fn random_token() -> Result<String, Error> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(Error::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates `secret` unless it exists: a token, once made, never changes under its workers.
+/// (Create only: the operator needs no right to read Secrets.)
+async fn create_once(ctx: &Context, ns: &str, secret: &Secret) -> Result<(), Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    match api.create(&PostParams::default(), secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What every reconcile shares.
@@ -188,6 +211,9 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         }
     };
     if !started {
+        if let Some(secret) = bp.token_secret(&random_token()?) {
+            create_once(ctx, ns, &secret).await?;
+        }
         let children = bp.children();
         if let Some(cm) = &children.plan {
             ssa::<ConfigMap>(ctx, ns, cm).await?;

@@ -1,6 +1,6 @@
 use k8s_openapi::api::core::v1::{
     Affinity, EnvVar, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    PodSpec, ResourceRequirements, Toleration,
+    PodSpec, ResourceRequirements, SecretKeySelector, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -314,7 +314,9 @@ fn master_pods_take_their_settings_from_spec_master_and_workers_from_spec_worker
         let pod = template.spec.unwrap();
         let c = &pod.containers[0];
         assert_eq!(c.resources, role_spec.resources);
-        assert_eq!(c.env.as_ref(), Some(&role_spec.env));
+        let env = c.env.as_ref().unwrap();
+        assert_eq!(env[..env.len() - 1], role_spec.env[..]);
+        assert_eq!(env.last().unwrap().name, "HATCHERY_AUTH_TOKEN");
         assert_eq!(c.image_pull_policy.as_deref(), Some("Never"));
         assert_eq!(pod.node_selector.as_ref(), Some(&role_spec.node_selector));
         assert_eq!(pod.tolerations.as_ref(), Some(&role_spec.tolerations));
@@ -331,11 +333,52 @@ fn empty_role_settings_leave_the_pod_fields_unset() {
     assert_eq!(pod.node_selector, None);
     assert_eq!(pod.tolerations, None);
     assert_eq!(pod.affinity, None);
-    assert_eq!(pod.containers[0].env, None);
+    let env = pod.containers[0].env.as_ref().unwrap();
+    assert_eq!(env.len(), 1, "only the token: {env:?}");
     assert_eq!(
         pod.containers[0].image_pull_policy.as_deref(),
         Some("IfNotPresent")
     );
+}
+
+fn token_ref(pod: &PodSpec) -> SecretKeySelector {
+    let env = pod.containers[0].env.as_ref().unwrap();
+    let token = env
+        .iter()
+        .find(|e| e.name == "HATCHERY_AUTH_TOKEN")
+        .unwrap();
+    assert_eq!(token.value, None, "never inline");
+    let from = token.value_from.as_ref().unwrap();
+    from.secret_key_ref.clone().unwrap()
+}
+
+#[test]
+fn master_and_workers_read_the_generated_token_from_its_owned_secret() {
+    let lt = LoadTest::test().name("lt1");
+    let b = blueprint(&lt);
+    let secret = b.token_secret("0123abcd").expect("a token Secret");
+    assert_eq!(secret.metadata.name.as_deref(), Some("lt1-token"));
+    assert_eq!(
+        secret.metadata.owner_references,
+        Some(vec![b.owner.clone()])
+    );
+    let data = secret.string_data.unwrap();
+    assert_eq!(data.get(TOKEN_KEY).map(String::as_str), Some("0123abcd"));
+    for pod in [master_pod(&lt), worker_pod(&lt)] {
+        let r = token_ref(&pod);
+        assert_eq!((r.name.as_str(), r.key.as_str()), ("lt1-token", TOKEN_KEY));
+        assert_eq!(r.optional, Some(false));
+    }
+}
+
+#[test]
+fn a_named_auth_token_secret_is_used_and_none_is_made() {
+    let mut lt = LoadTest::test();
+    lt.spec.auth_token_secret = Some("team-token".to_string());
+    assert!(blueprint(&lt).token_secret("x").is_none());
+    for pod in [master_pod(&lt), worker_pod(&lt)] {
+        assert_eq!(token_ref(&pod).name, "team-token");
+    }
 }
 
 #[test]

@@ -86,10 +86,26 @@ fn pod(status: serde_json::Value) -> Pod {
 }
 
 fn waiting(reason: &str) -> Pod {
+    waiting_with(reason, "no such image")
+}
+
+fn waiting_with(reason: &str, message: &str) -> Pod {
     pod(json!({"phase": "Pending", "containerStatuses": [{
         "name": "hatchery", "image": "hatchery:test", "imageID": "", "ready": false,
-        "restartCount": 0, "state": {"waiting": {"reason": reason, "message": "no such image"}}
+        "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}
     }]}))
+}
+
+#[test]
+fn a_secret_cache_not_yet_synced_is_a_problem_but_not_stuck_and_a_missing_secret_is() {
+    let syncing = waiting_with(
+        "CreateContainerConfigError",
+        "failed to sync secret cache: timed out waiting for the condition",
+    );
+    let p = PodProblem::of(&syncing).expect("a problem");
+    assert!(!p.stuck, "{p:?}");
+    let missing = waiting_with("CreateContainerConfigError", "secret \"x-token\" not found");
+    assert!(PodProblem::of(&missing).expect("a problem").stuck);
 }
 
 fn problem(reason: &str, stuck: bool) -> PodProblem {
