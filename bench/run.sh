@@ -472,7 +472,7 @@ OUT=bench/out/$STAMP.md
         echo
         awk -F'\t' -v n="$MEM_USERS" -v b="$BIG_USERS" 'NR == 1 { r1 = $2 } NR == 2 { rn = $2 } NR == 3 { s1 = $2 } NR == 4 { sn = $2; req = $6 }
             END { if (n > 1 && rn > 0) printf "**RSS per idle user holding its connection: (RSS_%d - RSS_1) / %d = %.1f KiB**\n\n", n, n - 1, (rn - r1) / (n - 1);
-                  if (b > 1 && sn > 0) printf "**RSS per idle user that connected once: (RSS_%d - RSS_1) / %d = %.1f KiB** (%d requests: every user started and made its first request)\n", b, b - 1, (sn - s1) / (b - 1), req }' "$TMP/mem.tsv"
+                  if (b > 1 && sn > 0) printf "**RSS per idle user that connected once: (RSS_%d - RSS_1) / %d = %.1f KiB** (%d requests by the end: %s)\n", b, b - 1, (sn - s1) / (b - 1), req, (req >= b ? "every user started and made its first request" : "spawning did NOT keep up") }' "$TMP/mem.tsv"
     fi
 } > "$OUT"
 cat "$OUT"
