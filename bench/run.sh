@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Hatchery's benchmark harness: hatchery against wrk, in ONE run, on loopback only.
 #
-#   bench/run.sh [-d SECONDS] [-u USERS] [-n RUNS] [--mem-users N] [--no-memory] [--no-build]
+#   bench/run.sh [-d SECONDS] [-u USERS] [-n RUNS] [--peers wrk,oha,locust] [--mem-users N]
+#                [--big-users N] [--no-memory] [--no-build]
 #
 # Environment equivalents: BENCH_DURATION (10), BENCH_USERS (50), BENCH_RUNS (3),
-# BENCH_MEM_USERS (10000), BENCH_MEMORY (1), BENCH_BUILD (1).
+# BENCH_PEERS (wrk), BENCH_MEM_USERS (10000), BENCH_BIG_USERS (100000), BENCH_MEMORY (1),
+# BENCH_BUILD (1), BENCH_TOOLS (/var/cache/hatchery/bench-tools: where oha and Locust are
+# installed, outside the clone, so later runs reuse them).
 #
 # What it does (docs/benchmarks.md explains why):
 #   1. installs nginx, wrk, GNU time and jq from Debian if missing (needs root then);
@@ -16,7 +19,11 @@
 #      GNU time, nginx CPU from /proc/<worker>/stat deltas; medians of the rounds;
 #   5. memory: hatchery with users that make one request and then sit idle on their keep-alive
 #      connection, at 1 and at MEM_USERS users; VmRSS sampled once spawning is done;
-#   6. prints a markdown report and writes it to bench/out/<timestamp>.md.
+#      then BIG_USERS users against a second nginx port that closes every connection after its
+#      response (users that connected once and hold no socket: 100,000 sockets do not fit under
+#      this machine's open-file limit);
+#   6. added latency: one connection, wrk --latency and hatchery, p50/p99 side by side;
+#   7. prints a markdown report and writes it to bench/out/<timestamp>.md.
 # Every wait is bounded; nginx and every process started here are stopped on exit.
 set -euo pipefail
 
@@ -24,6 +31,9 @@ DURATION=${BENCH_DURATION:-10}
 USERS=${BENCH_USERS:-50}
 RUNS=${BENCH_RUNS:-3}
 MEM_USERS=${BENCH_MEM_USERS:-10000}
+BIG_USERS=${BENCH_BIG_USERS:-100000}
+PEERS=${BENCH_PEERS:-wrk}
+TOOLS=${BENCH_TOOLS:-/var/cache/hatchery/bench-tools}
 MEMORY=${BENCH_MEMORY:-1}
 BUILD=${BENCH_BUILD:-1}
 MEM_SPAWN_RATE=5000
@@ -37,13 +47,15 @@ while [ $# -gt 0 ]; do
         -u|--users) USERS=${2:?}; shift 2 ;;
         -n|--runs) RUNS=${2:?}; shift 2 ;;
         --mem-users) MEM_USERS=${2:?}; shift 2 ;;
+        --big-users) BIG_USERS=${2:?}; shift 2 ;;
+        --peers) PEERS=${2:?}; shift 2 ;;
         --no-memory) MEMORY=0; shift ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for v in DURATION USERS RUNS MEM_USERS; do
+for v in DURATION USERS RUNS MEM_USERS BIG_USERS; do
     case "${!v}" in ''|*[!0-9]*|0) echo "run.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
 done
 
@@ -83,6 +95,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CLK_TCK=$(getconf CLK_TCK)
+case ",$PEERS," in *,wrk,*) ;; *) PEERS="wrk,$PEERS" ;; esac   # wrk is the reference
+has_peer() { case ",$PEERS," in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
+mkdir -p "$TOOLS"
+OHA=$TOOLS/bin/oha
+if has_peer oha && [ ! -x "$OHA" ]; then
+    # oha's TLS backend builds with cmake; cargo install keeps its build outside the clone
+    command -v cmake >/dev/null 2>&1 || apt-get install -y cmake >&2 || { apt-get update >&2; apt-get install -y cmake >&2; }
+    log "cargo install oha --root $TOOLS (once; a few minutes)"
+    cargo install --locked --root "$TOOLS" oha >&2 || die "could not install oha"
+fi
+LOCUST_VENV=$TOOLS/locust-venv
+if has_peer locust && [ ! -x "$LOCUST_VENV/bin/locust" ]; then
+    python3 -m venv "$LOCUST_VENV" 2>/dev/null || { apt-get install -y python3-venv >&2 && python3 -m venv "$LOCUST_VENV"; }
+    log "pip install locust into $LOCUST_VENV (once)"
+    "$LOCUST_VENV/bin/pip" install -q locust >&2 || die "could not install locust"
+fi
 
 # ---------------------------------------------------------------- 2. build
 # The revision the binary is built from (with --no-build, the one checked out now).
@@ -154,6 +182,12 @@ http {
         listen 127.0.0.1:$port reuseport;
         location / { return 200 "ok"; }
     }
+    server {
+        # the same answer, then the connection is closed (users that connected once)
+        listen 127.0.0.1:$((port + 1));
+        keepalive_timeout 0;
+        location / { return 200 "ok"; }
+    }
 }
 EOF
     taskset -c 0 "$NGINX" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
@@ -172,6 +206,7 @@ PORT=
 for _ in $(seq 10); do
     p=$((20000 + RANDOM % 10000))      # below the ephemeral range, so no client socket has it
     port_open "$p" && continue
+    port_open $((p + 1)) && continue
     if start_nginx "$p"; then PORT=$p; break; fi
 done
 [ -n "$PORT" ] || die "nginx did not start: $(cat "$TMP/nginx/error.log" 2>/dev/null | tail -3)"
@@ -214,6 +249,20 @@ throughput_run() {
     local cmd
     if [ "$peer" = wrk ]; then
         cmd=(wrk -t1 "-c$USERS" "-d${DURATION}s" "$TARGET")
+    elif [ "$peer" = oha ]; then
+        cmd=("$OHA" -z "${DURATION}s" -c "$USERS" --no-tui --output-format json "$TARGET")
+    elif [ "$peer" = locust ]; then
+        cat > "$TMP/locustfile.py" <<'PY'
+from locust import constant
+from locust.contrib.fasthttp import FastHttpUser, task
+class Hammer(FastHttpUser):
+    wait_time = constant(0)
+    @task
+    def root(self):
+        self.client.get("/")
+PY
+        cmd=("$LOCUST_VENV/bin/locust" -f "$TMP/locustfile.py" --headless -u "$USERS" -r "$USERS"
+             -t "${DURATION}s" -H "http://127.0.0.1:$PORT" --json --only-summary --loglevel WARNING)
     else
         cmd=("$HATCHERY" -f bench/plan.yaml --headless -u "$USERS" -r 1000 -t "${DURATION}s"
              --threads 1 --host "http://127.0.0.1:$PORT" --json --only-summary)
@@ -225,7 +274,7 @@ throughput_run() {
     wait "$TIMED_PID" || rc=$?
     n1=$(cpu_ticks "$NGINX_WORKER"); t1=$(date +%s.%N)
     # hatchery exits 1 when a request failed: that is counted below, not fatal here
-    if [ "$rc" -ne 0 ] && { [ "$peer" = wrk ] || [ "$rc" -ne 1 ]; }; then
+    if [ "$rc" -ne 0 ] && { [ "$peer" != hatchery ] || [ "$rc" -ne 1 ]; }; then
         die "$peer run $round exited $rc: $(tail -5 "$TMP/$name.err")"
     fi
     [ -s "$TMP/$name.time" ] || die "$peer run $round: no GNU time output"
@@ -239,6 +288,15 @@ throughput_run() {
                       /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
                       END { print n + 0 }' "$TMP/$name.out")
         rps=$(awk -v r="$requests" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
+    elif [ "$peer" = oha ]; then
+        # every answer (any status) and every transport error is a request sent
+        requests=$(jq '([.statusCodeDistribution[]] | add // 0) + ([.errorDistribution[]] | add // 0)' "$TMP/$name.out")
+        errors=$(jq '([.statusCodeDistribution | to_entries[] | select(.key != "200") | .value] | add // 0) + ([.errorDistribution[]] | add // 0)' "$TMP/$name.out")
+        rps=$(jq '.summary.requestsPerSec | floor' "$TMP/$name.out")
+    elif [ "$peer" = locust ]; then
+        requests=$(jq '[.[] | .num_requests] | add // 0' "$TMP/$name.out")
+        errors=$(jq '[.[] | .num_failures] | add // 0' "$TMP/$name.out")
+        rps=$(awk -v r="$requests" -v d="$DURATION" 'BEGIN { printf "%.0f", r / d }')
     else
         requests=$(jq '.stats[] | select(.name == "Aggregated") | .num_requests' "$TMP/$name.out")
         errors=$(jq '.stats[] | select(.name == "Aggregated") | .num_failures' "$TMP/$name.out")
@@ -255,32 +313,50 @@ throughput_run() {
 
 # ---------------------------------------------------------------- 4. throughput
 : > "$TMP/runs.tsv"
+ALL_PEERS=(${PEERS//,/ } hatchery)
 for round in $(seq "$RUNS"); do
-    throughput_run wrk "$round"
-    sleep 1
-    throughput_run hatchery "$round"
-    sleep 1
+    for peer in "${ALL_PEERS[@]}"; do
+        throughput_run "$peer" "$round"
+        sleep 1
+    done
 done
+
+# ---------------------------------------------------------------- added latency
+# One connection, so nothing queues: what the generator adds on top of the loopback round trip
+# and nginx is the difference to wrk's numbers (wrk's own cost is in both).
+: > "$TMP/latency.tsv"
+timeout -k 5 $((DURATION + 30)) taskset -c 1 wrk -t1 -c1 "-d${DURATION}s" --latency "$TARGET" > "$TMP/lat.wrk.out"
+to_us() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1e6 } }'; }
+printf 'wrk\t%s\t%s\n' "$(awk '$1 == "50%" { print $2 }' "$TMP/lat.wrk.out" | to_us)" \
+    "$(awk '$1 == "99%" { print $2 }' "$TMP/lat.wrk.out" | to_us)" >> "$TMP/latency.tsv"
+timeout -k 5 $((DURATION + 30)) taskset -c 1 "$HATCHERY" -f bench/plan.yaml --headless -u 1 -r 1 \
+    -t "${DURATION}s" --threads 1 --host "http://127.0.0.1:$PORT" --json --only-summary > "$TMP/lat.hatchery.out" || true
+printf 'hatchery\t%s\t%s\n' \
+    "$(jq '.stats[] | select(.name == "Aggregated") | .median_response_time * 1000' "$TMP/lat.hatchery.out")" \
+    "$(jq '.stats[] | select(.name == "Aggregated") | .["response_time_percentile_0.99"] * 1000' "$TMP/lat.hatchery.out")" >> "$TMP/latency.tsv"
+log "added latency (p50, p99 in us): $(tr '\t\n' ' ;' < "$TMP/latency.tsv")"
 
 # ---------------------------------------------------------------- 5. memory
 # mem_run USERS: appends "users rss_kib fds established failures requests" to $TMP/mem.tsv
+# mem_run USERS [PORT RATE RUNTIME SAMPLE_AT]
 mem_run() {
-    local u=$1 name="mem.$1" rss=0 fds=0 est=0 rc=0
-    timed "$name" $((MEM_RUN_TIME + 60)) "$HATCHERY" -f bench/idle.yaml --headless -u "$u" \
-        -r "$MEM_SPAWN_RATE" -t "${MEM_RUN_TIME}s" --threads 1 --host "http://127.0.0.1:$PORT" \
+    local u=$1 port=${2:-$PORT} rate=${3:-$MEM_SPAWN_RATE} runtime=${4:-$MEM_RUN_TIME}
+    local at=${5:-$MEM_SAMPLE_AT} name="mem.$1.${2:-$PORT}" rss=0 fds=0 est=0 rc=0
+    timed "$name" $((runtime + 60)) "$HATCHERY" -f bench/idle.yaml --headless -u "$u" \
+        -r "$rate" -t "${runtime}s" --threads 1 --host "http://127.0.0.1:$port" \
         --json --only-summary
-    sleep "$MEM_SAMPLE_AT"
+    sleep "$at"
     if [ -n "$GEN_PID" ] && kill -0 "$GEN_PID" 2>/dev/null; then
         rss=$(rss_kib "$GEN_PID")
         fds=$(find "/proc/$GEN_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-        est=$(ss -Htn state established "( dport = :$PORT )" 2>/dev/null | wc -l)
+        est=$(ss -Htn state established "( dport = :$port )" 2>/dev/null | wc -l)
     fi
     wait "$TIMED_PID" || rc=$?
     [ "$rc" -le 1 ] || die "memory run with $u users exited $rc: $(tail -5 "$TMP/$name.err")"
     local fails reqs
     fails=$(jq '.stats[] | select(.name == "Aggregated") | .num_failures' "$TMP/$name.out")
     reqs=$(jq '.stats[] | select(.name == "Aggregated") | .num_requests' "$TMP/$name.out")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$u" "$rss" "$fds" "$est" "$fails" "$reqs" >> "$TMP/mem.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$u" "$rss" "$fds" "$est" "$fails" "$reqs" "$port" >> "$TMP/mem.tsv"
     log "memory, $u users: VmRSS ${rss} KiB, $fds fds, $est established to nginx, $reqs requests, $fails failures"
 }
 : > "$TMP/mem.tsv"
@@ -288,6 +364,14 @@ if [ "$MEMORY" = 1 ]; then
     mem_run 1
     sleep 1
     mem_run "$MEM_USERS"
+    # 10,000/s for BIG_USERS users; sampled 3 s after the last one is due, before any second
+    # request of the last ones (waits are 10-30 s)
+    BIG_RATE=10000
+    BIG_AT=$(( (BIG_USERS + BIG_RATE - 1) / BIG_RATE + 3 ))
+    sleep 1
+    mem_run 1 $((PORT + 1)) "$BIG_RATE" $((BIG_AT + 3)) "$BIG_AT"
+    sleep 1
+    mem_run "$BIG_USERS" $((PORT + 1)) "$BIG_RATE" $((BIG_AT + 3)) "$BIG_AT"
 fi
 
 # ---------------------------------------------------------------- 6. report
@@ -298,7 +382,7 @@ col() { awk -F'\t' -v p="$1" '$1 == p { print '"$2"' }' "$TMP/runs.tsv" | median
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 
 declare -A M
-for peer in wrk hatchery; do
+for peer in "${ALL_PEERS[@]}"; do
     M[$peer.rpc]=$(col "$peer" '$3 / ($5 + $6)')
     M[$peer.us_user]=$(col "$peer" '$5 * 1e6 / $3')
     M[$peer.us_sys]=$(col "$peer" '$6 * 1e6 / $3')
@@ -331,18 +415,31 @@ OUT=bench/out/$STAMP.md
     echo
     echo "## Throughput (medians of $RUNS)"
     echo
-    echo "| metric | wrk | hatchery | hatchery / wrk |"
-    echo "|---|---:|---:|---:|"
-    echo "| **requests per generator CPU-second** | $(fmt "${M[wrk.rpc]}" %.0f) | $(fmt "${M[hatchery.rpc]}" %.0f) | **$(ratio "${M[hatchery.rpc]}" "${M[wrk.rpc]}")** |"
-    echo "| CPU per request, user (us) | $(fmt "${M[wrk.us_user]}" %.2f) | $(fmt "${M[hatchery.us_user]}" %.2f) | $(ratio "${M[hatchery.us_user]}" "${M[wrk.us_user]}") |"
-    echo "| CPU per request, kernel (us) | $(fmt "${M[wrk.us_sys]}" %.2f) | $(fmt "${M[hatchery.us_sys]}" %.2f) | $(ratio "${M[hatchery.us_sys]}" "${M[wrk.us_sys]}") |"
-    echo "| CPU per request, total (us) | $(fmt "${M[wrk.us_tot]}" %.2f) | $(fmt "${M[hatchery.us_tot]}" %.2f) | $(ratio "${M[hatchery.us_tot]}" "${M[wrk.us_tot]}") |"
-    echo "| kernel share of generator CPU | $(fmt "${M[wrk.kernel]}" %.2f) | $(fmt "${M[hatchery.kernel]}" %.2f) | |"
-    echo "| requests/s (wall) | $(fmt "${M[wrk.rps]}" %.0f) | $(fmt "${M[hatchery.rps]}" %.0f) | $(ratio "${M[hatchery.rps]}" "${M[wrk.rps]}") |"
-    echo "| generator CPU utilization (core 1) | $(fmt "${M[wrk.gen_util]}" %.2f) | $(fmt "${M[hatchery.gen_util]}" %.2f) | |"
-    echo "| nginx worker CPU utilization (core 0) | $(fmt "${M[wrk.nginx]}" %.2f) | $(fmt "${M[hatchery.nginx]}" %.2f) | |"
-    echo "| generator VmRSS mid-run (MiB) | $(fmt "${M[wrk.rss]}" %.1f) | $(fmt "${M[hatchery.rss]}" %.1f) | |"
-    echo "| errors / failures (all runs) | ${M[wrk.errors]} | ${M[hatchery.errors]} | |"
+    hdr="| metric |"; sep="|---|"
+    for peer in "${ALL_PEERS[@]}"; do hdr="$hdr $peer |"; sep="$sep---:|"; done
+    echo "$hdr hatchery / wrk |"; echo "$sep---:|"
+    row() {   # row LABEL KEY FORMAT [ratio]
+        local line="| $1 |"
+        for peer in "${ALL_PEERS[@]}"; do line="$line $(fmt "${M[$peer.$2]}" "$3") |"; done
+        if [ "${4:-}" = ratio ]; then line="$line $(ratio "${M[hatchery.$2]}" "${M[wrk.$2]}") |"; else line="$line |"; fi
+        echo "$line"
+    }
+    row "**requests per generator CPU-second**" rpc %.0f ratio
+    row "CPU per request, user (us)" us_user %.2f ratio
+    row "CPU per request, kernel (us)" us_sys %.2f ratio
+    row "CPU per request, total (us)" us_tot %.2f ratio
+    row "kernel share of generator CPU" kernel %.2f
+    row "requests/s (wall)" rps %.0f ratio
+    row "generator CPU utilization (core 1)" gen_util %.2f
+    row "nginx worker CPU utilization (core 0)" nginx %.2f
+    row "generator VmRSS mid-run (MiB)" rss %.1f
+    line="| errors / failures (all runs) |"
+    for peer in "${ALL_PEERS[@]}"; do line="$line ${M[$peer.errors]} |"; done
+    echo "$line |"
+    echo
+    for peer in "${ALL_PEERS[@]}"; do
+        [ "$peer" = hatchery ] || echo "- hatchery / $peer, requests per generator CPU-second: **$(ratio "${M[hatchery.rpc]}" "${M[$peer.rpc]}")**"
+    done
     echo
     echo "Per-round ratios of requests per CPU-second (hatchery / the wrk run just before): ${PAIR_RATIOS}(median $PAIR_MEDIAN)."
     awk -v a="${M[wrk.nginx]}" -v b="${M[hatchery.nginx]}" 'BEGIN { if (a > 0.9 || b > 0.9) print "\n**Warning:** nginx used more than 90% of its core: the target may have limited the wall rate (requests per generator CPU-second stay meaningful)." }'
@@ -353,6 +450,13 @@ OUT=bench/out/$STAMP.md
     echo "| peer | round | requests | errors | user s | sys s | wall s | req/s wall | req per CPU-s | nginx CPU |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f |\n", $1, $2, $3, $4, $5, $6, $7, $8, $3 / ($5 + $6), $9 }' "$TMP/runs.tsv"
+    echo
+    echo "## Added latency (one connection, ${DURATION} s each)"
+    echo
+    echo "| | p50 (us) | p99 (us) |"
+    echo "|---|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %.0f | %.0f |\n", $1, $2, $3 } $1 == "wrk" { a = $2; b = $3 } $1 == "hatchery" { c = $2; d = $3 }
+        END { printf "| **hatchery - wrk** | **%+.0f** | **%+.0f** |\n", c - a, d - b }' "$TMP/latency.tsv"
     if [ "$MEMORY" = 1 ]; then
         echo
         echo "## Memory per idle user"
@@ -360,12 +464,15 @@ OUT=bench/out/$STAMP.md
         echo "Users make one request, then wait \`between: [10s, 30s]\` holding their keep-alive connection (bench/idle.yaml);"
         echo "\`-r $MEM_SPAWN_RATE -t ${MEM_RUN_TIME}s --threads 1\`, VmRSS sampled ${MEM_SAMPLE_AT} s after start."
         echo
-        echo "| users | VmRSS (KiB) | open fds | established to nginx | requests | failures |"
-        echo "|---:|---:|---:|---:|---:|---:|"
-        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $5 }' "$TMP/mem.tsv"
+        echo "The last two rows: against the port that closes each connection after its response, \`-r 10000\`, sampled ${BIG_AT} s after start."
         echo
-        awk -F'\t' -v n="$MEM_USERS" 'NR == 1 { r1 = $2 } NR == 2 { rn = $2 }
-            END { if (n > 1 && rn > 0) printf "**RSS per idle user: (RSS_%d - RSS_1) / %d = %.1f KiB**\n", n, n - 1, (rn - r1) / (n - 1) }' "$TMP/mem.tsv"
+        echo "| users | target | VmRSS (KiB) | open fds | established to nginx | requests | failures |"
+        echo "|---:|---|---:|---:|---:|---:|---:|"
+        awk -F'\t' -v p="$PORT" '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, ($7 == p ? "keep-alive" : "closes"), $2, $3, $4, $6, $5 }' "$TMP/mem.tsv"
+        echo
+        awk -F'\t' -v n="$MEM_USERS" -v b="$BIG_USERS" 'NR == 1 { r1 = $2 } NR == 2 { rn = $2 } NR == 3 { s1 = $2 } NR == 4 { sn = $2; req = $6 }
+            END { if (n > 1 && rn > 0) printf "**RSS per idle user holding its connection: (RSS_%d - RSS_1) / %d = %.1f KiB**\n\n", n, n - 1, (rn - r1) / (n - 1);
+                  if (b > 1 && sn > 0) printf "**RSS per idle user that connected once: (RSS_%d - RSS_1) / %d = %.1f KiB** (%d requests by the end: %s)\n", b, b - 1, (sn - s1) / (b - 1), req, (req >= b ? "every user started and made its first request" : "spawning did NOT keep up") }' "$TMP/mem.tsv"
     fi
 } > "$OUT"
 cat "$OUT"

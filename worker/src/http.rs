@@ -1,19 +1,22 @@
 //! One user's HTTP/1.1 connections: a keep-alive connection per origin, opened on first use and
-//! reopened when the server closed it, plain or TLS (rustls, one shared client config).
+//! reopened when the server closed it, plain or TLS (rustls, one shared client config). The
+//! protocol itself is in [`crate::h1`].
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::HeaderValue;
-use http_body_util::Full;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 pub use rustls::pki_types::CertificateDer;
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::h1;
 
 /// Where requests go: scheme, host and port (an origin in the web's sense).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +61,6 @@ pub enum ConnectError {
     Tls(std::io::Error),
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
-    #[error("HTTP handshake error: {0}")]
-    Handshake(hyper::Error),
 }
 
 /// Shared by every user of a worker: building a TLS config loads the root store, which is far too
@@ -115,14 +116,14 @@ impl Connector {
         })
     }
 
-    /// Opens a connection. Its driver runs as its own task and ends when the connection closes.
+    /// Opens a connection.
     pub async fn connect(&self, origin: &Origin) -> Result<Conn, ConnectError> {
         let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(ConnectError::Tcp)?;
         // Requests are small and written in one go: never hold them back for Nagle.
         let _ = tcp.set_nodelay(true);
-        let sender = if origin.tls {
+        let stream = if origin.tls {
             let name = ServerName::try_from(origin.host.clone())
                 .map_err(|_| ConnectError::ServerName(origin.host.clone()))?;
             let tls = self
@@ -130,46 +131,71 @@ impl Connector {
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
-            handshake(TokioIo::new(tls)).await?
+            Stream::Tls(Box::new(tls))
         } else {
-            handshake(TokioIo::new(tcp)).await?
+            Stream::Plain(tcp)
         };
-        Ok(Conn { sender })
+        Ok(Conn::new(stream))
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, ConnectError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, conn) = http1::handshake(io)
-        .await
-        .map_err(ConnectError::Handshake)?;
-    tokio::spawn(async move {
-        // An error here is the server closing or breaking the connection; the user notices it
-        // on its next request and reconnects, so there is nothing to report from this task.
-        let _ = conn.await;
-    });
-    Ok(sender)
+/// A connection's byte stream. TLS state is boxed: most users speak plain HTTP and should not
+/// carry its size.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// An open keep-alive connection.
-#[derive(Debug)]
-pub struct Conn {
-    pub sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    /// Whether the connection can take another request (the server has not closed it).
-    pub async fn usable(&mut self) -> bool {
-        !self.sender.is_closed() && self.sender.ready().await.is_ok()
-    }
-}
+pub type Conn = h1::Conn<Stream>;
 
 /// A user's connections, one per origin it talks to (nearly always one).
 #[derive(Debug, Default)]
 pub struct Pool {
-    conns: Vec<(Origin, Conn)>,
+    conns: Vec<(Arc<Origin>, Conn)>,
+    /// The user waited since its last request: a connection may have been closed meanwhile.
+    idle: bool,
 }
 
 impl Pool {
@@ -177,20 +203,20 @@ impl Pool {
     pub async fn get(
         &mut self,
         connector: &Connector,
-        origin: &Origin,
+        origin: &Arc<Origin>,
     ) -> Result<&mut Conn, ConnectError> {
-        let at = self.conns.iter().position(|(o, _)| o == origin);
-        let reusable = match at {
-            Some(i) => self.conns[i].1.usable().await,
-            None => false,
-        };
-        let i = match (at, reusable) {
-            (Some(i), true) => i,
-            (Some(i), false) => {
+        let probe = std::mem::take(&mut self.idle);
+        let at = self
+            .conns
+            .iter()
+            .position(|(o, _)| Arc::ptr_eq(o, origin) || **o == **origin);
+        let i = match at {
+            Some(i) if self.conns[i].1.usable(probe) => i,
+            Some(i) => {
                 self.conns[i].1 = connector.connect(origin).await?;
                 i
             }
-            (None, _) => {
+            None => {
                 let conn = connector.connect(origin).await?;
                 self.conns.push((origin.clone(), conn));
                 self.conns.len() - 1
@@ -199,8 +225,27 @@ impl Pool {
         Ok(&mut self.conns[i].1)
     }
 
+    /// Replaces the connection to `origin` by a new one (after a stale keep-alive connection).
+    pub async fn reconnect(
+        &mut self,
+        connector: &Connector,
+        origin: &Arc<Origin>,
+    ) -> Result<&mut Conn, ConnectError> {
+        self.discard(origin);
+        self.get(connector, origin).await
+    }
+
     /// Forgets the connection to `origin`, e.g. after a timeout left it in an unknown state.
     pub fn discard(&mut self, origin: &Origin) {
-        self.conns.retain(|(o, _)| o != origin);
+        self.conns.retain(|(o, _)| **o != *origin);
+    }
+
+    /// The user is about to wait: read buffers go back, and the next request checks that its
+    /// connection is still open.
+    pub fn idle(&mut self) {
+        self.idle = true;
+        for (_, c) in &mut self.conns {
+            c.release();
+        }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`client`]: the network side: dial the master, take the plan, keep reports until acked.
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
-//! - [`http`]: a user's keep-alive connections (hyper HTTP/1.1, rustls).
+//! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
+//! - `h1`: the HTTP/1.1 exchange on one connection: write the encoded request, parse the
+//!   response in place.
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
@@ -12,6 +14,7 @@
 //! process (standalone) or over the network, sits at the other end.
 
 pub mod client;
+mod h1;
 pub mod http;
 pub mod prepare;
 mod recorder;

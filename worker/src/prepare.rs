@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hatchery_core::plan::{Body, Plan, Request, Task, UserClass};
 use hatchery_core::template::Template;
 use hatchery_core::Method;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use http::Uri;
 
 use crate::http::Origin;
@@ -67,15 +67,22 @@ pub struct PreparedRequest {
     pub static_headers: Vec<(HeaderName, HeaderValue)>,
     pub dynamic_headers: Vec<(HeaderName, Template)>,
     pub body: PreparedBody,
+    /// Whether the plan sets these itself (so ours are left out).
+    pub sets_host: bool,
+    pub sets_user_agent: bool,
+    /// The whole request on the wire, when nothing in it is rendered per request.
+    pub wire: Option<Vec<u8>>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
     pub needs_body: bool,
     pub needs_json: bool,
+    /// Whether a capture reads a response header.
+    pub needs_headers: bool,
 }
 
 #[derive(Debug)]
 pub enum Url {
     /// Known before the run: where to connect and the request target (path and query).
-    Static { origin: Origin, target: String },
+    Static { origin: Arc<Origin>, target: String },
     /// Rendered per request, then joined to `base` when relative.
     Dynamic { base: Option<Base> },
 }
@@ -148,7 +155,10 @@ fn prepare_request(
                     .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
             );
             let (origin, target) = resolve(&target_text, base).map_err(at)?;
-            Url::Static { origin, target }
+            Url::Static {
+                origin: Arc::new(origin),
+                target,
+            }
         }
         _ => Url::Dynamic {
             base: base.cloned(),
@@ -209,18 +219,76 @@ fn prepare_request(
         || r.captures
             .iter()
             .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Regex(_)));
+    let needs_headers = r
+        .captures
+        .iter()
+        .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Header(_)));
+    let sets = |h: &HeaderName| {
+        static_headers.iter().any(|(k, _)| k == h) || dynamic_headers.iter().any(|(k, _)| k == h)
+    };
+    let (sets_host, sets_user_agent) = (sets(&HOST), sets(&USER_AGENT));
+    let method = to_http_method(r.method);
+    let wire = match (&url, &body) {
+        (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
+            let mut out = Vec::new();
+            encode_head(
+                &mut out,
+                &method,
+                origin,
+                target,
+                !sets_host,
+                !sets_user_agent,
+                static_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+                b,
+            );
+            Some(out)
+        }
+        _ => None,
+    };
     Ok(PreparedRequest {
         source: r.clone(),
-        method: to_http_method(r.method),
+        method,
         core_method: r.method,
         url,
         name,
         static_headers,
         dynamic_headers,
         body,
+        sets_host,
+        sets_user_agent,
+        wire,
         needs_body,
         needs_json,
+        needs_headers,
     })
+}
+
+/// Encodes a request: ours (`host`, `user-agent`, each unless the plan sets it), then the
+/// plan's headers, then the body.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_head<'a>(
+    out: &mut Vec<u8>,
+    method: &http::Method,
+    origin: &'a Origin,
+    target: &str,
+    host: bool,
+    user_agent: bool,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    body: &[u8],
+) {
+    let ours = [
+        host.then_some((&b"host"[..], origin.authority.as_bytes())),
+        user_agent.then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
+    ];
+    crate::h1::encode(
+        out,
+        method.as_str(),
+        target,
+        ours.into_iter().flatten().chain(headers),
+        body,
+    );
 }
 
 fn to_http_method(m: Method) -> http::Method {

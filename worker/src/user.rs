@@ -2,21 +2,23 @@
 //! weighted task, runs its requests, and waits.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hatchery_core::plan::{CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
-use http::header::{HOST, USER_AGENT};
 use http::HeaderValue;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
-use crate::http::{Origin, Pool};
-use crate::prepare::{append_query, resolve, PreparedBody, PreparedRequest, Url};
+use crate::h1::{self, Want};
+use crate::http::{Connector, Origin, Pool};
+use crate::prepare::{append_query, encode_head, resolve, PreparedBody, PreparedRequest, Url};
 use crate::Shared;
 
 /// The state one user carries between requests.
@@ -31,6 +33,11 @@ pub struct User {
     /// Scratch buffers reused across requests.
     text: String,
     bytes: Vec<u8>,
+    /// A request rendered per request, encoded.
+    wire: Vec<u8>,
+    /// The one timer of this user, for request timeouts and waits: moving a pending deadline
+    /// later costs an atomic store, not a timer-wheel insert and removal per request.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl User {
@@ -52,6 +59,8 @@ impl User {
             pool: Pool::default(),
             text: String::new(),
             bytes: Vec::new(),
+            wire: Vec::new(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
     }
 
@@ -77,13 +86,17 @@ impl User {
             }
             let pause = self.wait_time(wait, started);
             if pause.is_zero() {
-                // A zero wait still yields, so a user hammering a fast target cannot starve the
-                // runtime's timers and the reporter.
-                tokio::task::yield_now().await;
+                // A user hammering a target that answers at once, or failing before any I/O,
+                // must still give the runtime's timers and the reporter their turn; this yields
+                // only once the task's budget is spent, not after every task.
+                tokio::task::consume_budget().await;
                 continue;
             }
+            self.pool.idle();
+            self.wire = Vec::new();
+            self.timer.as_mut().reset(Instant::now() + pause);
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = self.timer.as_mut() => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
@@ -117,25 +130,40 @@ impl User {
             }
         };
         let name: &str = req.name.as_deref().unwrap_or(&target);
-        let request = match self.build(req, &origin, &target) {
-            Ok(r) => r,
-            Err(message) => {
-                self.shared.recorder.exception(&message);
-                return;
+        let wire: &[u8] = match &req.wire {
+            Some(w) => w,
+            None => {
+                if let Err(message) = self.encode(req, &origin, &target) {
+                    self.shared.recorder.exception(&message);
+                    return;
+                }
+                &self.wire
             }
+        };
+        let want = Want {
+            head_request: req.method == http::Method::HEAD,
+            headers: req.needs_headers,
+            body: req.needs_body,
         };
         let timeout = req.source.timeout.unwrap_or(self.shared.default_timeout);
         let started = Instant::now();
-        // Pinned here, so the timeout wraps a pointer instead of moving the whole future.
+        self.timer.as_mut().reset(started + timeout);
         let result = {
-            let exchange = self.exchange(&origin, request, req);
+            let exchange = exchange(&mut self.pool, &self.shared.connector, &origin, wire, want);
             tokio::pin!(exchange);
-            tokio::time::timeout(timeout, &mut exchange).await
+            let timer = &mut self.timer;
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(o) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(Some(o));
+                }
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await
         };
         let elapsed = started.elapsed();
         let outcome = match result {
-            Ok(o) => o,
-            Err(_) => {
+            Some(o) => o,
+            None => {
                 // The connection may still carry the late response: never reuse it.
                 self.pool.discard(&origin);
                 Outcome::failed(0, format!("timeout after {}", fmt_duration(timeout)))
@@ -149,7 +177,7 @@ impl User {
             name,
             Sample {
                 response_time_us: elapsed.as_micros() as u64,
-                content_length: outcome.content_length,
+                content_length: outcome.response.content_length,
                 at_unix_s: unix_now(),
                 error: error.as_deref(),
             },
@@ -161,7 +189,7 @@ impl User {
     fn target<'r>(
         &mut self,
         req: &'r PreparedRequest,
-    ) -> Result<(Cow<'r, Origin>, Cow<'r, str>), String> {
+    ) -> Result<(Cow<'r, Arc<Origin>>, Cow<'r, str>), String> {
         match &req.url {
             Url::Static { origin, target } => Ok((Cow::Borrowed(origin), Cow::Borrowed(target))),
             Url::Dynamic { base } => {
@@ -182,7 +210,7 @@ impl User {
                     &mut url,
                     rendered.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
-                resolve(&url, base.as_ref()).map(|(o, t)| (Cow::Owned(o), Cow::Owned(t)))
+                resolve(&url, base.as_ref()).map(|(o, t)| (Cow::Owned(Arc::new(o)), Cow::Owned(t)))
             }
         }
     }
@@ -197,12 +225,13 @@ impl User {
         }
     }
 
-    fn build(
+    /// Encodes a request that is rendered per request into `self.wire`.
+    fn encode(
         &mut self,
         req: &PreparedRequest,
         origin: &Origin,
         target: &str,
-    ) -> Result<http::Request<Full<Bytes>>, String> {
+    ) -> Result<(), String> {
         let body = match &req.body {
             PreparedBody::Static(b) => b.clone(),
             PreparedBody::Json => {
@@ -226,59 +255,35 @@ impl User {
                 b
             }
         };
-        let mut builder = http::Request::builder()
-            .method(req.method.clone())
-            .uri(target)
-            .header(HOST, origin.authority.clone())
-            .header(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
-        for (k, v) in &req.static_headers {
-            builder = builder.header(k, v.clone());
-        }
+        let mut dynamic = Vec::with_capacity(req.dynamic_headers.len());
         for (k, t) in &req.dynamic_headers {
             let mut s = String::new();
             t.render(&mut self.scope(), &mut s);
             let v = HeaderValue::from_str(&s)
                 .map_err(|_| format!("header {k} rendered to an invalid value {s:?}"))?;
-            builder = builder.header(k, v);
+            dynamic.push((k, v));
         }
-        builder
-            .body(Full::new(body))
-            .map_err(|e| format!("cannot build the request to {target}: {e}"))
-    }
-
-    async fn exchange(
-        &mut self,
-        origin: &Origin,
-        request: http::Request<Full<Bytes>>,
-        req: &PreparedRequest,
-    ) -> Outcome {
-        let conn = match self.pool.get(&self.shared.connector, origin).await {
-            Ok(c) => c,
-            Err(e) => return Outcome::failed(0, e.to_string()),
-        };
-        let response = match conn.sender.send_request(request).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.pool.discard(origin);
-                return Outcome::failed(0, format!("request error: {e}"));
-            }
-        };
-        let (parts, body) = response.into_parts();
-        match read_body(body, req.needs_body).await {
-            Ok((content_length, bytes)) => Outcome {
-                error: None,
-                content_length,
-                response: Response {
-                    status: parts.status.as_u16(),
-                    headers: parts.headers,
-                    body: bytes,
-                },
-            },
-            Err(e) => {
-                self.pool.discard(origin);
-                Outcome::failed(parts.status.as_u16(), format!("response body error: {e}"))
-            }
-        }
+        let mut wire = std::mem::take(&mut self.wire);
+        wire.clear();
+        encode_head(
+            &mut wire,
+            &req.method,
+            origin,
+            target,
+            !req.sets_host,
+            !req.sets_user_agent,
+            req.static_headers
+                .iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+                .chain(
+                    dynamic
+                        .iter()
+                        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+                ),
+            &body,
+        );
+        self.wire = wire;
+        Ok(())
     }
 
     /// Applies the request's checks and captures; the first failure is the request's error.
@@ -374,15 +379,10 @@ impl User {
     }
 }
 
-struct Response {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
+type Response = h1::Response;
 
 struct Outcome {
     error: Option<String>,
-    content_length: u64,
     response: Response,
 }
 
@@ -390,30 +390,53 @@ impl Outcome {
     fn failed(status: u16, error: String) -> Outcome {
         Outcome {
             error: Some(error),
-            content_length: 0,
             response: Response {
                 status,
-                headers: http::HeaderMap::new(),
-                body: Bytes::new(),
+                ..Response::default()
             },
         }
     }
 }
 
-/// Reads the whole body (a keep-alive connection can only be reused after it), keeping it only
-/// when checks or captures need it.
-async fn read_body(mut body: Incoming, keep: bool) -> Result<(u64, Bytes), hyper::Error> {
-    if keep {
-        let bytes = body.collect().await?.to_bytes();
-        return Ok((bytes.len() as u64, bytes));
-    }
-    let mut len = 0u64;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            len += data.len() as u64;
+/// One request on the user's connection to `origin`. A keep-alive connection that the server
+/// closed just as the request went out is replaced, and the request sent once more.
+async fn exchange(
+    pool: &mut Pool,
+    connector: &Connector,
+    origin: &Arc<Origin>,
+    wire: &[u8],
+    want: Want,
+) -> Outcome {
+    let mut retried = false;
+    loop {
+        let conn = match if retried {
+            pool.reconnect(connector, origin).await
+        } else {
+            pool.get(connector, origin).await
+        } {
+            Ok(c) => c,
+            Err(e) => return Outcome::failed(0, e.to_string()),
+        };
+        let used = conn.used();
+        match conn.exchange(wire, want).await {
+            Ok(response) => {
+                if !conn.usable(false) {
+                    // Closed by the server (or out of step): free its socket now, not when the
+                    // user next needs a connection.
+                    pool.discard(origin);
+                }
+                return Outcome {
+                    error: None,
+                    response,
+                };
+            }
+            Err(h1::Error::ClosedBeforeResponse) if used && !retried => retried = true,
+            Err(e) => {
+                pool.discard(origin);
+                return Outcome::failed(0, e.to_string());
+            }
         }
     }
-    Ok((len, Bytes::new()))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

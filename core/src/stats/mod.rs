@@ -12,6 +12,7 @@ mod entry;
 mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub use entry::{Entry, ErrorStat, Second, RECENT_SECONDS};
 pub use window::{Window, WINDOW_SECONDS};
@@ -36,6 +37,48 @@ pub const OTHER_EXCEPTIONS: &str = "(other exceptions)";
 
 /// Where no row is: `u32` keeps the per-name index small.
 const NO_SLOT: u32 = u32::MAX;
+
+/// Hashes row names a word at a time (the multiply-rotate scheme of rustc's FxHash). SipHash,
+/// the default, cost about as much as the rest of recording a request. Its resistance to
+/// crafted collisions buys nothing here: rows are capped at [`MAX_ENTRIES`], which bounds the
+/// worst case.
+#[derive(Debug, Default, Clone, Copy)]
+struct NameHasher(u64);
+
+const NAME_HASH_K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl NameHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(NAME_HASH_K);
+    }
+}
+
+impl Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +123,7 @@ pub struct Stats {
     /// Rows in the order they were first seen; [`Stats::entries`] sorts.
     rows: Vec<Row>,
     /// Row index by name, then by method, so recording looks a `&str` up without allocating.
-    index: HashMap<Box<str>, [u32; Method::ALL.len()]>,
+    index: HashMap<Box<str>, [u32; Method::ALL.len()], BuildHasherDefault<NameHasher>>,
     /// Boxed to keep `Stats` (and the protocol messages carrying one) small.
     total: Box<Entry>,
     num_error_kinds: usize,
