@@ -104,6 +104,7 @@ fn build_stats(endpoints: usize, samples: usize, rng: &mut fastrand_lite::Rng) -
                 Method::Get,
                 &name,
                 Sample {
+                    corrected_response_time_us: None,
                     response_time_us: us,
                     content_length: 512,
                     at_unix_s: now,

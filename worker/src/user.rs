@@ -176,6 +176,7 @@ impl User {
             req.core_method,
             name,
             Sample {
+                corrected_response_time_us: None,
                 response_time_us: elapsed.as_micros() as u64,
                 content_length: outcome.response.content_length,
                 at_unix_s: unix_now(),

@@ -42,6 +42,10 @@ pub struct Entry {
     pub num_failures: u64,
     /// Response times of every request, failed ones included (as Locust counts them).
     pub histogram: Histogram,
+    /// Response times measured from the intended send time, of the requests that had one
+    /// (paced users'); `None` until one does, so rows of unpaced users carry nothing more. It
+    /// may hold fewer values than `histogram` when paced and unpaced users share a row.
+    pub corrected: Option<Box<Histogram>>,
     pub total_content_length: u64,
     pub first_request_s: Option<u64>,
     pub last_request_s: Option<u64>,
@@ -57,6 +61,9 @@ impl Entry {
         self.num_requests += 1;
         self.num_failures += failed;
         self.histogram.record(s.response_time_us);
+        if let Some(us) = s.corrected_response_time_us {
+            self.corrected.get_or_insert_default().record(us);
+        }
         self.total_content_length += s.content_length;
         self.first_request_s = Some(
             self.first_request_s
@@ -130,6 +137,9 @@ impl Entry {
         self.num_requests = self.num_requests.saturating_add(other.num_requests);
         self.num_failures = self.num_failures.saturating_add(other.num_failures);
         self.histogram.merge(&other.histogram);
+        if let Some(theirs) = &other.corrected {
+            self.corrected.get_or_insert_default().merge(theirs);
+        }
         self.total_content_length = self
             .total_content_length
             .saturating_add(other.total_content_length);
@@ -169,6 +179,15 @@ impl Entry {
     /// Response time at quantile `q` (0..=1) in milliseconds, within 0.1%.
     pub fn percentile_ms(&self, q: f64) -> f64 {
         us_to_ms(self.histogram.quantile(q))
+    }
+
+    /// Response time from the intended send time at quantile `q`, in milliseconds; `None` when
+    /// no request of this row had an intended send time.
+    pub fn corrected_percentile_ms(&self, q: f64) -> Option<f64> {
+        self.corrected
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .map(|h| us_to_ms(h.quantile(q)))
     }
 
     pub fn avg_content_length(&self) -> f64 {
@@ -285,6 +304,7 @@ mod tests {
 
     fn at(at_unix_s: u64, failed: bool) -> Sample<'static> {
         Sample {
+            corrected_response_time_us: None,
             response_time_us: 1000,
             content_length: 10,
             at_unix_s,
@@ -336,6 +356,7 @@ mod tests {
     fn milliseconds_keep_microsecond_precision() {
         let mut e = Entry::default();
         e.record(&Sample {
+            corrected_response_time_us: None,
             response_time_us: 3712,
             content_length: 13,
             at_unix_s: 1,

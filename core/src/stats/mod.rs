@@ -84,6 +84,10 @@ impl Hasher for NameHasher {
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<'a> {
     pub response_time_us: u64,
+    /// For a request of a paced user (`wait: {pacing}` or `{throughput}`): the response time
+    /// measured from when the request was meant to go out, had its task started on schedule
+    /// (wrk2's correction for coordinated omission). `None` for every other request.
+    pub corrected_response_time_us: Option<u64>,
     pub content_length: u64,
     /// Unix second in which the request finished.
     pub at_unix_s: u64,

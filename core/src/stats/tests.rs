@@ -4,6 +4,7 @@ use super::*;
 
 fn sample(response_time_us: u64, at_unix_s: u64, error: Option<&str>) -> Sample<'_> {
     Sample {
+        corrected_response_time_us: None,
         response_time_us,
         content_length: 100,
         at_unix_s,
@@ -14,9 +15,16 @@ fn sample(response_time_us: u64, at_unix_s: u64, error: Option<&str>) -> Sample<
 /// (method, name, response time, second, error) as recorded by a user.
 type Req = (Method, &'static str, u64, u64, Option<&'static str>);
 
+/// `/b` is requested by a paced user only, `/c/{id}` by a paced and an unpaced one, `/a` by
+/// unpaced users only.
 fn record_all(stats: &mut Stats, reqs: &[Req]) {
     for &(m, name, rt, at, err) in reqs {
-        stats.record(m, name, sample(rt, at, err));
+        let paced = name == "/b" || (name == "/c/{id}" && at % 2 == 0);
+        let s = Sample {
+            corrected_response_time_us: paced.then_some(rt + 1_000 * (at - 1_000)),
+            ..sample(rt, at, err)
+        };
+        stats.record(m, name, s);
     }
 }
 
@@ -170,6 +178,68 @@ fn error_messages_past_the_bound_are_folded_into_other_errors() {
         stats.entry(Method::Get, "/").unwrap().num_failures,
         MAX_ERRORS as u64 + 4
     );
+}
+
+fn paced(response_time_us: u64, corrected_us: u64) -> Sample<'static> {
+    Sample {
+        corrected_response_time_us: Some(corrected_us),
+        ..sample(response_time_us, 1, None)
+    }
+}
+
+#[test]
+fn only_rows_with_paced_requests_carry_corrected_times() {
+    let mut stats = Stats::new();
+    stats.record(Method::Get, "/unpaced", sample(300_000, 1, None));
+    for k in 0..10 {
+        stats.record(Method::Get, "/paced", paced(300_000, 300_000 + k * 200_000));
+    }
+    stats.record(Method::Get, "/mixed", sample(5_000, 1, None));
+    stats.record(Method::Get, "/mixed", paced(5_000, 900_000));
+
+    let unpaced = stats.entry(Method::Get, "/unpaced").unwrap();
+    assert_eq!(unpaced.corrected, None);
+    assert_eq!(unpaced.corrected_percentile_ms(0.99), None);
+    let paced_row = stats.entry(Method::Get, "/paced").unwrap();
+    assert_eq!(paced_row.percentile_ms(1.0), 300.0);
+    // Within the histogram's 0.1%; the maximum is exact.
+    let p50 = paced_row.corrected_percentile_ms(0.5).unwrap();
+    assert!((p50 - 1_100.0).abs() <= 1.1, "{p50}");
+    assert_eq!(paced_row.corrected_percentile_ms(1.0), Some(2_100.0));
+    let mixed = stats.entry(Method::Get, "/mixed").unwrap();
+    assert_eq!(mixed.histogram.count(), 2);
+    assert_eq!(mixed.corrected.as_ref().unwrap().count(), 1);
+    assert_eq!(stats.total().corrected.as_ref().unwrap().count(), 11);
+}
+
+#[test]
+fn corrected_times_merge_into_a_row_that_had_none() {
+    let mut master = Stats::new();
+    master.record(Method::Get, "/x", sample(1_000, 1, None));
+    let mut delta = Stats::new();
+    delta.record(Method::Get, "/x", paced(1_000, 50_000));
+    master.merge(&delta);
+    let row = master.entry(Method::Get, "/x").unwrap();
+    assert_eq!(row.num_requests, 2);
+    assert_eq!(row.corrected_percentile_ms(1.0), Some(50.0));
+    assert_eq!(master.total().corrected_percentile_ms(1.0), Some(50.0));
+    // And an unpaced delta leaves them as they are.
+    master.merge(&{
+        let mut d = Stats::new();
+        d.record(Method::Get, "/x", sample(9_000, 1, None));
+        d
+    });
+    let row = master.entry(Method::Get, "/x").unwrap();
+    assert_eq!(row.corrected.as_ref().unwrap().count(), 1);
+}
+
+#[test]
+fn reset_forgets_corrected_times() {
+    let mut stats = Stats::new();
+    stats.record(Method::Get, "/a", paced(1, 2));
+    stats.reset();
+    assert_eq!(stats.entry(Method::Get, "/a").unwrap().corrected, None);
+    assert_eq!(stats.total().corrected, None);
 }
 
 #[test]

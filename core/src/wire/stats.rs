@@ -106,6 +106,11 @@ fn encode_entry(method: Method, name: &str, e: &Entry) -> proto::Entry {
         first_request_s: e.first_request_s.unwrap_or(0),
         last_request_s: e.last_request_s.unwrap_or(0),
         histogram: Some(encode_histogram(&e.histogram)),
+        corrected: e
+            .corrected
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .map(encode_histogram),
         seconds: e
             .recent_seconds()
             .map(|s| proto::Second {
@@ -151,10 +156,24 @@ fn decode_entry(p: proto::Entry) -> Result<Row, Error> {
         ));
     }
 
+    let corrected = match p.corrected {
+        Some(h) => Some(Box::new(decode_histogram(h)?)),
+        None => None,
+    };
+    if corrected
+        .as_ref()
+        .is_some_and(|h| h.count() > p.num_requests)
+    {
+        return Err(Error::Inconsistent(
+            "an entry's corrected histogram holds more values than requests",
+        ));
+    }
+
     let mut entry = Entry::default();
     entry.num_requests = p.num_requests;
     entry.num_failures = p.num_failures;
     entry.histogram = histogram;
+    entry.corrected = corrected.filter(|h| !h.is_empty());
     entry.total_content_length = p.total_content_length;
     entry.first_request_s = nonzero(p.first_request_s);
     entry.last_request_s = nonzero(p.last_request_s);

@@ -29,7 +29,11 @@ fn req() -> impl Strategy<Value = Req> {
 fn stats_of(reqs: &[Req], exceptions: &[(String, String)]) -> Stats {
     let mut stats = Stats::new();
     for (method, name, rt, at, error) in reqs {
+        // Requests to "/a" come from a paced user on every other second, so rows with, without
+        // and with some corrected times all travel.
+        let paced = name == "/a" && at % 2 == 0;
         let sample = Sample {
+            corrected_response_time_us: paced.then_some(rt.saturating_add(at * 1_000)),
             response_time_us: *rt,
             content_length: rt % 5_000,
             at_unix_s: *at,
@@ -72,6 +76,7 @@ fn get(name: &str, requests: u64) -> proto::Entry {
             Method::Get,
             name,
             Sample {
+                corrected_response_time_us: None,
                 response_time_us: 1_000,
                 content_length: 1,
                 at_unix_s: 1_000,
@@ -249,6 +254,55 @@ fn a_histogram_that_contradicts_itself_is_refused() {
 }
 
 #[test]
+fn corrected_times_travel_only_with_the_rows_that_have_them() {
+    let mut stats = Stats::new();
+    let mut s = Sample {
+        corrected_response_time_us: None,
+        response_time_us: 1_000,
+        content_length: 1,
+        at_unix_s: 1_000,
+        error: None,
+    };
+    stats.record(Method::Get, "/unpaced", s);
+    s.corrected_response_time_us = Some(70_000);
+    stats.record(Method::Get, "/paced", s);
+    let p = proto::Stats::from(&stats);
+    let by_name = |n: &str| p.entries.iter().find(|e| e.name == n).unwrap();
+    assert_eq!(by_name("/unpaced").corrected, None);
+    assert_eq!(by_name("/paced").corrected.as_ref().unwrap().max_us, 70_000);
+
+    let back = Stats::try_from(p).unwrap();
+    assert_eq!(back, stats);
+    assert_eq!(
+        back.entry(Method::Get, "/paced")
+            .unwrap()
+            .corrected_percentile_ms(1.0),
+        Some(70.0)
+    );
+}
+
+#[test]
+fn more_corrected_times_than_requests_are_refused() {
+    let mut two = get("/a", 2);
+    let mut one = get("/a", 1);
+    one.corrected = two.histogram.take();
+    assert_eq!(
+        decode_entries(vec![one]),
+        Err(Error::Inconsistent(
+            "an entry's corrected histogram holds more values than requests"
+        ))
+    );
+    // As many as requests (every request paced), or an empty one, is fine.
+    let mut entry = get("/a", 2);
+    entry.corrected = entry.histogram.clone();
+    assert!(decode_entries(vec![entry]).is_ok());
+    let mut entry = get("/a", 2);
+    entry.corrected = Some(proto::Histogram::default());
+    let stats = decode_entries(vec![entry]).unwrap();
+    assert_eq!(stats.entry(Method::Get, "/a").unwrap().corrected, None);
+}
+
+#[test]
 fn more_entries_than_the_limit_are_refused() {
     let entries: Vec<_> = (0..=MAX_ENTRIES)
         .map(|i| get(&format!("/{i}"), 0))
@@ -268,6 +322,7 @@ fn a_full_stats_including_its_folded_rows_passes_the_limits() {
     let mut stats = Stats::new();
     fn sample(error: Option<&str>) -> Sample<'_> {
         Sample {
+            corrected_response_time_us: None,
             response_time_us: 10,
             content_length: 0,
             at_unix_s: 1,

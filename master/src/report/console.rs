@@ -190,6 +190,7 @@ mod tests {
             (12_345, 101, Some("HTTP 500")),
         ] {
             let sample = Sample {
+                corrected_response_time_us: None,
                 response_time_us: rt,
                 content_length: 0,
                 at_unix_s: at,
@@ -217,6 +218,7 @@ GET      /checkout                      3    1(33.33%) |   5.85    1.50    12.3 
         let mut s = Stats::new();
         let long = "/a/rather/long/path/that/locust/would/have/cut/off";
         let sample = Sample {
+            corrected_response_time_us: None,
             response_time_us: 1,
             content_length: 0,
             at_unix_s: 1,

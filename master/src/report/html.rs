@@ -257,6 +257,7 @@ mod tests {
         let mut stats = Stats::new();
         for (us, err) in [(1_000, None), (3_000, Some("HTTP 500 <oops>"))] {
             let s = Sample {
+                corrected_response_time_us: None,
                 response_time_us: us,
                 content_length: 10,
                 at_unix_s: 100,

@@ -113,6 +113,7 @@ mod tests {
         let mut s = Stats::new();
         for (rt, at) in [(1000, 100), (3000, 101)] {
             let sample = Sample {
+                corrected_response_time_us: None,
                 response_time_us: rt,
                 content_length: 10,
                 at_unix_s: at,
@@ -121,6 +122,7 @@ mod tests {
             s.record(Method::Get, "/a", sample);
         }
         let failed = Sample {
+            corrected_response_time_us: None,
             response_time_us: 250,
             content_length: 0,
             at_unix_s: 101,

@@ -138,6 +138,7 @@ mod tests {
         let mut stats = Stats::new();
         for (us, err) in [(300, None), (2_000, None), (40_000, Some("HTTP 500"))] {
             let s = Sample {
+                corrected_response_time_us: None,
                 response_time_us: us,
                 content_length: 2,
                 at_unix_s: 1,

@@ -172,6 +172,7 @@ mod tests {
         ];
         for (m, name, rt, error) in reqs {
             let sample = Sample {
+                corrected_response_time_us: None,
                 response_time_us: rt,
                 content_length: 0,
                 at_unix_s: 1,

@@ -79,6 +79,7 @@ fn stats_with(requests: u64) -> Stats {
             Method::Get,
             "/a",
             Sample {
+                corrected_response_time_us: None,
                 response_time_us: 1000,
                 content_length: 2,
                 at_unix_s: 1,

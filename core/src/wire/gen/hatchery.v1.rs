@@ -201,6 +201,10 @@ pub struct Entry {
     pub seconds: ::prost::alloc::vec::Vec<Second>,
     #[prost(message, repeated, tag = "10")]
     pub errors: ::prost::alloc::vec::Vec<Error>,
+    /// Response times measured from the intended send time, for the requests of paced users; absent
+    /// when the entry has none (peers that predate it neither send nor read it).
+    #[prost(message, optional, tag = "11")]
+    pub corrected: ::core::option::Option<Histogram>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Histogram {

@@ -10,6 +10,7 @@ fn sample(
     error: Option<&str>,
 ) -> Sample<'_> {
     Sample {
+        corrected_response_time_us: None,
         response_time_us,
         content_length,
         at_unix_s,
