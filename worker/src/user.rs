@@ -38,6 +38,10 @@ pub struct User {
     /// The one timer of this user, for request timeouts and waits: moving a pending deadline
     /// later costs an atomic store, not a timer-wheel insert and removal per request.
     timer: Pin<Box<Sleep>>,
+    /// How late the current task started against its schedule, while a paced user runs a task;
+    /// its requests record their response time plus this as measured from the intended send
+    /// time.
+    lateness: Option<Duration>,
 }
 
 impl User {
@@ -61,6 +65,7 @@ impl User {
             bytes: Vec::new(),
             wire: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            lateness: None,
         }
     }
 
@@ -77,14 +82,19 @@ impl User {
             self.execute(req).await;
         }
         let total_weight = class.cumulative_weights.last().copied().unwrap_or(0);
+        let mut schedule = Schedule::of(wait, Instant::now());
         while !*stop.borrow() && total_weight > 0 {
-            let started = Instant::now();
             let pick = self.rng.u64(0..total_weight);
             let task = class.cumulative_weights.partition_point(|&w| w <= pick);
+            self.lateness = schedule.as_mut().map(|s| s.start(Instant::now()));
             for req in &class.tasks[task] {
                 self.execute(req).await;
             }
-            let pause = self.wait_time(wait, started);
+            self.lateness = None;
+            let pause = match schedule.as_mut() {
+                Some(s) => s.finish(Instant::now()),
+                None => self.wait_time(wait),
+            };
             if pause.is_zero() {
                 // A user hammering a target that answers at once, or failing before any I/O,
                 // must still give the runtime's timers and the reporter their turn; this yields
@@ -105,17 +115,15 @@ impl User {
         }
     }
 
-    fn wait_time(&mut self, wait: Wait, task_started: Instant) -> Duration {
+    /// The wait of an unpaced user (a paced one follows its [`Schedule`]).
+    fn wait_time(&mut self, wait: Wait) -> Duration {
         match wait {
             Wait::Constant(d) => d,
             Wait::Between(lo, hi) => {
                 let (lo, hi) = (lo.as_nanos() as u64, hi.as_nanos() as u64);
                 Duration::from_nanos(self.rng.u64(lo..=hi.max(lo)))
             }
-            Wait::Pacing(every) => every.saturating_sub(task_started.elapsed()),
-            Wait::Throughput(per_s) => {
-                Duration::from_secs_f64(1.0 / per_s).saturating_sub(task_started.elapsed())
-            }
+            Wait::Pacing(_) | Wait::Throughput(_) => Duration::ZERO,
         }
     }
 
@@ -176,8 +184,10 @@ impl User {
             req.core_method,
             name,
             Sample {
-                corrected_response_time_us: None,
                 response_time_us: elapsed.as_micros() as u64,
+                corrected_response_time_us: self
+                    .lateness
+                    .map(|late| (late + elapsed).as_micros() as u64),
                 content_length: outcome.response.content_length,
                 at_unix_s: unix_now(),
                 error: error.as_deref(),
@@ -380,6 +390,48 @@ impl User {
     }
 }
 
+/// When a paced user's tasks are due: task *k* at `first + k * every`, a fixed grid (wrk2's
+/// schedule). A task that overruns its slot delays the next ones, which then start at once, one
+/// after another, until the user is back on the grid; the lateness of each start is what a
+/// response time measured from the start alone leaves out (coordinated omission).
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    due: Instant,
+    every: Duration,
+}
+
+/// Longest interval a schedule keeps (a throughput of a few per century): further than that
+/// `Instant` arithmetic would overflow, and no test runs that long.
+const MAX_INTERVAL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+impl Schedule {
+    /// The schedule of a paced wait, first task due at `now`; `None` for other waits.
+    fn of(wait: Wait, now: Instant) -> Option<Schedule> {
+        let every = match wait {
+            Wait::Pacing(every) => every,
+            Wait::Throughput(per_s) => {
+                Duration::try_from_secs_f64(1.0 / per_s).unwrap_or(MAX_INTERVAL)
+            }
+            Wait::Constant(_) | Wait::Between(..) => return None,
+        };
+        Some(Schedule {
+            due: now,
+            every: every.min(MAX_INTERVAL),
+        })
+    }
+
+    /// A task starts at `now`: how late that is against its slot.
+    fn start(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.due)
+    }
+
+    /// A task finished at `now`: the wait until the next slot (zero when behind).
+    fn finish(&mut self, now: Instant) -> Duration {
+        self.due += self.every;
+        self.due.saturating_duration_since(now)
+    }
+}
+
 type Response = h1::Response;
 
 struct Outcome {
@@ -455,5 +507,72 @@ fn fmt_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One task of one request taking `response` (on the paused clock), as `User::run` drives a
+    /// schedule: (raw, from the intended send time) in milliseconds.
+    async fn paced_task(schedule: &mut Schedule, response: Duration) -> (u128, u128) {
+        let late = schedule.start(Instant::now());
+        tokio::time::advance(response).await;
+        let pause = schedule.finish(Instant::now());
+        tokio::time::sleep(pause).await;
+        (response.as_millis(), (late + response).as_millis())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_paced_at_ten_per_second_behind_300ms_responses_falls_ever_further_behind() {
+        let mut schedule = Schedule::of(Wait::Throughput(10.0), Instant::now()).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            times.push(paced_task(&mut schedule, Duration::from_millis(300)).await);
+        }
+        // Task k was due at k * 100 ms and went out at k * 300 ms.
+        let expected: Vec<(u128, u128)> = (0..10).map(|k| (300, 300 + k * 200)).collect();
+        assert_eq!(times, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_user_that_keeps_up_has_no_lateness_and_waits_out_its_slot() {
+        let first = Instant::now();
+        let mut schedule = Schedule::of(Wait::Pacing(Duration::from_secs(1)), first).unwrap();
+        for _ in 0..5 {
+            let (raw, corrected) = paced_task(&mut schedule, Duration::from_millis(250)).await;
+            assert_eq!(corrected, raw);
+        }
+        assert_eq!(Instant::now() - first, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_stall_a_paced_user_catches_up_on_its_schedule() {
+        let first = Instant::now();
+        let mut schedule = Schedule::of(Wait::Pacing(Duration::from_secs(1)), first).unwrap();
+        let fast = Duration::from_millis(100);
+        let mut corrected = vec![paced_task(&mut schedule, fast).await.1];
+        corrected.push(
+            paced_task(&mut schedule, Duration::from_millis(3_500))
+                .await
+                .1,
+        );
+        for _ in 0..5 {
+            corrected.push(paced_task(&mut schedule, fast).await.1);
+        }
+        // Slots at 0, 1, 2, ... s: the stalled task (slot 1) ends at 4.5 s, so slots 2, 3 and 4
+        // go out at once, one after the other, and slot 5 is on time again.
+        assert_eq!(corrected, [100, 3_500, 2_600, 1_700, 800, 100, 100]);
+        assert_eq!(Instant::now() - first, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn only_paced_waits_have_a_schedule() {
+        let now = Instant::now();
+        assert!(Schedule::of(Wait::Constant(Duration::ZERO), now).is_none());
+        assert!(Schedule::of(Wait::Between(Duration::ZERO, Duration::from_secs(1)), now).is_none());
+        let tiny = Schedule::of(Wait::Throughput(1e-300), now).unwrap();
+        assert_eq!(tiny.every, MAX_INTERVAL);
     }
 }

@@ -67,8 +67,8 @@ pub enum Wait {
     Constant(Duration),
     /// `between: [1s, 3s]`, uniform, inclusive.
     Between(Duration, Duration),
-    /// `pacing: 2s` (Locust's `constant_pacing`): each task starts this long after the previous
-    /// one started, whatever the task took.
+    /// `pacing: 2s` (Locust's `constant_pacing`): task *k* of a user is due this long times *k*
+    /// after its first; a user behind its schedule starts tasks at once until it catches up.
     Pacing(Duration),
     /// `throughput: 5` (Locust's `constant_throughput`): tasks per second per user; pacing of
     /// `1/throughput` seconds.
