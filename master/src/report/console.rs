@@ -109,7 +109,24 @@ pub fn percentiles_table(stats: &Stats) -> String {
     if stats.total().num_requests > 0 {
         percentile_row(&mut out, None, AGGREGATED, stats.total(), w);
     }
+    out.push_str(&intended_note(stats));
     out
+}
+
+/// One line on the response times from the intended send time, when paced users made any:
+/// the table keeps Locust's columns, and the rows' own numbers are in `--json` and the HTML
+/// report.
+fn intended_note(stats: &Stats) -> String {
+    let Some(h) = stats.total().corrected.as_deref().filter(|h| !h.is_empty()) else {
+        return String::new();
+    };
+    let [p50, p95, p99] = [0.5, 0.95, 0.99].map(|q| ms_us(h.quantile(q)));
+    format!(
+        "From the intended send time (ms; paced users' {} requests, coordinated omission \
+         corrected): 50% {p50}, 95% {p95}, 99% {p99}, 100% {}; per row in --json and --html\n",
+        h.count(),
+        ms_us(h.max()),
+    )
 }
 
 fn percentile_row(out: &mut String, method: Option<Method>, name: &str, e: &Entry, w: usize) {
@@ -240,6 +257,28 @@ GET      /checkout                    3.70   3.70   12.3   12.3   12.3   12.3   
          Aggregated                   3.70   3.70   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3   12.3      3
 ";
         assert_eq!(percentiles_table(&stats()), want);
+    }
+
+    #[test]
+    fn paced_requests_add_a_line_on_times_from_the_intended_send_time() {
+        let mut s = stats();
+        let sample = Sample {
+            corrected_response_time_us: Some(250_000),
+            response_time_us: 50_000,
+            content_length: 0,
+            at_unix_s: 101,
+            error: None,
+        };
+        s.record(Method::Get, "/paced", sample);
+        let table = percentiles_table(&s);
+        assert!(
+            table.ends_with(
+                "From the intended send time (ms; paced users' 1 requests, coordinated omission \
+             corrected): 50% 250, 95% 250, 99% 250, 100% 250; per row in --json and --html\n"
+            ),
+            "{table}"
+        );
+        assert!(!percentiles_table(&stats()).contains("intended"));
     }
 
     #[test]

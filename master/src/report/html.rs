@@ -104,11 +104,26 @@ fn summary(o: &mut String, meta: &Meta, stats: &Stats) {
 }
 
 fn requests_table(o: &mut String, stats: &Stats, secs: f64) {
-    o.push_str("<div class=\"wrap\"><table><thead><tr><th>Type</th><th>Name</th><th># Requests</th><th># Fails</th><th>Median</th><th>95%</th><th>99%</th><th>Average</th><th>Min</th><th>Max</th><th>Avg size (B)</th><th>RPS</th><th>Failures/s</th></tr></thead><tbody>");
+    // Aggregated has corrected times as soon as any row does.
+    let intended = stats.total().corrected.is_some();
+    o.push_str("<div class=\"wrap\"><table><thead><tr><th>Type</th><th>Name</th><th># Requests</th><th># Fails</th><th>Median</th><th>95%</th><th>99%</th>");
+    if intended {
+        o.push_str("<th>95% (intended)</th><th>99% (intended)</th>");
+    }
+    o.push_str("<th>Average</th><th>Min</th><th>Max</th><th>Avg size (B)</th><th>RPS</th><th>Failures/s</th></tr></thead><tbody>");
     let row = |o: &mut String, method: &str, name: &str, e: &Entry, class: &str| {
+        let mut from_intended = String::new();
+        if intended {
+            for q in [0.95, 0.99] {
+                let _ = match e.corrected_percentile_ms(q) {
+                    Some(ms) => write!(from_intended, "<td>{ms:.2}</td>"),
+                    None => write!(from_intended, "<td></td>"),
+                };
+            }
+        }
         let _ = write!(
             o,
-            "<tr class=\"{class}\"><td>{method}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            "<tr class=\"{class}\"><td>{method}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td>{from_intended}<td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td></tr>",
             esc(name),
             e.num_requests,
             e.num_failures,
@@ -128,6 +143,9 @@ fn requests_table(o: &mut String, stats: &Stats, secs: f64) {
     }
     row(o, "", "Aggregated", stats.total(), "total");
     o.push_str("</tbody></table></div>");
+    if intended {
+        o.push_str("<p>(intended): response times measured from when each request of a paced user was due on its schedule, not from when it went out, so time a late target held the user back is counted (coordinated omission corrected, as wrk2 does). Paced users' requests only; blank for rows without any.</p>");
+    }
 }
 
 fn percentiles_table(o: &mut String, stats: &Stats) {
@@ -291,8 +309,31 @@ mod tests {
         assert!(html.contains("1970-01-01 00:01:40"));
         assert!(!html.contains("<script"), "no script: readable anywhere");
         assert!(
+            !html.contains("(intended)"),
+            "no paced user, no such column"
+        );
+        assert!(
             !html.contains("http://") || html.matches("http://").count() == 1,
             "no external resource"
         );
+    }
+
+    #[test]
+    fn times_from_the_intended_send_time_get_columns_when_a_row_has_them() {
+        let mut stats = Stats::new();
+        let mut s = Sample {
+            corrected_response_time_us: None,
+            response_time_us: 2_000,
+            content_length: 0,
+            at_unix_s: 100,
+            error: None,
+        };
+        stats.record(Method::Get, "/unpaced", s);
+        s.corrected_response_time_us = Some(1_234_000);
+        stats.record(Method::Get, "/paced", s);
+        let html = render(&Meta::default(), &stats, &[]);
+        assert!(html.contains("<th>95% (intended)</th><th>99% (intended)</th>"));
+        assert!(html.contains("<td>2.00</td><td>1234.00</td><td>1234.00</td><td>2.00</td>"));
+        assert!(html.contains("<td>2.00</td><td></td><td></td><td>2.00</td>"));
     }
 }

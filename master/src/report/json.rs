@@ -7,6 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
+use hatchery_core::histogram::Histogram;
 use hatchery_core::stats::{Entry, Stats, Window};
 use hatchery_core::Method;
 
@@ -95,6 +96,26 @@ fn row(method: Option<Method>, name: &str, e: &Entry, now_unix_s: u64, run_secon
     for ((_, key), us) in ROW_PERCENTILES.iter().zip(percentiles) {
         v[*key] = json!(ms(us));
     }
+    if let Some(c) = e.corrected.as_deref().filter(|h| !h.is_empty()) {
+        v["corrected"] = corrected(c);
+    }
+    v
+}
+
+/// Response times from the intended send time (paced users' requests only, so `num_requests`
+/// may be below the row's), under the row's own keys. Absent from rows without any, so
+/// Locust's clients see Locust's document.
+fn corrected(h: &Histogram) -> Value {
+    let mut v = json!({
+        "num_requests": h.count(),
+        "avg_response_time": h.sum() as f64 / (h.count() as f64 * 1000.0),
+        "median_response_time": ms(h.quantile(0.5)),
+        "max_response_time": ms(h.max()),
+    });
+    let percentiles = h.quantiles(&ROW_PERCENTILES.map(|(q, _)| q));
+    for ((_, key), us) in ROW_PERCENTILES.iter().zip(percentiles) {
+        v[*key] = json!(ms(us));
+    }
     v
 }
 
@@ -104,7 +125,6 @@ fn ms(us: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use hatchery_core::histogram::Histogram;
     use hatchery_core::stats::Sample;
 
     use super::*;
@@ -185,6 +205,42 @@ mod tests {
         );
         assert_eq!(doc["workers"], json!([]));
         assert_eq!(doc["worker_count"], json!(0));
+    }
+
+    #[test]
+    fn only_rows_of_paced_requests_carry_corrected_percentiles() {
+        let mut s = stats();
+        for k in 0..4 {
+            let sample = Sample {
+                corrected_response_time_us: Some(300_000 + k * 200_000),
+                response_time_us: 300_000,
+                content_length: 0,
+                at_unix_s: 101,
+                error: None,
+            };
+            s.record(Method::Get, "/paced", sample);
+        }
+        let doc = requests_json(&s, &Window::new(), "running", 1, 103, 2.0);
+        let rows = doc["stats"].as_array().unwrap();
+        let row = |name: &str| rows.iter().find(|r| r["name"] == json!(name)).unwrap();
+        assert!(row("/a").get("corrected").is_none());
+        assert!(row("/b").get("corrected").is_none());
+        let paced = row("/paced");
+        assert_eq!(paced["response_time_percentile_0.99"], json!(300.0));
+        assert_eq!(
+            paced["corrected"],
+            json!({
+                "num_requests": 4,
+                "avg_response_time": 600.0,
+                "median_response_time": paced["corrected"]["median_response_time"],
+                "max_response_time": 900.0,
+                "response_time_percentile_0.95": 900.0,
+                "response_time_percentile_0.99": 900.0,
+            })
+        );
+        let median = paced["corrected"]["median_response_time"].as_f64().unwrap();
+        assert!((median - 500.0).abs() <= 0.5, "{median}");
+        assert_eq!(row("Aggregated")["corrected"]["num_requests"], json!(4));
     }
 
     #[test]

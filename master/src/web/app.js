@@ -209,6 +209,10 @@
     ["median_response_time", "", fmtMs],
     ["response_time_percentile_0.95", "", fmtMs],
     ["response_time_percentile_0.99", "", fmtMs],
+    // From the intended send time: only paced users' rows have them (`corrected`), and the
+    // columns show only while some row does.
+    ["intended_0.95", "", fmtMs, true],
+    ["intended_0.99", "", fmtMs, true],
     ["avg_response_time", "", fmtMs],
     ["min_response_time", "", fmtMs],
     ["max_response_time", "", fmtMs],
@@ -217,10 +221,11 @@
     ["current_fail_per_sec", "", fmtRate]
   ];
 
-  function rowHtml(s, cls) {
+  function rowHtml(s, cls, intended) {
     var h = cls ? "<tr class=\"" + cls + "\">" : "<tr>";
     for (var i = 0; i < STAT_COLS.length; i++) {
       var c = STAT_COLS[i];
+      if (c[3] && !intended) continue;
       var v = s[c[0]];
       var k = c[1];
       if (c[0] === "num_failures" && v > 0) k += " bad";
@@ -247,14 +252,22 @@
 
   function renderStats(doc) {
     var rows = doc.stats || [];
-    var agg = null, list = [];
+    var agg = null, list = [], intended = false;
     for (var i = 0; i < rows.length; i++) {
+      var c = rows[i].corrected;
+      if (c) {
+        intended = true;
+        rows[i]["intended_0.95"] = c["response_time_percentile_0.95"];
+        rows[i]["intended_0.99"] = c["response_time_percentile_0.99"];
+      }
       if (isAggregated(rows[i])) agg = rows[i]; else list.push(rows[i]);
     }
+    var heads = $("stats-head").querySelectorAll("th[data-intended]");
+    for (var k = 0; k < heads.length; k++) heads[k].hidden = !intended;
     if (ui.sort.key) list.sort(compareBy(ui.sort.key, ui.sort.dir));
     var parts = new Array(list.length + 1);
-    for (var j = 0; j < list.length; j++) parts[j] = rowHtml(list[j], "");
-    parts[list.length] = agg ? rowHtml(agg, "total") : "";
+    for (var j = 0; j < list.length; j++) parts[j] = rowHtml(list[j], "", intended);
+    parts[list.length] = agg ? rowHtml(agg, "total", intended) : "";
     var html = parts.join("");
     if (html !== ui.statsHtml) {
       $("stats-body").innerHTML = html;
