@@ -153,3 +153,77 @@ async fn graceful_stop_runs_on_stop_for_every_user() {
     .expect_code(0);
     assert_eq!(target.count("GET", "/bye"), 3);
 }
+
+/// Coordinated omission: a user paced at 20 tasks a second against a target that answers in
+/// 200 ms falls further behind its schedule with every request. Its raw response times stay
+/// near 200 ms; those from the intended send times grow by 150 ms a request. A user with a
+/// constant wait has no intended send times, so its row carries no corrected numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_class_behind_a_slow_target_reports_latency_from_its_intended_send_times() {
+    let target = Target::start().await;
+    let dir = TempDir::new("paced");
+    let plan = dir.write(
+        "plan.yaml",
+        r#"users:
+  - name: Paced
+    fixed_count: 1
+    wait: {throughput: 20}
+    tasks: [{get: /sleep/200, name: paced}]
+  - name: Unpaced
+    fixed_count: 1
+    wait: {constant: 0s}
+    tasks: [{get: /sleep/200, name: unpaced}]
+"#,
+    );
+    let prefix = dir.path().join("run");
+    let out = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "-H",
+        &target.url(),
+        "--json",
+        "--csv",
+        prefix.to_str().unwrap(),
+    ])
+    .run()
+    .await;
+    out.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout()).expect("stdout is JSON");
+    let rows = doc["stats"].as_array().expect("stats array");
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).expect(name);
+    let ms = |v: &serde_json::Value| v.as_f64().expect("a number");
+
+    let paced = row("paced");
+    let requests = paced["num_requests"].as_u64().unwrap();
+    assert!(requests >= 4, "{paced}");
+    let corrected = &paced["corrected"];
+    assert_eq!(corrected["num_requests"].as_u64(), Some(requests));
+    let raw_p99 = ms(&paced["response_time_percentile_0.99"]);
+    let corrected_p99 = ms(&corrected["response_time_percentile_0.99"]);
+    // Request k went out no earlier than k * 200 ms but was due at k * 50 ms.
+    assert!(raw_p99 >= 200.0, "{paced}");
+    assert!(
+        corrected_p99 >= ms(&paced["max_response_time"]) + 150.0 * (requests - 1) as f64 * 0.9,
+        "{paced}"
+    );
+    assert!(corrected_p99 > 2.0 * raw_p99, "{paced}");
+    assert!(ms(&corrected["median_response_time"]) > ms(&paced["median_response_time"]));
+
+    let unpaced = row("unpaced");
+    assert!(unpaced["num_requests"].as_u64().unwrap() > 0);
+    assert!(unpaced.get("corrected").is_none(), "{unpaced}");
+    assert_eq!(
+        row("Aggregated")["corrected"]["num_requests"].as_u64(),
+        Some(requests)
+    );
+    // The CSV files keep Locust's columns.
+    let csv = read_csv(&dir.path().join("run_stats.csv"));
+    assert!(csv.iter().all(|r| r.len() == 22), "{csv:?}");
+}
