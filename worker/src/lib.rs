@@ -1,6 +1,7 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
 //! - [`client`]: the network side: dial the master, take the plan, keep reports until acked.
+//! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (hyper HTTP/1.1, rustls).
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
@@ -12,6 +13,7 @@
 //! process (standalone) or over the network, sits at the other end.
 
 pub mod client;
+pub mod dial;
 pub mod http;
 pub mod prepare;
 mod recorder;
