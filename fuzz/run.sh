@@ -27,7 +27,9 @@ export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version 2>/dev/null | grep -q "$cargo_fuzz_version"; then
     echo "fuzz: installing cargo-fuzz $cargo_fuzz_version into $tools"
-    CARGO_INSTALL_ROOT="$tools" cargo install cargo-fuzz --locked --version "$cargo_fuzz_version"
+    # In a temporary build folder of its own, not a CARGO_TARGET_DIR meant for the project.
+    env -u CARGO_TARGET_DIR CARGO_INSTALL_ROOT="$tools" \
+        cargo install cargo-fuzz --locked --version "$cargo_fuzz_version"
 fi
 
 cd "$root"
