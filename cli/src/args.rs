@@ -251,6 +251,16 @@ pub struct RunArgs {
     )]
     pub auth_token_file: Option<PathBuf>,
 
+    /// A worker dials its master with TLS and trusts this CA (PEM) for the master's certificate
+    /// (the master needs --tls-cert and --tls-key).
+    #[arg(
+        long,
+        env = "HATCHERY_TLS_CA",
+        value_name = "FILE",
+        help_heading = "Distributed"
+    )]
+    pub tls_ca: Option<PathBuf>,
+
     /// Worker processes to start on this machine (-1: one per core).
     #[arg(
         long,
@@ -302,6 +312,27 @@ pub struct RunArgs {
         help_heading = "Web"
     )]
     pub web_auth: Option<String>,
+
+    /// Certificate chain (PEM) to serve the web UI and API over HTTPS with; a master also
+    /// requires TLS from its workers with it (they need --tls-ca). Needs --tls-key.
+    #[arg(
+        long,
+        env = "HATCHERY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Web"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "HATCHERY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Web"
+    )]
+    pub tls_key: Option<PathBuf>,
 
     /// Serve the web UI and API under this path, e.g. /hatchery behind a proxy.
     #[arg(
@@ -496,6 +527,24 @@ mod tests {
             err,
             "h.conf:2: unknown option `userz` (did you mean `users`?)"
         );
+    }
+
+    #[test]
+    fn tls_flags_come_from_the_config_file_and_the_certificate_needs_its_key() {
+        let extra = config_args(
+            Path::new("h.conf"),
+            "tls-ca = ca.pem\ntls_cert = m.pem\ntls-key = m.key\n",
+            &argv(&["hatchery"]),
+        )
+        .unwrap();
+        assert_eq!(
+            extra,
+            argv(&["--tls-ca=ca.pem", "--tls-cert=m.pem", "--tls-key=m.key"])
+        );
+        let cli = Cli::try_parse_from(argv(&["hatchery"]).into_iter().chain(extra)).unwrap();
+        assert_eq!(cli.run.tls_ca, Some(PathBuf::from("ca.pem")));
+        let err = Cli::try_parse_from(argv(&["hatchery", "--tls-cert", "m.pem"])).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

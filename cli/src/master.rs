@@ -7,10 +7,9 @@ use hatchery_core::plan::Bundle;
 use hatchery_core::Plan;
 use hatchery_master::api::RunHandle;
 use hatchery_master::run::{self, Inbox, State, Status, StopReason};
-use hatchery_master::server::{Coordinator, Offer};
+use hatchery_master::server::{self, Coordinator, Offer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::args::RunArgs;
 use crate::console::Console;
@@ -52,12 +51,17 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    if token.is_none() && !is_loopback(&args.master_bind_host) {
-        tracing::warn!(
-            "no worker token: anyone who reaches {}:{} can join as a worker; set --auth-token-file or HATCHERY_AUTH_TOKEN on the master and the workers",
-            args.master_bind_host,
-            args.master_bind_port
-        );
+    if !is_loopback(&args.master_bind_host) {
+        let bound = format!("{}:{}", args.master_bind_host, args.master_bind_port);
+        if token.is_none() {
+            tracing::warn!(
+                "no worker token: anyone who reaches {bound} can join as a worker; set --auth-token-file or HATCHERY_AUTH_TOKEN on the master and the workers"
+            );
+        } else if web_config.tls.is_none() {
+            tracing::warn!(
+                "the worker token crosses the network in clear text to {bound}; add --tls-cert/--tls-key (and --tls-ca on the workers)"
+            );
+        }
     }
     let offer = Offer {
         token,
@@ -71,7 +75,8 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
     };
     let mut console = Console::new(args);
     let result = runtime.block_on(async {
-        let workers = bind(&args.master_bind_host, args.master_bind_port, "workers").await?;
+        let (workers, workers_addr) =
+            bind(&args.master_bind_host, args.master_bind_port, "workers").await?;
         let (events, events_rx) = mpsc::channel(1024);
         let (commands, commands_rx) = mpsc::channel(64);
         let (status, status_rx) = watch::channel(Status {
@@ -89,21 +94,24 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         let stopped = async {
             let _ = servers_stopped.await;
         };
-        let service = Coordinator::new(offer, events, status_rx.clone()).into_service();
-        let grpc = tokio::spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(workers.0), stopped),
-        );
+        let coordinator = Coordinator::new(offer, events, status_rx.clone());
+        let tls = web_config.tls.clone();
+        let grpc = tokio::spawn(async move {
+            server::serve(workers, coordinator, tls.as_ref(), stopped).await
+        });
         let handle = RunHandle {
             commands,
             status: status_rx.clone(),
         };
         let web = crate::web::start(args, handle, web_config.clone()).await?;
         tracing::info!(
-            "master: workers connect to {}, web UI and API on {}; waiting for {} worker(s)",
-            workers.1,
+            "master: workers connect to {}{}, web UI and API on {}; waiting for {} worker(s)",
+            workers_addr,
+            if web_config.tls.is_some() {
+                " (TLS)"
+            } else {
+                ""
+            },
             crate::web::url(web.addr, &web_config),
             config.expect_workers
         );

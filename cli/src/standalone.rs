@@ -24,6 +24,11 @@ pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
         Ok(w) => w,
         Err(e) => return setup::config_error(e),
     };
+    if args.headless && web.tls.is_some() {
+        tracing::warn!(
+            "--tls-cert/--tls-key secure the web UI, which a headless run does not serve"
+        );
+    }
     let threads = setup::threads(args);
     let runtime = match setup::runtime(Some(threads), "hatchery-users") {
         Ok(r) => r,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use hatchery_master::api::{self, RunHandle, WebConfig};
+use hatchery_master::tls::Identity;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -39,10 +40,16 @@ pub fn config(args: &RunArgs, title: &str) -> Result<WebConfig, String> {
             return Err("--web-auth must be USER:PASSWORD".to_string());
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Identity::load(cert, key).map_err(|e| e.to_string())?),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".to_string()),
+    };
     Ok(WebConfig {
         base_path: base.trim_end_matches('/').to_string(),
         auth: args.web_auth.clone(),
         title: title.to_string(),
+        tls,
     })
 }
 
@@ -66,7 +73,8 @@ pub async fn start(args: &RunArgs, handle: RunHandle, web: WebConfig) -> Result<
     })
 }
 
-/// `http://ADDR/BASE/` for the log line.
+/// `http://ADDR/BASE/` (or https) for the log line.
 pub fn url(addr: SocketAddr, web: &WebConfig) -> String {
-    format!("http://{addr}{}/", web.base_path)
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{addr}{}/", web.base_path)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hatchery_core::plan::Bundle;
 use hatchery_worker::client::{self, ClientConfig, ClientError};
+use hatchery_worker::dial::MasterTls;
 
 use crate::args::RunArgs;
 use crate::standalone::shutdown_signal;
@@ -42,9 +43,23 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
+    let master_tls = match &args.tls_ca {
+        Some(path) => {
+            match hatchery_worker::http::load_ca_file(path).and_then(|ca| MasterTls::new(&ca)) {
+                Ok(t) => Some(t),
+                Err(e) => return setup::config_error(format!("--tls-ca: {e}")),
+            }
+        }
+        None => None,
+    };
+    let scheme = if master_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let hostname = hostname();
     let cfg = ClientConfig {
-        endpoint: format!("http://{}:{}", args.master_host, args.master_port),
+        endpoint: format!("{scheme}://{}:{}", args.master_host, args.master_port),
         worker_id: format!(
             "{hostname}-{}-{:04x}",
             std::process::id(),
@@ -56,6 +71,7 @@ pub fn run(args: &RunArgs) -> i32 {
         ca_certs,
         master_timeout: args.master_timeout,
         token,
+        master_tls,
     };
     tracing::info!(worker = %cfg.worker_id, "connecting to the master at {}", cfg.endpoint);
     let result = control.block_on(async {
@@ -68,7 +84,10 @@ pub fn run(args: &RunArgs) -> i32 {
     match result {
         None | Some(Ok(())) => exit::OK,
         Some(Err(
-            e @ (ClientError::Refused(_) | ClientError::Plan(_) | ClientError::Config(_)),
+            e @ (ClientError::Refused(_)
+            | ClientError::Plan(_)
+            | ClientError::Config(_)
+            | ClientError::Tls(_)),
         )) => {
             eprintln!("error: {e}");
             exit::CONFIG

@@ -55,6 +55,8 @@ pub struct WebConfig {
     pub auth: Option<String>,
     /// Names the run in the HTML report (the plan).
     pub title: String,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS only.
+    pub tls: Option<crate::tls::Identity>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,16 +117,27 @@ pub fn router(handle: RunHandle, web: &WebConfig) -> Router {
     open.merge(protected).with_state(api)
 }
 
-/// Serves on `listener` until `shutdown` resolves.
+/// Serves on `listener` (over TLS when the config has an identity) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     handle: RunHandle,
     web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(handle, &web))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(handle, &web);
+    match &web.tls {
+        Some(identity) => {
+            let listener = crate::tls::HttpsListener::new(listener, identity)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 fn page(body: &'static str, content_type: &'static str) -> Response {

@@ -6,6 +6,7 @@
 //! - [`api`]: the HTTP API on the web port (health, readiness, Locust's JSON stats).
 //! - [`local`]: an in-process worker joined to the run (standalone mode).
 //! - [`server`]: the gRPC coordinator service: one session per worker on port 5557.
+//! - [`tls`]: the master's certificate on both ports, and the connections it accepts.
 //! - [`report`]: what the run's numbers look like outside: the console table, Locust's CSV
 //!   files, JSON, and threshold verdicts.
 
@@ -14,3 +15,4 @@ pub mod local;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod tls;

@@ -4,8 +4,13 @@
 //! messages into [`FleetEvent`]s and the run's [`ToWorker`] messages into the stream back. It
 //! counts each report sequence number of a worker id once, across reconnects, and acks it.
 //! Anything malformed ends that session only, with a log line naming the peer.
+//!
+//! [`serve`] accepts the connections itself, so that with TLS a plaintext worker is answered
+//! with a status saying what it lacks, and without TLS a worker that tries it is told so.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +20,16 @@ use hatchery_core::plan::Bundle;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::wire::proto::{self, master_message, worker_message};
 use hatchery_core::wire::{self, CoordinatorServer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::run::{self, FleetEvent};
+use crate::tls::{self, Conn, Identity, Opening};
 
 /// What every worker is told on arrival.
 #[derive(Debug, Clone)]
@@ -282,6 +292,100 @@ impl Coordinator {
             .send(event)
             .await
             .map_err(|_| "the run has ended".to_string())
+    }
+}
+
+/// Serves the coordinator on `listener` until `shutdown` resolves, then waits for the open
+/// sessions to end. With `tls` every worker must dial with TLS.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Coordinator,
+    tls: Option<&Identity>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (conns, conns_rx) = mpsc::channel::<io::Result<Conn>>(64);
+    let (plain, plain_rx) = mpsc::channel::<io::Result<TcpStream>>(64);
+    let acceptor = tls.map(|identity| identity.acceptor(b"h2"));
+    let accepting = tokio::spawn(accept_workers(listener, acceptor, conns, plain));
+    // Plaintext workers of a TLS master meet this service, which tells them what they lack.
+    let refusing = tokio::spawn(
+        Server::builder()
+            .add_service(CoordinatorServer::new(TlsRequired))
+            .serve_with_incoming(ReceiverStream::new(plain_rx)),
+    );
+    let stop_accepting = accepting.abort_handle();
+    let result = Server::builder()
+        .add_service(coordinator.into_service())
+        .serve_with_incoming_shutdown(ReceiverStream::new(conns_rx), async move {
+            shutdown.await;
+            stop_accepting.abort();
+        })
+        .await;
+    refusing.abort();
+    result
+}
+
+/// Sorts each new connection by its first byte: the sessions' server gets TLS connections
+/// (with `tls`) or plaintext ones (without); the others are refused with a reason.
+async fn accept_workers(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    conns: mpsc::Sender<io::Result<Conn>>,
+    plain: mpsc::Sender<io::Result<TcpStream>>,
+) {
+    loop {
+        let (stream, peer) = tls::accept(&listener).await;
+        let (tls, conns, plain) = (tls.clone(), conns.clone(), plain.clone());
+        tokio::spawn(async move {
+            match (tls::opening(&stream).await, tls) {
+                (Opening::Nothing, _) => {}
+                (Opening::Plain, None) => {
+                    let _ = conns.send(Ok(Conn::Plain(stream))).await;
+                }
+                (Opening::Tls, Some(acceptor)) => match tls::handshake(&acceptor, stream).await {
+                    Ok(s) => {
+                        let _ = conns.send(Ok(Conn::Tls(Box::new(s)))).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, "refused a worker connection: TLS handshake failed: {e}");
+                    }
+                },
+                (Opening::Plain, Some(_)) => {
+                    tracing::warn!(%peer, "refused a plaintext worker connection: this master requires TLS (start the worker with --tls-ca)");
+                    let _ = plain.send(Ok(stream)).await;
+                }
+                (Opening::Tls, None) => {
+                    tracing::warn!(%peer, "refused a TLS worker connection: this master has no --tls-cert/--tls-key (start the worker without --tls-ca, or the master with them)");
+                    // Not a TLS record: the worker's TLS library reports a peer that does not
+                    // speak TLS, and a person trying with `openssl s_client` reads why.
+                    let mut stream = stream;
+                    let _ = stream.write_all(NOT_TLS).await;
+                    let _ = stream.shutdown().await;
+                }
+            }
+        });
+    }
+}
+
+/// What a master without TLS answers to a TLS handshake.
+pub const NOT_TLS: &[u8] = b"this hatchery master does not speak TLS\n";
+
+/// What a plaintext worker of a TLS master is told.
+const TLS_REQUIRED: &str = "this master requires TLS: start the worker with --tls-ca FILE (the CA that signed the master's --tls-cert)";
+
+/// The coordinator as a plaintext worker of a TLS master sees it: every session is refused.
+#[derive(Debug, Clone, Copy)]
+struct TlsRequired;
+
+#[tonic::async_trait]
+impl wire::Coordinator for TlsRequired {
+    type SessionStream = ReceiverStream<Result<proto::MasterMessage, Status>>;
+
+    async fn session(
+        &self,
+        _request: Request<Streaming<proto::WorkerMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        Err(Status::unauthenticated(TLS_REQUIRED))
     }
 }
 

@@ -46,7 +46,20 @@ pub struct Target {
 
 /// The CA that signed the TLS target's certificate (a PEM file).
 pub fn test_ca() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ca.pem")
+    fixture("ca.pem")
+}
+
+/// A CA that signed nothing the tests serve.
+pub fn other_ca() -> PathBuf {
+    fixture("other-ca.pem")
+}
+
+/// A file in tests/fixtures: `localhost.pem` and `localhost.key` are a certificate for
+/// `localhost` and `127.0.0.1` signed by [`test_ca`], and its key.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 impl Target {
@@ -334,7 +347,52 @@ pub async fn http(
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    request(stream, port, method, path, body, headers).await
+}
+
+/// [`http`] over TLS to `https://127.0.0.1:port`, trusting only `ca`. `None` when nothing
+/// listens or the handshake fails.
+pub async fn https(
+    port: u16,
+    method: &str,
+    path: &str,
+    ca: &Path,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
+        roots.add(cert.expect("parse CA")).expect("add CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .ok()?;
+    request(tls, port, method, path, None, headers).await
+}
+
+async fn request<IO>(
+    io: IO,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .ok()?;
     tokio::spawn(conn);

@@ -21,9 +21,10 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 
+use crate::dial::{self, DialError, MasterTls};
 use crate::usage::{rss_bytes, Usage};
 
 /// How a worker reaches its master.
@@ -43,6 +44,8 @@ pub struct ClientConfig {
     pub master_timeout: Duration,
     /// Sent as `authorization: Bearer <token>` when the master requires one.
     pub token: Option<String>,
+    /// `--tls-ca`: dial with TLS (the endpoint is then `https://`) and trust only that CA.
+    pub master_tls: Option<MasterTls>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,9 @@ pub enum ClientError {
     Plan(String),
     #[error("{0}")]
     Config(String),
+    /// The master's certificate is not trusted, or the master does not speak TLS.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// The engine (users) once a plan has arrived; it outlives sessions.
@@ -123,40 +129,29 @@ impl Client {
     async fn run(&mut self) -> Result<(), ClientError> {
         let mut backoff = INITIAL_BACKOFF;
         loop {
-            let channel = match self.connect().await {
-                Some(c) => c,
-                None => {
-                    if self.last_contact.elapsed() >= self.cfg.master_timeout {
-                        return Err(ClientError::MasterLost {
-                            endpoint: self.cfg.endpoint.clone(),
-                            after: self.cfg.master_timeout,
-                        });
+            let channel =
+                match dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref()).await {
+                    Ok(c) => c,
+                    Err(DialError::Fatal(why)) => return Err(ClientError::Tls(why)),
+                    Err(DialError::Unreachable(why)) => {
+                        tracing::debug!("cannot reach {}: {why}", self.cfg.endpoint);
+                        if self.last_contact.elapsed() >= self.cfg.master_timeout {
+                            return Err(ClientError::MasterLost {
+                                endpoint: self.cfg.endpoint.clone(),
+                                after: self.cfg.master_timeout,
+                            });
+                        }
+                        self.wait(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
                     }
-                    self.wait(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            };
+                };
             match self.session(channel).await? {
                 End::Quit => return Ok(()),
                 End::Lost(why) => {
                     tracing::warn!("lost the master: {why}; reconnecting");
                     backoff = INITIAL_BACKOFF;
                 }
-            }
-        }
-    }
-
-    async fn connect(&self) -> Option<Channel> {
-        let endpoint = Endpoint::from_shared(self.cfg.endpoint.clone())
-            .ok()?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        match endpoint.connect().await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::debug!("cannot reach {}: {e}", self.cfg.endpoint);
-                None
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
 //! - [`client`]: the network side: dial the master, take the plan, keep reports until acked.
+//! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
 //! - `h1`: the HTTP/1.1 exchange on one connection: write the encoded request, parse the
@@ -14,6 +15,7 @@
 //! process (standalone) or over the network, sits at the other end.
 
 pub mod client;
+pub mod dial;
 mod h1;
 pub mod http;
 pub mod prepare;

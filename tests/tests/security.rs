@@ -1,0 +1,343 @@
+//! Securing the master with real processes on loopback: TLS on the workers' port and the web
+//! port with one certificate (tests/fixtures), the worker token over it, the web UI's basic
+//! auth; and the peers that must be refused without touching the run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hatchery_e2e::{
+    eventually, fixture, free_port, hatchery, http, https, other_ca, read_csv, test_ca, Finished,
+    Running, Target, TempDir,
+};
+
+const PLAN: &str = "users:
+  - name: Reader
+    weight: 3
+    wait: {constant: 20ms}
+    tasks: [{get: /a, name: read-a}]
+  - name: Writer
+    weight: 1
+    wait: {constant: 20ms}
+    tasks: [{post: /b}]
+";
+
+struct Master {
+    process: Running,
+    grpc: u16,
+    web: u16,
+}
+
+/// A headless master on free loopback ports, with TLS from the fixtures when `tls`.
+fn master(plan: &Path, target: &Target, tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Master {
+    let (grpc, web) = (free_port(), free_port());
+    let (g, w, url) = (grpc.to_string(), web.to_string(), target.url());
+    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
+    let mut args = vec![
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        &url,
+    ];
+    if tls {
+        args.extend(["--tls-cert", cert.to_str().unwrap()]);
+        args.extend(["--tls-key", key.to_str().unwrap()]);
+    }
+    args.extend_from_slice(extra);
+    let mut run = hatchery(&args);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    Master {
+        process: run.spawn(),
+        grpc,
+        web,
+    }
+}
+
+fn worker(grpc: u16, extra: &[&str]) -> hatchery_e2e::Run {
+    let port = grpc.to_string();
+    let mut args = vec!["--worker", "--master-port", &port];
+    args.extend_from_slice(extra);
+    hatchery(&args)
+}
+
+fn ca_flag(ca: &Path) -> [&str; 2] {
+    ["--tls-ca", ca.to_str().unwrap()]
+}
+
+/// `GET path` over HTTPS trusting the test CA, with `headers`.
+async fn get(web: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    https(web, "GET", path, &test_ca(), headers).await
+}
+
+/// The stats CSV's request count for `name`.
+fn count(dir: &TempDir, name: &str) -> u64 {
+    let rows = read_csv(&dir.path().join("run_stats.csv"));
+    rows.iter()
+        .find(|r| r[1] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))[2]
+        .parse()
+        .unwrap()
+}
+
+fn assert_refused(out: &Finished, says: &str) {
+    out.expect_code(2);
+    assert!(out.stderr().contains(says), "{}", out.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_workers_with_the_token_run_the_test_and_the_totals_match_the_target() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-run");
+    let plan = dir.write("plan.yaml", PLAN);
+    let token = dir.write("token", "s3cret\n");
+    let prefix = dir.path().join("run");
+    let m = master(
+        &plan,
+        &target,
+        true,
+        &[
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "2s",
+            "-s",
+            "5s",
+            "--expect-workers",
+            "2",
+            "--web-auth",
+            "u:p",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+        &[("HATCHERY_AUTH_TOKEN", "s3cret")],
+    );
+
+    // The web port speaks HTTPS with the same certificate; health stays open, the rest asks for
+    // the password; a plain HTTP request is told to use https.
+    let (code, body) = eventually(
+        "the web UI answers over HTTPS",
+        Duration::from_secs(20),
+        || get(m.web, "/healthz", &[]),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    assert_eq!(get(m.web, "/stats/requests", &[]).await.unwrap().0, 401);
+    let wrong = ("authorization", "Basic dTp4"); // u:x
+    assert_eq!(
+        get(m.web, "/stats/requests", &[wrong]).await.unwrap().0,
+        401
+    );
+    let right = ("authorization", "Basic dTpw"); // u:p
+    let (code, body) = get(m.web, "/stats/requests", &[right]).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(stats["state"], "ready");
+    let (code, body) = http(m.web, "GET", "/healthz", None, &[]).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("https://"), "{body}");
+    assert!(https(m.web, "GET", "/healthz", &other_ca(), &[])
+        .await
+        .is_none());
+
+    // TLS alone is not enough when the master wants the token.
+    let no_token = worker(m.grpc, &ca_flag(&test_ca())).run().await;
+    assert_refused(&no_token, "token");
+
+    let ca = test_ca();
+    let mut with_both = ca_flag(&ca).to_vec();
+    with_both.extend(["--auth-token-file", token.to_str().unwrap()]);
+    let workers: Vec<Running> = (0..2).map(|_| worker(m.grpc, &with_both).spawn()).collect();
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    for w in workers {
+        w.finish().await.expect_code(0);
+    }
+    assert!(
+        out.stderr().contains("(TLS)"),
+        "the master says its workers' port is TLS: {}",
+        out.stderr()
+    );
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+    assert_eq!(count(&dir, "/b"), target.count("POST", "/b"));
+    assert_eq!(
+        count(&dir, "Aggregated"),
+        target.count("GET", "/a") + target.count("POST", "/b")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_master_refuses_plaintext_and_distrusting_workers_and_the_run_goes_on() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-refuse");
+    let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
+    let m = master(
+        &plan,
+        &target,
+        true,
+        &[
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "1s",
+            "-s",
+            "5s",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+        &[],
+    );
+    eventually("the master listens", Duration::from_secs(20), || {
+        get(m.web, "/healthz", &[])
+    })
+    .await;
+
+    // No --tls-ca: the master answers in plaintext that it wants TLS, and the worker says so.
+    let plain = worker(m.grpc, &[]).run().await;
+    assert_refused(
+        &plain,
+        "this master requires TLS: start the worker with --tls-ca",
+    );
+    // A CA that did not sign the master's certificate: the worker refuses the master.
+    let distrusting = worker(m.grpc, &ca_flag(&other_ca())).run().await;
+    assert_refused(&distrusting, "is not trusted");
+    assert!(
+        distrusting.stderr().contains("--tls-ca must hold the CA"),
+        "{}",
+        distrusting.stderr()
+    );
+
+    // Neither joined: the gate is still closed, and a trusting worker runs the test.
+    let (code, body) = get(m.web, "/readyz", &[]).await.unwrap();
+    assert_eq!(code, 503, "{body}");
+    let good = worker(m.grpc, &ca_flag(&test_ca())).spawn();
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    good.finish().await.expect_code(0);
+    let log = out.stderr();
+    assert!(
+        log.contains("refused a plaintext worker connection"),
+        "{log}"
+    );
+    assert!(
+        log.contains("TLS handshake failed") && log.contains("does not trust"),
+        "{log}"
+    );
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_worker_is_told_a_plaintext_master_does_not_speak_tls() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-plain-master");
+    let plan = dir.write("plan.yaml", PLAN);
+    let m = master(
+        &plan,
+        &target,
+        false,
+        &["-u", "1", "-r", "100", "-t", "1s"],
+        &[],
+    );
+    eventually("the master listens", Duration::from_secs(20), || {
+        http(m.web, "GET", "/healthz", None, &[])
+    })
+    .await;
+    let tls = worker(m.grpc, &ca_flag(&test_ca())).run().await;
+    assert_refused(&tls, "does not speak TLS");
+    let plain = worker(m.grpc, &[]).spawn();
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    plain.finish().await.expect_code(0);
+    assert!(
+        out.stderr().contains("refused a TLS worker connection"),
+        "{}",
+        out.stderr()
+    );
+    assert!(target.count("GET", "/a") + target.count("POST", "/b") > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_serves_its_web_ui_over_https() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-standalone");
+    let plan = dir.write("plan.yaml", PLAN);
+    let web = free_port();
+    let w = web.to_string();
+    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
+    let _ui = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "-H",
+        &target.url(),
+    ])
+    .spawn();
+    let (code, _) = eventually(
+        "the web UI answers over HTTPS",
+        Duration::from_secs(20),
+        || get(web, "/healthz", &[]),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = get(web, "/stats/requests", &[]).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"state\""), "{body}");
+    assert_eq!(
+        http(web, "GET", "/healthz", None, &[]).await.unwrap().0,
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_without_its_key_or_with_a_foreign_key_is_a_config_error() {
+    let dir = TempDir::new("tls-config");
+    let plan = dir.write("plan.yaml", PLAN);
+    let cert = fixture("localhost.pem");
+    let lone = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+    ])
+    .run()
+    .await;
+    assert_refused(&lone, "--tls-key");
+    // The CA's certificate is no key: refused before anything listens.
+    let not_a_key = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        test_ca().to_str().unwrap(),
+    ])
+    .run()
+    .await;
+    assert_refused(&not_a_key, "private key");
+}
