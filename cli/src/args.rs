@@ -227,6 +227,17 @@ pub struct RunArgs {
     #[arg(long, env = "HATCHERY_EXPECT_WORKERS_MAX_WAIT", value_parser = parse_duration, value_name = "TIME", help_heading = "Distributed")]
     pub expect_workers_max_wait: Option<Duration>,
 
+    /// The most workers the master takes at once; one more is refused (it exits with code 2),
+    /// so a token holder cannot open sessions without end.
+    #[arg(
+        long,
+        env = "HATCHERY_MAX_WORKERS",
+        default_value_t = 5000,
+        value_name = "N",
+        help_heading = "Distributed"
+    )]
+    pub max_workers: usize,
+
     /// Heartbeats (one a second) a worker or master may miss before the other side gives up on it.
     #[arg(
         long,

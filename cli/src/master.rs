@@ -72,6 +72,7 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         exclude_tags: args.exclude_tags.clone(),
         heartbeat_interval: Duration::from_secs(1),
         heartbeat_liveness: args.heartbeat_liveness.max(1),
+        max_workers: args.max_workers.max(1),
     };
     let mut console = Console::new(args);
     let result = runtime.block_on(async {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,17 @@ pub struct Offer {
     pub heartbeat_liveness: u32,
     /// When set, a worker must send `authorization: Bearer <token>` in its session's metadata.
     pub token: Option<String>,
+    /// Sessions held at once; one more is refused (`--max-workers`).
+    pub max_workers: usize,
+}
+
+/// A place among the `max_workers` sessions, given back when dropped.
+struct Seat(Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How long a new connection may take to say `Hello`.
@@ -58,6 +69,8 @@ pub struct Coordinator {
     /// Highest report sequence number counted per worker id.
     counted: Arc<Mutex<HashMap<String, u64>>>,
     sessions: Arc<AtomicU64>,
+    /// Sessions open now (at most `max_workers`).
+    seated: Arc<AtomicUsize>,
 }
 
 impl Coordinator {
@@ -72,6 +85,7 @@ impl Coordinator {
             status,
             counted: Arc::default(),
             sessions: Arc::default(),
+            seated: Arc::default(),
         }
     }
 
@@ -127,6 +141,18 @@ impl wire::Coordinator for Coordinator {
                 return Err(refuse(&peer, Status::unauthenticated(msg)));
             }
         }
+        let max = self.offer.max_workers;
+        let Ok(_) = self
+            .seated
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+        else {
+            let msg =
+                format!("this master takes at most {max} workers (--max-workers) and has them all");
+            return Err(refuse(&peer, Status::resource_exhausted(msg)));
+        };
+        let seat = Seat(self.seated.clone());
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(m))) => match m.into_kind() {
@@ -172,6 +198,7 @@ impl wire::Coordinator for Coordinator {
         tracing::info!(worker = %id, %peer, host = %hello.hostname, cores = hello.cores, "worker connected");
         let this = self.clone();
         tokio::spawn(async move {
+            let _seat = seat;
             let reason = this.serve(&id, session, hello.users, inbound, out_tx).await;
             if reason == "the run has ended" {
                 tracing::info!(worker = %id, %peer, "session ended: {reason}");

@@ -341,3 +341,50 @@ async fn a_certificate_without_its_key_or_with_a_foreign_key_is_a_config_error()
     .await;
     assert_refused(&not_a_key, "private key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_max_workers_is_refused_and_the_run_goes_on() {
+    let target = Target::start().await;
+    let dir = TempDir::new("max-workers");
+    let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
+    let m = master(
+        &plan,
+        &target,
+        false,
+        &[
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "3s",
+            "-s",
+            "5s",
+            "--expect-workers",
+            "1",
+            "--max-workers",
+            "1",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let first = worker(m.grpc, &[]).spawn();
+    eventually(
+        "the first worker runs users",
+        Duration::from_secs(20),
+        || async { (target.count("GET", "/a") > 0).then_some(()) },
+    )
+    .await;
+    let second = worker(m.grpc, &[]).run().await;
+    assert_refused(
+        &second,
+        "this master takes at most 1 workers (--max-workers)",
+    );
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    first.finish().await.expect_code(0);
+    assert!(out.stderr().contains("--max-workers"), "{}", out.stderr());
+    assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+}

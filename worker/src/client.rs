@@ -50,7 +50,8 @@ pub struct ClientConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The master refused this worker (protocol version, plan hash): retrying cannot help.
+    /// The master refused this worker (protocol version, plan hash, token, a full fleet):
+    /// retrying cannot help.
     #[error("the master refused this worker: {0}")]
     Refused(String),
     #[error("no master at {endpoint} for {} s", .after.as_secs())]
@@ -236,7 +237,10 @@ impl Client {
             Err(s)
                 if matches!(
                     s.code(),
-                    Code::FailedPrecondition | Code::InvalidArgument | Code::Unauthenticated
+                    Code::FailedPrecondition
+                        | Code::InvalidArgument
+                        | Code::Unauthenticated
+                        | Code::ResourceExhausted
                 ) =>
             {
                 return Err(ClientError::Refused(s.message().to_string()));
