@@ -58,8 +58,25 @@ pub enum ConnectError {
     Tls(std::io::Error),
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
-    #[error("HTTP handshake error: {0}")]
+    #[error("HTTP handshake error: {}", with_causes(.0))]
     Handshake(hyper::Error),
+}
+
+/// An error and its causes, `: `-separated. hyper's own text names only the kind of failure
+/// ("connection error"); the cause says what happened ("Connection reset by peer (os error
+/// 104)"), and that is what a failures table must show.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Shared by every user of a worker: building a TLS config loads the root store, which is far too
@@ -202,5 +219,23 @@ impl Pool {
     /// Forgets the connection to `origin`, e.g. after a timeout left it in an unknown state.
     pub fn discard(&mut self, origin: &Origin) {
         self.conns.retain(|(o, _)| o != origin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection error")]
+    struct Kind(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_is_described_with_its_causes() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let e = Kind(reset);
+        assert_eq!(with_causes(&e), "connection error: connection reset");
+        let plain = std::io::Error::other("boom");
+        assert_eq!(with_causes(&plain), "boom");
     }
 }

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
-use crate::http::{Origin, Pool};
+use crate::http::{with_causes, Origin, Pool};
 use crate::prepare::{append_query, resolve, PreparedBody, PreparedRequest, Url};
 use crate::Shared;
 
@@ -260,7 +260,7 @@ impl User {
             Ok(r) => r,
             Err(e) => {
                 self.pool.discard(origin);
-                return Outcome::failed(0, format!("request error: {e}"));
+                return Outcome::failed(0, format!("request error: {}", with_causes(&e)));
             }
         };
         let (parts, body) = response.into_parts();
@@ -276,7 +276,10 @@ impl User {
             },
             Err(e) => {
                 self.pool.discard(origin);
-                Outcome::failed(parts.status.as_u16(), format!("response body error: {e}"))
+                Outcome::failed(
+                    parts.status.as_u16(),
+                    format!("response body error: {}", with_causes(&e)),
+                )
             }
         }
     }
