@@ -9,9 +9,11 @@
 //! # drop(out); }
 //! ```
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
@@ -31,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 /// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path" (and per
-/// "authorization VALUE" when that header is sent).
+/// "authorization VALUE" when that header is sent), and per client address.
 ///
 /// Paths starting with `/status/NNN` answer with that status; `/sleep/MS` answers after MS
 /// milliseconds (at most 10 s); `/json/...` answers `{"token":"t-1","ok":true}`; everything
@@ -40,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct Target {
     pub addr: SocketAddr,
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, u64>>>,
     task: JoinHandle<()>,
     tls: bool,
 }
@@ -51,7 +54,12 @@ pub fn test_ca() -> PathBuf {
 
 impl Target {
     pub async fn start() -> Target {
-        Target::serve(None).await
+        Target::serve(Ipv4Addr::LOCALHOST.into(), None).await
+    }
+
+    /// The same target on another local address (one end of a veth pair a test made).
+    pub async fn start_on(ip: IpAddr) -> Target {
+        Target::serve(ip, None).await
     }
 
     /// The same target over TLS, with the certificate in tests/fixtures (signed by
@@ -72,23 +80,28 @@ impl Target {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("server config");
-        Target::serve(Some(TlsAcceptor::from(Arc::new(config)))).await
+        Target::serve(
+            Ipv4Addr::LOCALHOST.into(),
+            Some(TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
     }
 
-    async fn serve(tls: Option<TlsAcceptor>) -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0")
+    async fn serve(ip: IpAddr, tls: Option<TlsAcceptor>) -> Target {
+        let listener = TcpListener::bind((ip, 0))
             .await
-            .expect("bind loopback");
+            .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-        let c = counts.clone();
+        let peers: Arc<Mutex<HashMap<IpAddr, u64>>> = Arc::default();
+        let (c, p) = (counts.clone(), peers.clone());
         let tls_enabled = tls.is_some();
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let c = c.clone();
+            while let Ok((stream, peer)) = listener.accept().await {
+                let (c, p) = (c.clone(), p.clone());
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(c.clone(), req));
+                    let svc = service_fn(move |req| answer(c.clone(), p.clone(), peer.ip(), req));
                     let http = http1::Builder::new();
                     let _ = match tls {
                         Some(tls) => match tls.accept(stream).await {
@@ -103,6 +116,7 @@ impl Target {
         Target {
             addr,
             counts,
+            peers,
             task,
             tls: tls_enabled,
         }
@@ -129,6 +143,22 @@ impl Target {
     pub fn counts(&self) -> HashMap<String, u64> {
         self.counts.lock().expect("counts lock").clone()
     }
+
+    /// Every request received, whatever its path (the `authorization` tallies aside).
+    pub fn total(&self) -> u64 {
+        let counts = self.counts.lock().expect("counts lock");
+        counts
+            .iter()
+            .filter(|(k, _)| !k.starts_with("authorization "))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Requests received from the client address `ip`.
+    pub fn count_from(&self, ip: IpAddr) -> u64 {
+        let peers = self.peers.lock().expect("peers lock");
+        peers.get(&ip).copied().unwrap_or(0)
+    }
 }
 
 impl Drop for Target {
@@ -139,6 +169,8 @@ impl Drop for Target {
 
 async fn answer(
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, u64>>>,
+    peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let key = format!("{} {}", req.method(), req.uri().path());
@@ -155,6 +187,7 @@ async fn answer(
         if let Some(auth) = auth {
             *counts.entry(auth).or_default() += 1;
         }
+        *peers.lock().expect("peers lock").entry(peer).or_default() += 1;
     }
     let (status, body): (StatusCode, &'static str) =
         if let Some(code) = path.strip_prefix("/status/") {
@@ -236,7 +269,11 @@ pub struct Run {
 
 /// Starts describing a run of the real binary with these arguments.
 pub fn hatchery(args: &[&str]) -> Run {
-    let mut cmd = tokio::process::Command::new(binary());
+    run_of(tokio::process::Command::new(binary()), args)
+}
+
+/// A run of `cmd` (the binary itself, or a wrapper that execs it) with these arguments.
+fn run_of(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
     cmd.args(args).kill_on_drop(true);
     // The tests' environment must not leak settings into the child.
     for (k, _) in std::env::vars_os() {
@@ -294,6 +331,15 @@ impl Running {
         if let Some(c) = self.0.as_mut() {
             let _ = c.kill().await;
         }
+    }
+
+    /// SIGTERM, as `kill` and Kubernetes send it.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.pid());
     }
 
     /// Waits for the exit (bounded) and collects the output.

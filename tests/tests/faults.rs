@@ -1,0 +1,272 @@
+//! Faults injected into real processes: a worker partitioned from its master (network
+//! namespaces the test makes; needs root and iproute2), SIGTERM to a master and to a standalone
+//! run, a disk that fills up under the CSV files, targets that stall or reset connections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns};
+use hatchery_e2e::{eventually, free_port, hatchery, http_get, read_csv, Running, Target, TempDir};
+use serde_json::Value;
+use tokio::time::Instant;
+
+const PLAN: &str = "users:
+  - name: Reader
+    weight: 3
+    wait: {constant: 20ms}
+    on_start: [{get: /start/reader}]
+    tasks: [{get: /a, name: read-a}]
+  - name: Writer
+    weight: 1
+    wait: {constant: 20ms}
+    on_start: [{get: /start/writer}]
+    tasks: [{post: /b}]
+";
+
+async fn stats(web: u16) -> Option<Value> {
+    let (code, body) = http_get(web, "/stats/requests").await?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+/// Users per worker, sorted.
+fn users_per_worker(s: &Value) -> Vec<u64> {
+    let mut users: Vec<u64> = s["workers"]
+        .as_array()
+        .map(|ws| ws.iter().filter_map(|w| w["user_count"].as_u64()).collect())
+        .unwrap_or_default();
+    users.sort();
+    users
+}
+
+/// The "Request Count" of the row named `name` in a stats CSV.
+fn csv_count(path: &Path, name: &str) -> u64 {
+    let rows = read_csv(path);
+    rows.iter()
+        .find(|r| r.get(1).map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in {}: {rows:?}", path.display()))[2]
+        .parse()
+        .expect("a count")
+}
+
+/// A headless master with its workers' port on `grpc_host`, its API on 127.0.0.1.
+fn master(grpc_host: &str, plan: &Path, host: &str, extra: &[&str]) -> (Running, u16, u16) {
+    let (grpc, web) = (free_port(), free_port());
+    let (g, w) = (grpc.to_string(), web.to_string());
+    let mut args = vec![
+        "-f",
+        plan.to_str().unwrap(),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        grpc_host,
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        host,
+    ];
+    args.extend_from_slice(extra);
+    (hatchery(&args).spawn(), grpc, web)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_partitioned_for_ten_seconds_keeps_its_users_and_reattaches_with_exact_totals() {
+    const PARTITION: Duration = Duration::from_secs(10);
+    let net = Netns::create();
+    let target = Target::start_on(net.target_ip).await;
+    let dir = TempDir::new("partition");
+    let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
+    let master_ip = net.master_ip.to_string();
+    let flags = [
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "120s",
+        "-s",
+        "5s",
+        "--expect-workers",
+        "2",
+        "--csv",
+        prefix.to_str().unwrap(),
+    ];
+    let (m, grpc, web) = master(&master_ip, &plan, &target.url(), &flags);
+    let port = grpc.to_string();
+    let worker_args = [
+        "--worker",
+        "--master-host",
+        &master_ip,
+        "--master-port",
+        &port,
+    ];
+    let inside = net.hatchery(&worker_args).spawn();
+    let outside = hatchery(&worker_args).spawn();
+    eventually(
+        "two users on each worker",
+        Duration::from_secs(30),
+        || async {
+            let s = stats(web).await?;
+            (users_per_worker(&s) == [2, 2]).then_some(())
+        },
+    )
+    .await;
+    let partitioned = net.worker_data_ip;
+    eventually(
+        "the worker in the namespace sends requests",
+        Duration::from_secs(10),
+        || async { (target.count_from(partitioned) > 0).then_some(()) },
+    )
+    .await;
+
+    net.cut();
+    let cut_at = Instant::now();
+    let at_cut = target.count_from(partitioned);
+    // Silent for --heartbeat-liveness (3) beats, the worker is given up and its users start on
+    // the other one.
+    eventually(
+        "the master moves the silent worker's users to the other",
+        PARTITION,
+        || async {
+            let s = stats(web).await?;
+            (users_per_worker(&s) == [4]).then_some(())
+        },
+    )
+    .await;
+    // The fault lasts its full duration.
+    tokio::time::sleep_until(cut_at + PARTITION).await;
+    let during = target.count_from(partitioned) - at_cut;
+    net.heal();
+    // Its two users went on without a master: at 20 ms a request, far more than 100 in 10 s.
+    assert!(
+        during > 100,
+        "the partitioned worker's users made {during} requests in {PARTITION:?}"
+    );
+
+    // Back: adopted with the users it runs, and the fleet returns to two each.
+    eventually(
+        "the worker re-attaches and the users are spread again",
+        Duration::from_secs(30),
+        || async {
+            let s = stats(web).await?;
+            (users_per_worker(&s) == [2, 2] && s["user_count"] == 4).then_some(())
+        },
+    )
+    .await;
+    let (code, _) = http_get(web, "/stop")
+        .await
+        .expect("the master answers /stop");
+    assert_eq!(code, 200);
+    let out = m.finish().await;
+    out.expect_code(0);
+    inside.finish().await.expect_code(0);
+    outside.finish().await.expect_code(0);
+    let log = out.stderr();
+    assert!(log.contains("missed 3 heartbeats"), "{log}");
+
+    // Every request the target saw is in the master's totals, once: the reports of the
+    // partition were kept by the worker and sent when it came back.
+    let csv = dir.path().join("run_stats.csv");
+    assert_eq!(csv_count(&csv, "read-a"), target.count("GET", "/a"));
+    assert_eq!(csv_count(&csv, "/b"), target.count("POST", "/b"));
+    assert_eq!(csv_count(&csv, "Aggregated"), target.total());
+    eprintln!(
+        "partition: {during} requests from the cut-off worker during the cut, {} in all, {} counted",
+        target.total(),
+        csv_count(&csv, "Aggregated")
+    );
+}
+
+/// The row of `name` in a failures CSV: method, name, error, occurrences.
+fn failure_row(path: &Path, name: &str) -> Vec<String> {
+    let rows = read_csv(path);
+    rows.iter()
+        .find(|r| r.get(1).map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no failure row {name} in {}: {rows:?}", path.display()))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace() {
+    const RUN: Duration = Duration::from_secs(4);
+    let healthy = Target::start().await;
+    let stall = BadTarget::start(Misbehaviour::Stall).await;
+    let reset = BadTarget::start(Misbehaviour::Reset).await;
+    let dir = TempDir::new("stall");
+    let plan = dir.write(
+        "plan.yaml",
+        &format!(
+            "users:
+  - name: Healthy
+    wait: {{constant: 20ms}}
+    tasks: [{{get: /ok}}]
+  - name: Stalled
+    wait: {{constant: 20ms}}
+    tasks: [{{get: \"{}/stall\", name: stall, timeout: 500ms}}]
+  - name: Reset
+    wait: {{constant: 20ms}}
+    tasks: [{{get: \"{}/reset\", name: reset}}]
+",
+            stall.url(),
+            reset.url()
+        ),
+    );
+    let prefix = dir.path().join("run");
+    let started = Instant::now();
+    let out = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--headless",
+        "-u",
+        "6",
+        "-r",
+        "100",
+        "-t",
+        "4s",
+        "-H",
+        &healthy.url(),
+        "--csv",
+        prefix.to_str().unwrap(),
+    ])
+    .run()
+    .await;
+    let took = started.elapsed();
+    out.expect_code(1);
+    // On time: neither a stalled connection nor a reset holds the run past its deadline.
+    assert!(
+        took >= RUN && took < RUN + Duration::from_secs(2),
+        "the run took {took:?} for -t {RUN:?}"
+    );
+    let stats = dir.path().join("run_stats.csv");
+    let failures = dir.path().join("run_failures.csv");
+
+    // The healthy users kept their pace: 2 users at one request per ~20 ms make ~400 in 4 s.
+    let ok = healthy.count("GET", "/ok");
+    assert_eq!(csv_count(&stats, "/ok"), ok);
+    assert!(ok > 100, "the healthy users made only {ok} requests");
+
+    // Each stalled request ends at its 500 ms timeout, and the user goes on: 2 users make 7
+    // each in 4 s (the 8th is in flight at the deadline and abandoned).
+    let row = failure_row(&failures, "stall");
+    assert_eq!(row[2], "timeout after 500ms", "{row:?}");
+    let timeouts: u64 = row[3].parse().unwrap();
+    assert!((12..=16).contains(&timeouts), "{timeouts} timeouts");
+    assert_eq!(csv_count(&stats, "stall"), timeouts);
+    assert!(stall.accepted() >= timeouts);
+
+    // Every reset is a failure naming it, and the users go on (a new connection each time).
+    let row = failure_row(&failures, "reset");
+    assert!(row[2].contains("reset"), "{row:?}");
+    let resets: u64 = row[3].parse().unwrap();
+    assert!(resets > 20, "{resets} resets");
+    assert_eq!(csv_count(&stats, "reset"), resets);
+    assert!(reset.accepted() >= resets);
+    eprintln!(
+        "stall/reset: {ok} ok, {timeouts} timeouts, {resets} resets ({}) in {took:?}",
+        row[2]
+    );
+}
