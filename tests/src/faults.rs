@@ -280,3 +280,65 @@ impl Drop for BadTarget {
         self.task.abort();
     }
 }
+
+/// A small tmpfs mounted by the test (needs root), to fill up: a disk full for real.
+/// Unmounted and removed on drop, also when the test panics.
+#[derive(Debug)]
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it, e.g. `64k`) on a fresh folder.
+    pub fn mount(size: &str) -> Tmpfs {
+        let path = std::env::temp_dir().join(format!(
+            "hatchery-e2e-tmpfs-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "hatchery-e2e"])
+            .arg(&path)
+            .output();
+        let failed = match out {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Some(format!("cannot run `mount`: {e}")),
+        };
+        if let Some(why) = failed {
+            let _ = std::fs::remove_dir(&path);
+            panic!(
+                "this fault test needs root to mount a small tmpfs (a real full disk); CI runs \
+                 it as root. Run it as root (e.g. `sudo -E cargo test -p hatchery-cli --test \
+                 faults`). `mount -t tmpfs` failed: {why}"
+            );
+        }
+        Tmpfs { path }
+    }
+
+    /// Writes a file named `name` until the file system is full; returns the bytes written.
+    pub fn fill(&self, name: &str) -> u64 {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path.join(name)).expect("create the filler");
+        let chunk = [0u8; 512];
+        let mut written = 0u64;
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", self.path.display()),
+            }
+        }
+        written
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy, so a process that still has a file open there cannot keep the mount.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns};
+use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns, Tmpfs};
 use hatchery_e2e::{eventually, free_port, hatchery, http_get, read_csv, Running, Target, TempDir};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -227,6 +227,10 @@ async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace(
         "100",
         "-t",
         "4s",
+        // Requests in flight at the deadline finish (a stalled one at its timeout), so the
+        // counts compare exactly with the target's.
+        "-s",
+        "1s",
         "-H",
         &healthy.url(),
         "--csv",
@@ -250,7 +254,7 @@ async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace(
     assert!(ok > 100, "the healthy users made only {ok} requests");
 
     // Each stalled request ends at its 500 ms timeout, and the user goes on: 2 users make 7
-    // each in 4 s (the 8th is in flight at the deadline and abandoned).
+    // or 8 each in 4 s (the last one in flight at the deadline times out within -s).
     let row = failure_row(&failures, "stall");
     assert_eq!(row[2], "timeout after 500ms", "{row:?}");
     let timeouts: u64 = row[3].parse().unwrap();
@@ -268,5 +272,205 @@ async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace(
     eprintln!(
         "stall/reset: {ok} ok, {timeouts} timeouts, {resets} resets ({}) in {took:?}",
         row[2]
+    );
+}
+
+/// The Aggregated row of `--json`'s document: (requests, failures).
+fn json_totals(stdout: &str) -> (u64, u64) {
+    let doc: Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let row = doc["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
+        .unwrap_or_else(|| panic!("no Aggregated row: {stdout}"));
+    (
+        row["num_requests"].as_u64().unwrap(),
+        row["num_failures"].as_u64().unwrap(),
+    )
+}
+
+/// Checks the three outputs of a run stopped by SIGTERM against what the target received.
+fn assert_outputs_hold_every_request(dir: &TempDir, out: &hatchery_e2e::Finished, target: &Target) {
+    let total = target.total();
+    assert!(total > 0);
+    assert_eq!(
+        csv_count(&dir.path().join("run_stats.csv"), "Aggregated"),
+        total
+    );
+    assert_eq!(json_totals(&out.stdout()), (total, 0));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).expect("the HTML report");
+    assert!(html.contains("read-a"), "the HTML report lacks the rows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_a_master_stops_its_workers_users_collects_their_reports_and_writes_every_output(
+) {
+    let target = Target::start().await;
+    let dir = TempDir::new("term-master");
+    let plan = dir.write("plan.yaml", PLAN);
+    let (prefix, html) = (dir.path().join("run"), dir.path().join("report.html"));
+    let flags = [
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "60s",
+        "-s",
+        "5s",
+        "--expect-workers",
+        "2",
+        "--csv",
+        prefix.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--json",
+    ];
+    let (m, grpc, web) = master("127.0.0.1", &plan, &target.url(), &flags);
+    let workers: Vec<Running> = (0..2)
+        .map(|_| hatchery(&["--worker", "--master-port", &grpc.to_string()]).spawn())
+        .collect();
+    eventually("four users running", Duration::from_secs(30), || async {
+        let s = stats(web).await?;
+        (s["user_count"] == 4 && target.total() > 50).then_some(())
+    })
+    .await;
+    let sent = Instant::now();
+    m.terminate();
+    let out = m.finish().await;
+    let took = sent.elapsed();
+    // As Locust: a SIGTERM is a graceful stop, and the exit code is the run's (0: no failure).
+    out.expect_code(0);
+    for w in workers {
+        w.finish().await.expect_code(0);
+    }
+    // The users finish their 20 ms task within -s 5s: far from the 60 s run time.
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after SIGTERM"
+    );
+    let log = out.stderr();
+    assert!(log.contains("interrupted: stopping 4 users"), "{log}");
+    // Every worker's final report arrived before the outputs were written.
+    assert_outputs_hold_every_request(&dir, &out, &target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_a_standalone_run_stops_it_gracefully_and_writes_every_output() {
+    let target = Target::start().await;
+    let dir = TempDir::new("term-standalone");
+    let plan = dir.write("plan.yaml", PLAN);
+    let (prefix, html) = (dir.path().join("run"), dir.path().join("report.html"));
+    let run = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "60s",
+        "-s",
+        "5s",
+        "-H",
+        &target.url(),
+        "--csv",
+        prefix.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--json",
+    ])
+    .spawn();
+    eventually("requests arrive", Duration::from_secs(30), || async {
+        (target.total() > 50).then_some(())
+    })
+    .await;
+    let sent = Instant::now();
+    run.terminate();
+    let out = run.finish().await;
+    let took = sent.elapsed();
+    out.expect_code(0);
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after SIGTERM"
+    );
+    // (Users are counted from the worker's reports, once a second: maybe none yet.)
+    assert!(
+        out.stderr().contains("interrupted: stopping"),
+        "{}",
+        out.stderr()
+    );
+    assert_outputs_hold_every_request(&dir, &out, &target);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_full_under_the_csv_files_is_an_error_naming_the_file_and_the_summary_is_printed() {
+    let target = Target::start().await;
+    let dir = TempDir::new("disk-full");
+    let plan = dir.write("plan.yaml", PLAN);
+    let disk = Tmpfs::mount("64k");
+    let prefix = disk.path.join("run");
+    let run = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "3s",
+        "-s",
+        "5s",
+        "-H",
+        &target.url(),
+        "--csv",
+        prefix.to_str().unwrap(),
+        "--only-summary",
+    ])
+    .spawn();
+    // The run starts writing its files, then the disk fills up under it.
+    let stats_csv = disk.path.join("run_stats.csv");
+    eventually(
+        "the CSV files are written",
+        Duration::from_secs(20),
+        || async { stats_csv.exists().then_some(()) },
+    )
+    .await;
+    let filled = disk.fill("filler");
+    assert!(filled > 0);
+    let out = run.finish().await;
+    out.expect_code(1);
+
+    // A clear error: which file, and why.
+    let err = out.stderr();
+    let named = format!("error: cannot write {}", disk.path.join("run_").display());
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&named) && l.contains("No space left on device")),
+        "{err}"
+    );
+    // The final summary is printed all the same, with every request the target received.
+    let summary = out.stdout();
+    let aggregated: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Aggregated") && l.contains('|'))
+        .collect();
+    assert_eq!(aggregated.len(), 1, "{summary}");
+    let total: u64 = aggregated[0]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total, target.total());
+    assert!(total > 0);
+    // What was written before the disk filled is whole: a complete snapshot, whole history rows.
+    assert!(csv_count(&stats_csv, "Aggregated") <= total);
+    let history = read_csv(&disk.path.join("run_stats_history.csv"));
+    let columns = history[0].len();
+    assert!(
+        history.iter().all(|row| row.len() == columns),
+        "a torn row in the history: {history:?}"
     );
 }
