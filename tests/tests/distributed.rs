@@ -230,23 +230,42 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     let target = Target::start().await;
     let dir = TempDir::new("kill");
     let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
     let m = master(
         &plan,
         &target,
-        &["-u", "6", "-r", "50", "-t", "60s", "--expect-workers", "2"],
+        &[
+            "-u",
+            "6",
+            "-r",
+            "50",
+            "-t",
+            "60s",
+            "-s",
+            "5s",
+            "--expect-workers",
+            "2",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
     );
     let mut a = worker(m.grpc, &[]);
-    let _b = worker(m.grpc, &[]);
+    let b = worker(m.grpc, &[]);
     eventually(
         "six users on two workers",
         Duration::from_secs(20),
         || async {
             let s = stats(m.web).await?;
-            (s["user_count"] == 6 && s["worker_count"] == 2).then_some(())
+            (s["user_count"] == 6 && s["worker_count"] == 2 && aggregated(&s) > 0).then_some(())
         },
     )
     .await;
+    // What the master had counted just before the kill: the killed worker can only lose what
+    // the target saw beyond that (its last second, unreported), plus the requests its three
+    // users had in flight (the target may count those a moment after the kill).
+    let counted_before = aggregated(&stats(m.web).await.expect("stats"));
     a.kill().await;
+    let could_lose = target.total() - counted_before + 3;
     let s = eventually(
         "the survivor runs all six users",
         Duration::from_secs(20),
@@ -257,7 +276,7 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     )
     .await;
     assert_eq!(s["workers"][0]["user_count"], 6);
-    let _c = worker(m.grpc, &[]);
+    let c = worker(m.grpc, &[]);
     let s = eventually(
         "the late worker gets half",
         Duration::from_secs(20),
@@ -274,7 +293,37 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     )
     .await;
     assert_eq!(s["user_count"], 6);
-    drop(m);
+    assert_eq!(http_get(m.web, "/stop").await.map(|r| r.0), Some(200));
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    b.finish().await.expect_code(0);
+    c.finish().await.expect_code(0);
+    // Nothing is counted twice, and what is missing is at most what the killed worker had not
+    // reported when it died.
+    let rows = read_csv(&dir.path().join("run_stats.csv"));
+    let counted: u64 = rows
+        .iter()
+        .find(|r| r[1] == "Aggregated")
+        .expect("Aggregated")[2]
+        .parse()
+        .unwrap();
+    let seen = target.total();
+    assert!(counted <= seen, "counted {counted} of {seen} requests");
+    assert!(
+        seen - counted <= could_lose,
+        "lost {} requests; the killed worker could lose at most {could_lose}",
+        seen - counted,
+    );
+    eprintln!("kill -9: {seen} requests seen, {counted} counted, at most {could_lose} lost");
+}
+
+/// The Aggregated request count of a `/stats/requests` document.
+fn aggregated(s: &Value) -> u64 {
+    s["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
+        .and_then(|r| r["num_requests"].as_u64())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
