@@ -72,113 +72,183 @@ fn master(grpc_host: &str, plan: &Path, host: &str, extra: &[&str]) -> (Running,
     (hatchery(&args).spawn(), grpc, web)
 }
 
+/// How long the partition tests cut the master link.
+const PARTITION: Duration = Duration::from_secs(10);
+
+/// A master on the test's side of a [`Netns`], one worker inside it, one outside, both with
+/// two of the four users, and a counting target both reach.
+struct Partitioned {
+    net: Netns,
+    target: Target,
+    dir: TempDir,
+    master: Running,
+    web: u16,
+    inside: Running,
+    outside: Running,
+}
+
+impl Partitioned {
+    async fn start(extra: &[&str]) -> Partitioned {
+        let net = Netns::create();
+        let target = Target::start_on(net.target_ip).await;
+        let dir = TempDir::new("partition");
+        let plan = dir.write("plan.yaml", PLAN);
+        let prefix = dir.path().join("run");
+        let master_ip = net.master_ip.to_string();
+        let mut flags = vec![
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "120s",
+            "-s",
+            "5s",
+            "--expect-workers",
+            "2",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ];
+        flags.extend_from_slice(extra);
+        let (master, grpc, web) = self::master(&master_ip, &plan, &target.url(), &flags);
+        let port = grpc.to_string();
+        let worker_args = [
+            "--worker",
+            "--master-host",
+            &master_ip,
+            "--master-port",
+            &port,
+        ];
+        let inside = net.hatchery(&worker_args).spawn();
+        let outside = hatchery(&worker_args).spawn();
+        eventually(
+            "two users on each worker",
+            Duration::from_secs(30),
+            || async {
+                let s = stats(web).await?;
+                (users_per_worker(&s) == [2, 2]).then_some(())
+            },
+        )
+        .await;
+        eventually(
+            "the worker in the namespace sends requests",
+            Duration::from_secs(10),
+            || async { (target.count_from(net.worker_data_ip) > 0).then_some(()) },
+        )
+        .await;
+        Partitioned {
+            net,
+            target,
+            dir,
+            master,
+            web,
+            inside,
+            outside,
+        }
+    }
+
+    /// Requests the target received from the worker inside the namespace.
+    fn inside_requests(&self) -> u64 {
+        self.target.count_from(self.net.worker_data_ip)
+    }
+
+    /// Stops the test through the API and checks that every process ends well and that the
+    /// master's totals equal the target's counts, exactly. Returns the master's log.
+    async fn stop_and_check_totals(self) -> String {
+        let (code, _) = http_get(self.web, "/stop")
+            .await
+            .expect("the master answers /stop");
+        assert_eq!(code, 200);
+        let out = self.master.finish().await;
+        out.expect_code(0);
+        self.inside.finish().await.expect_code(0);
+        self.outside.finish().await.expect_code(0);
+        let (csv, target) = (self.dir.path().join("run_stats.csv"), &self.target);
+        assert_eq!(csv_count(&csv, "read-a"), target.count("GET", "/a"));
+        assert_eq!(csv_count(&csv, "/b"), target.count("POST", "/b"));
+        assert_eq!(csv_count(&csv, "Aggregated"), target.total());
+        eprintln!("partition: {} requests, all counted", target.total());
+        out.stderr()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_partitioned_for_ten_seconds_keeps_its_users_and_reattaches_with_exact_totals() {
-    const PARTITION: Duration = Duration::from_secs(10);
-    let net = Netns::create();
-    let target = Target::start_on(net.target_ip).await;
-    let dir = TempDir::new("partition");
-    let plan = dir.write("plan.yaml", PLAN);
-    let prefix = dir.path().join("run");
-    let master_ip = net.master_ip.to_string();
-    let flags = [
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "120s",
-        "-s",
-        "5s",
-        "--expect-workers",
-        "2",
-        "--csv",
-        prefix.to_str().unwrap(),
-    ];
-    let (m, grpc, web) = master(&master_ip, &plan, &target.url(), &flags);
-    let port = grpc.to_string();
-    let worker_args = [
-        "--worker",
-        "--master-host",
-        &master_ip,
-        "--master-port",
-        &port,
-    ];
-    let inside = net.hatchery(&worker_args).spawn();
-    let outside = hatchery(&worker_args).spawn();
-    eventually(
-        "two users on each worker",
-        Duration::from_secs(30),
-        || async {
-            let s = stats(web).await?;
-            (users_per_worker(&s) == [2, 2]).then_some(())
-        },
-    )
-    .await;
-    let partitioned = net.worker_data_ip;
-    eventually(
-        "the worker in the namespace sends requests",
-        Duration::from_secs(10),
-        || async { (target.count_from(partitioned) > 0).then_some(()) },
-    )
-    .await;
-
-    net.cut();
+    let p = Partitioned::start(&[]).await;
+    p.net.cut();
     let cut_at = Instant::now();
-    let at_cut = target.count_from(partitioned);
+    let at_cut = p.inside_requests();
     // Silent for --heartbeat-liveness (3) beats, the worker is given up and its users start on
     // the other one.
     eventually(
         "the master moves the silent worker's users to the other",
         PARTITION,
         || async {
-            let s = stats(web).await?;
+            let s = stats(p.web).await?;
             (users_per_worker(&s) == [4]).then_some(())
         },
     )
     .await;
     // The fault lasts its full duration.
     tokio::time::sleep_until(cut_at + PARTITION).await;
-    let during = target.count_from(partitioned) - at_cut;
-    net.heal();
+    let during = p.inside_requests() - at_cut;
+    p.net.heal();
     // Its two users went on without a master: at 20 ms a request, far more than 100 in 10 s.
     assert!(
         during > 100,
         "the partitioned worker's users made {during} requests in {PARTITION:?}"
     );
-
     // Back: adopted with the users it runs, and the fleet returns to two each.
     eventually(
         "the worker re-attaches and the users are spread again",
         Duration::from_secs(30),
         || async {
-            let s = stats(web).await?;
+            let s = stats(p.web).await?;
             (users_per_worker(&s) == [2, 2] && s["user_count"] == 4).then_some(())
         },
     )
     .await;
-    let (code, _) = http_get(web, "/stop")
-        .await
-        .expect("the master answers /stop");
-    assert_eq!(code, 200);
-    let out = m.finish().await;
-    out.expect_code(0);
-    inside.finish().await.expect_code(0);
-    outside.finish().await.expect_code(0);
-    let log = out.stderr();
-    assert!(log.contains("missed 3 heartbeats"), "{log}");
-
     // Every request the target saw is in the master's totals, once: the reports of the
     // partition were kept by the worker and sent when it came back.
-    let csv = dir.path().join("run_stats.csv");
-    assert_eq!(csv_count(&csv, "read-a"), target.count("GET", "/a"));
-    assert_eq!(csv_count(&csv, "/b"), target.count("POST", "/b"));
-    assert_eq!(csv_count(&csv, "Aggregated"), target.total());
-    eprintln!(
-        "partition: {during} requests from the cut-off worker during the cut, {} in all, {} counted",
-        target.total(),
-        csv_count(&csv, "Aggregated")
-    );
+    let log = p.stop_and_check_totals().await;
+    assert!(log.contains("missed 3 heartbeats"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_shorter_than_the_liveness_moves_no_user_and_loses_no_report() {
+    let p = Partitioned::start(&["--heartbeat-liveness", "30"]).await;
+    p.net.cut();
+    let cut_at = Instant::now();
+    let at_cut = p.inside_requests();
+    let counted_at_cut = stats(p.web).await.map_or(0, |s| aggregated(&s));
+    tokio::time::sleep_until(cut_at + PARTITION).await;
+    // Nothing moved: the master still counts the silent worker with its two users.
+    let s = stats(p.web).await.expect("stats");
+    assert_eq!(users_per_worker(&s), [2, 2], "{s}");
+    let during = p.inside_requests() - at_cut;
+    p.net.heal();
+    assert!(during > 100, "{during} requests during the partition");
+    // The same session carries on once TCP delivers again, with the reports held up meanwhile.
+    eventually(
+        "the reports from the partition arrive",
+        Duration::from_secs(30),
+        || async {
+            let s = stats(p.web).await?;
+            (aggregated(&s) >= counted_at_cut + during).then_some(())
+        },
+    )
+    .await;
+    let log = p.stop_and_check_totals().await;
+    assert!(!log.contains("lost"), "{log}");
+}
+
+/// The Aggregated request count of a `/stats/requests` document.
+fn aggregated(s: &Value) -> u64 {
+    s["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
+        .and_then(|r| r["num_requests"].as_u64())
+        .unwrap_or(0)
 }
 
 /// The row of `name` in a failures CSV: method, name, error, occurrences.
