@@ -1,5 +1,7 @@
 //! End-to-end test kit: a real HTTP target on 127.0.0.1 that counts what it receives, and the
-//! real `hatchery` binary run as a child process.
+//! real `hatchery` binary run as a child process. [`faults`] holds what the fault tests inject:
+//! a network namespace whose link to the master can be cut, targets that stall or reset, a small
+//! tmpfs to fill.
 //!
 //! ```no_run
 //! # async fn f() {
