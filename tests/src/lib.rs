@@ -355,6 +355,55 @@ impl Running {
     }
 }
 
+/// A headless master process and its ports.
+#[derive(Debug)]
+pub struct Master {
+    pub process: Running,
+    /// The workers' port (Locust's 5557).
+    pub grpc: u16,
+    /// The HTTP API's port, on 127.0.0.1.
+    pub web: u16,
+}
+
+/// Starts a headless master of `plan` against `host`: the workers' port on `grpc_host`, the API
+/// on 127.0.0.1, on the given (workers, web) ports, with extra flags and environment.
+pub fn headless_master(
+    grpc_host: &str,
+    (grpc, web): (u16, u16),
+    plan: &Path,
+    host: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Master {
+    let (g, w) = (grpc.to_string(), web.to_string());
+    let mut args = vec![
+        "-f",
+        plan.to_str().expect("a UTF-8 plan path"),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        grpc_host,
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        host,
+    ];
+    args.extend_from_slice(extra);
+    let mut run = hatchery(&args);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    Master {
+        process: run.spawn(),
+        grpc,
+        web,
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released, so another test could take it first;
 /// good enough for tests that start their servers at once).
 pub fn free_port() -> u16 {

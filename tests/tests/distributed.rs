@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use hatchery_e2e::{eventually, free_port, hatchery, http_get, read_csv, Running, Target, TempDir};
+use hatchery_e2e::{
+    eventually, free_port, hatchery, headless_master, http_get, read_csv, Master, Running, Target,
+    TempDir,
+};
 use serde_json::Value;
 
 const PLAN: &str = "users:
@@ -19,51 +22,19 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-struct Master {
-    process: Running,
-    grpc: u16,
-    web: u16,
-}
-
 fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
     master_on((free_port(), free_port()), plan, target, extra, &[])
 }
 
 /// A headless master on the given (workers, web) ports, with extra flags and environment.
 fn master_on(
-    (grpc, web): (u16, u16),
+    ports: (u16, u16),
     plan: &std::path::Path,
     target: &Target,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Master {
-    let (g, w, url) = (grpc.to_string(), web.to_string(), target.url());
-    let mut args = vec![
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        &url,
-    ];
-    args.extend_from_slice(extra);
-    let mut run = hatchery(&args);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    Master {
-        process: run.spawn(),
-        grpc,
-        web,
-    }
+    headless_master("127.0.0.1", ports, plan, &target.url(), extra, env)
 }
 
 fn worker(grpc: u16, extra: &[&str]) -> Running {

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns, Tmpfs};
-use hatchery_e2e::{eventually, free_port, hatchery, http_get, read_csv, Running, Target, TempDir};
+use hatchery_e2e::{
+    eventually, free_port, hatchery, headless_master, http_get, read_csv, Running, Target, TempDir,
+};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -48,30 +50,6 @@ fn csv_count(path: &Path, name: &str) -> u64 {
         .expect("a count")
 }
 
-/// A headless master with its workers' port on `grpc_host`, its API on 127.0.0.1.
-fn master(grpc_host: &str, plan: &Path, host: &str, extra: &[&str]) -> (Running, u16, u16) {
-    let (grpc, web) = (free_port(), free_port());
-    let (g, w) = (grpc.to_string(), web.to_string());
-    let mut args = vec![
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        grpc_host,
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        host,
-    ];
-    args.extend_from_slice(extra);
-    (hatchery(&args).spawn(), grpc, web)
-}
-
 /// How long the partition tests cut the master link.
 const PARTITION: Duration = Duration::from_secs(10);
 
@@ -110,7 +88,9 @@ impl Partitioned {
             prefix.to_str().unwrap(),
         ];
         flags.extend_from_slice(extra);
-        let (master, grpc, web) = self::master(&master_ip, &plan, &target.url(), &flags);
+        let ports = (free_port(), free_port());
+        let m = headless_master(&master_ip, ports, &plan, &target.url(), &flags, &[]);
+        let (master, grpc, web) = (m.process, m.grpc, m.web);
         let port = grpc.to_string();
         let worker_args = [
             "--worker",
@@ -228,7 +208,8 @@ async fn a_partition_shorter_than_the_liveness_moves_no_user_and_loses_no_report
     let during = p.inside_requests() - at_cut;
     p.net.heal();
     assert!(during > 100, "{during} requests during the partition");
-    // The same session carries on once TCP delivers again, with the reports held up meanwhile.
+    // The same session carries on once TCP delivers again (at its next retransmission, which
+    // backs off: from a moment to some 15 s after the heal), with the reports held up meanwhile.
     eventually(
         "the reports from the partition arrive",
         Duration::from_secs(30),
@@ -396,7 +377,9 @@ async fn sigterm_to_a_master_stops_its_workers_users_collects_their_reports_and_
         html.to_str().unwrap(),
         "--json",
     ];
-    let (m, grpc, web) = master("127.0.0.1", &plan, &target.url(), &flags);
+    let ports = (free_port(), free_port());
+    let m = headless_master("127.0.0.1", ports, &plan, &target.url(), &flags, &[]);
+    let (m, grpc, web) = (m.process, m.grpc, m.web);
     let workers: Vec<Running> = (0..2)
         .map(|_| hatchery(&["--worker", "--master-port", &grpc.to_string()]).spawn())
         .collect();
