@@ -70,11 +70,14 @@ impl Console {
             let _ = writeln!(self.out, "{}", thresholds::verdict_table(&verdicts));
         }
         let mut code = exit::OK;
+        // Every output is tried, so a full disk that fails one file still gets the others.
+        let mut lost_output = false;
         if let Some(csv) = &mut self.csv {
             let history = csv.append_history(stats, &outcome.window, 0, now);
-            if let Err(e) = history.and_then(|()| csv.write_snapshot(stats, now, secs)) {
+            let snapshot = csv.write_snapshot(stats, now, secs);
+            for e in [history.err(), snapshot.err()].into_iter().flatten() {
                 eprintln!("error: {e}");
-                code = exit::FAILED;
+                lost_output = true;
             }
         }
         if let Some(path) = &args.html {
@@ -85,7 +88,7 @@ impl Console {
                     "error: cannot write the HTML report {}: {e}",
                     path.display()
                 );
-                code = exit::FAILED;
+                lost_output = true;
             }
         }
         if args.json {
@@ -103,6 +106,10 @@ impl Console {
             code = args.exit_code_on_error;
         }
         if verdicts.iter().any(|v| !v.passed) && code == exit::OK {
+            code = exit::FAILED;
+        }
+        // A lost output is never hidden, not even by --exit-code-on-error 0.
+        if lost_output && code == exit::OK {
             code = exit::FAILED;
         }
         code

@@ -259,7 +259,9 @@ impl Coordinator {
                             return "the run has ended".to_string();
                         }
                     }
-                    None => return "the run has ended".to_string(),
+                    // The run let go of this session: it gave the worker up (silent past the
+                    // liveness), or a newer session of the same worker replaced it.
+                    None => return "the master gave this session up".to_string(),
                 },
                 _ = beat.tick() => {
                     let hb = master_message::Kind::MasterHeartbeat(proto::Heartbeat::default());

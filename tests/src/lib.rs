@@ -1,5 +1,7 @@
 //! End-to-end test kit: a real HTTP target on 127.0.0.1 that counts what it receives, and the
-//! real `hatchery` binary run as a child process.
+//! real `hatchery` binary run as a child process. [`faults`] holds what the fault tests inject:
+//! a network namespace whose link to the master can be cut, targets that stall or reset, a small
+//! tmpfs to fill.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -9,9 +11,11 @@
 //! # drop(out); }
 //! ```
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
@@ -31,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 /// An HTTP/1.1 server on 127.0.0.1:0 counting requests per "METHOD path" (and per
-/// "authorization VALUE" when that header is sent).
+/// "authorization VALUE" when that header is sent), and per client address.
 ///
 /// Paths starting with `/status/NNN` answer with that status; `/sleep/MS` answers after MS
 /// milliseconds (at most 10 s); `/json/...` answers `{"token":"t-1","ok":true}`; everything
@@ -40,6 +44,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct Target {
     pub addr: SocketAddr,
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, u64>>>,
     task: JoinHandle<()>,
     tls: bool,
 }
@@ -64,7 +69,12 @@ pub fn fixture(name: &str) -> PathBuf {
 
 impl Target {
     pub async fn start() -> Target {
-        Target::serve(None).await
+        Target::serve(Ipv4Addr::LOCALHOST.into(), None).await
+    }
+
+    /// The same target on another local address (one end of a veth pair a test made).
+    pub async fn start_on(ip: IpAddr) -> Target {
+        Target::serve(ip, None).await
     }
 
     /// The same target over TLS, with the certificate in tests/fixtures (signed by
@@ -85,23 +95,28 @@ impl Target {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("server config");
-        Target::serve(Some(TlsAcceptor::from(Arc::new(config)))).await
+        Target::serve(
+            Ipv4Addr::LOCALHOST.into(),
+            Some(TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
     }
 
-    async fn serve(tls: Option<TlsAcceptor>) -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0")
+    async fn serve(ip: IpAddr, tls: Option<TlsAcceptor>) -> Target {
+        let listener = TcpListener::bind((ip, 0))
             .await
-            .expect("bind loopback");
+            .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-        let c = counts.clone();
+        let peers: Arc<Mutex<HashMap<IpAddr, u64>>> = Arc::default();
+        let (c, p) = (counts.clone(), peers.clone());
         let tls_enabled = tls.is_some();
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let c = c.clone();
+            while let Ok((stream, peer)) = listener.accept().await {
+                let (c, p) = (c.clone(), p.clone());
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(c.clone(), req));
+                    let svc = service_fn(move |req| answer(c.clone(), p.clone(), peer.ip(), req));
                     let http = http1::Builder::new();
                     let _ = match tls {
                         Some(tls) => match tls.accept(stream).await {
@@ -116,6 +131,7 @@ impl Target {
         Target {
             addr,
             counts,
+            peers,
             task,
             tls: tls_enabled,
         }
@@ -142,6 +158,22 @@ impl Target {
     pub fn counts(&self) -> HashMap<String, u64> {
         self.counts.lock().expect("counts lock").clone()
     }
+
+    /// Every request received, whatever its path (the `authorization` tallies aside).
+    pub fn total(&self) -> u64 {
+        let counts = self.counts.lock().expect("counts lock");
+        counts
+            .iter()
+            .filter(|(k, _)| !k.starts_with("authorization "))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Requests received from the client address `ip`.
+    pub fn count_from(&self, ip: IpAddr) -> u64 {
+        let peers = self.peers.lock().expect("peers lock");
+        peers.get(&ip).copied().unwrap_or(0)
+    }
 }
 
 impl Drop for Target {
@@ -152,6 +184,8 @@ impl Drop for Target {
 
 async fn answer(
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, u64>>>,
+    peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let key = format!("{} {}", req.method(), req.uri().path());
@@ -168,6 +202,7 @@ async fn answer(
         if let Some(auth) = auth {
             *counts.entry(auth).or_default() += 1;
         }
+        *peers.lock().expect("peers lock").entry(peer).or_default() += 1;
     }
     let (status, body): (StatusCode, &'static str) =
         if let Some(code) = path.strip_prefix("/status/") {
@@ -249,7 +284,11 @@ pub struct Run {
 
 /// Starts describing a run of the real binary with these arguments.
 pub fn hatchery(args: &[&str]) -> Run {
-    let mut cmd = tokio::process::Command::new(binary());
+    run_of(tokio::process::Command::new(binary()), args)
+}
+
+/// A run of `cmd` (the binary itself, or a wrapper that execs it) with these arguments.
+fn run_of(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
     cmd.args(args).kill_on_drop(true);
     // The tests' environment must not leak settings into the child.
     for (k, _) in std::env::vars_os() {
@@ -309,6 +348,15 @@ impl Running {
         }
     }
 
+    /// SIGTERM, as `kill` and Kubernetes send it.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.pid());
+    }
+
     /// Waits for the exit (bounded) and collects the output.
     pub async fn finish(mut self) -> Finished {
         let child = self.0.take().expect("running");
@@ -317,6 +365,55 @@ impl Running {
             .expect("hatchery did not finish within 60 s")
             .expect("wait for hatchery");
         Finished(out)
+    }
+}
+
+/// A headless master process and its ports.
+#[derive(Debug)]
+pub struct Master {
+    pub process: Running,
+    /// The workers' port (Locust's 5557).
+    pub grpc: u16,
+    /// The HTTP API's port, on 127.0.0.1.
+    pub web: u16,
+}
+
+/// Starts a headless master of `plan` against `host`: the workers' port on `grpc_host`, the API
+/// on 127.0.0.1, on the given (workers, web) ports, with extra flags and environment.
+pub fn headless_master(
+    grpc_host: &str,
+    (grpc, web): (u16, u16),
+    plan: &Path,
+    host: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Master {
+    let (g, w) = (grpc.to_string(), web.to_string());
+    let mut args = vec![
+        "-f",
+        plan.to_str().expect("a UTF-8 plan path"),
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        grpc_host,
+        "--master-bind-port",
+        &g,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        &w,
+        "-H",
+        host,
+    ];
+    args.extend_from_slice(extra);
+    let mut run = hatchery(&args);
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    Master {
+        process: run.spawn(),
+        grpc,
+        web,
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use hatchery_e2e::{eventually, free_port, hatchery, http_get, read_csv, Running, Target, TempDir};
+use hatchery_e2e::{
+    eventually, free_port, hatchery, headless_master, http_get, read_csv, Master, Running, Target,
+    TempDir,
+};
 use serde_json::Value;
 
 const PLAN: &str = "users:
@@ -19,51 +22,19 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-struct Master {
-    process: Running,
-    grpc: u16,
-    web: u16,
-}
-
 fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
     master_on((free_port(), free_port()), plan, target, extra, &[])
 }
 
 /// A headless master on the given (workers, web) ports, with extra flags and environment.
 fn master_on(
-    (grpc, web): (u16, u16),
+    ports: (u16, u16),
     plan: &std::path::Path,
     target: &Target,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Master {
-    let (g, w, url) = (grpc.to_string(), web.to_string(), target.url());
-    let mut args = vec![
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        &url,
-    ];
-    args.extend_from_slice(extra);
-    let mut run = hatchery(&args);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    Master {
-        process: run.spawn(),
-        grpc,
-        web,
-    }
+    headless_master("127.0.0.1", ports, plan, &target.url(), extra, env)
 }
 
 fn worker(grpc: u16, extra: &[&str]) -> Running {
@@ -230,23 +201,42 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     let target = Target::start().await;
     let dir = TempDir::new("kill");
     let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
     let m = master(
         &plan,
         &target,
-        &["-u", "6", "-r", "50", "-t", "60s", "--expect-workers", "2"],
+        &[
+            "-u",
+            "6",
+            "-r",
+            "50",
+            "-t",
+            "60s",
+            "-s",
+            "5s",
+            "--expect-workers",
+            "2",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
     );
     let mut a = worker(m.grpc, &[]);
-    let _b = worker(m.grpc, &[]);
+    let b = worker(m.grpc, &[]);
     eventually(
         "six users on two workers",
         Duration::from_secs(20),
         || async {
             let s = stats(m.web).await?;
-            (s["user_count"] == 6 && s["worker_count"] == 2).then_some(())
+            (s["user_count"] == 6 && s["worker_count"] == 2 && aggregated(&s) > 0).then_some(())
         },
     )
     .await;
+    // What the master had counted just before the kill: the killed worker can only lose what
+    // the target saw beyond that (its last second, unreported), plus the requests its three
+    // users had in flight (the target may count those a moment after the kill).
+    let counted_before = aggregated(&stats(m.web).await.expect("stats"));
     a.kill().await;
+    let could_lose = target.total() - counted_before + 3;
     let s = eventually(
         "the survivor runs all six users",
         Duration::from_secs(20),
@@ -257,7 +247,7 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     )
     .await;
     assert_eq!(s["workers"][0]["user_count"], 6);
-    let _c = worker(m.grpc, &[]);
+    let c = worker(m.grpc, &[]);
     let s = eventually(
         "the late worker gets half",
         Duration::from_secs(20),
@@ -274,7 +264,37 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     )
     .await;
     assert_eq!(s["user_count"], 6);
-    drop(m);
+    assert_eq!(http_get(m.web, "/stop").await.map(|r| r.0), Some(200));
+    let out = m.process.finish().await;
+    out.expect_code(0);
+    b.finish().await.expect_code(0);
+    c.finish().await.expect_code(0);
+    // Nothing is counted twice, and what is missing is at most what the killed worker had not
+    // reported when it died.
+    let rows = read_csv(&dir.path().join("run_stats.csv"));
+    let counted: u64 = rows
+        .iter()
+        .find(|r| r[1] == "Aggregated")
+        .expect("Aggregated")[2]
+        .parse()
+        .unwrap();
+    let seen = target.total();
+    assert!(counted <= seen, "counted {counted} of {seen} requests");
+    assert!(
+        seen - counted <= could_lose,
+        "lost {} requests; the killed worker could lose at most {could_lose}",
+        seen - counted,
+    );
+    eprintln!("kill -9: {seen} requests seen, {counted} counted, at most {could_lose} lost");
+}
+
+/// The Aggregated request count of a `/stats/requests` document.
+fn aggregated(s: &Value) -> u64 {
+    s["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
+        .and_then(|r| r["num_requests"].as_u64())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,10 @@ pub enum Error {
     /// keep-alive connection, the server's idle close raced the request.
     #[error("connection closed before the response")]
     ClosedBeforeResponse,
+    /// The same race when the server's close came as a reset (or the write hit a broken pipe);
+    /// the failure message names it.
+    #[error("connection reset before the response: {0}")]
+    ResetBeforeResponse(io::Error),
     #[error("connection closed in the middle of the response")]
     ClosedEarly,
     #[error("invalid response: {0}")]
@@ -311,8 +315,19 @@ fn stale_or_io(e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => Error::ClosedBeforeResponse,
+        | io::ErrorKind::ConnectionAborted => Error::ResetBeforeResponse(e),
         _ => Error::Io(e),
+    }
+}
+
+impl Error {
+    /// The server closed (or reset) the connection before answering: on a reused keep-alive
+    /// connection, a race with its idle close, worth one retry on a new connection.
+    pub fn is_stale(&self) -> bool {
+        matches!(
+            self,
+            Error::ClosedBeforeResponse | Error::ResetBeforeResponse(_)
+        )
     }
 }
 
@@ -591,7 +606,7 @@ mod tests {
         let mut conn = serve(vec![], 1);
         assert!(matches!(
             conn.exchange(GET, all()).await,
-            Err(Error::ClosedBeforeResponse | Error::Io(_))
+            Err(Error::ClosedBeforeResponse | Error::ResetBeforeResponse(_) | Error::Io(_))
         ));
         let short: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
         let mut conn = serve(vec![short], 1000);

@@ -483,7 +483,7 @@ async fn exchange(
                     response,
                 };
             }
-            Err(h1::Error::ClosedBeforeResponse) if used && !retried => retried = true,
+            Err(e) if e.is_stale() && used && !retried => retried = true,
             Err(e) => {
                 pool.discard(origin);
                 return Outcome::failed(0, e.to_string());

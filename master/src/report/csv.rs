@@ -277,13 +277,18 @@ impl CsvWriter {
         ));
         let first = !self.history_started;
         let written = create_parent(&path).and_then(|()| {
-            OpenOptions::new()
+            let mut file = OpenOptions::new()
                 .create(true)
                 .write(true)
                 .truncate(first)
                 .append(!first)
-                .open(&path)?
-                .write_all(text.as_bytes())
+                .open(&path)?;
+            let before = file.metadata()?.len();
+            file.write_all(text.as_bytes()).inspect_err(|_| {
+                // A full disk takes part of the rows: cut them off, so the file holds whole
+                // rows only and the next append starts on a row of its own.
+                let _ = file.set_len(before);
+            })
         });
         written.map_err(|error| Error::Write { path, error })?;
         self.history_started = true;

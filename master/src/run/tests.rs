@@ -541,3 +541,120 @@ async fn autoquit_returns_after_the_test_ends() {
         "{took:?}"
     );
 }
+
+/// A worker that takes its assignments for `quiet_after`, falls silent for `silence` (a
+/// partition: its users go on), then comes back on a new session with the users it runs and
+/// the report it kept (`kept` requests). Returns the assignments of the second session.
+async fn partitioned_worker(
+    id: &str,
+    events: mpsc::Sender<FleetEvent>,
+    quiet_after: Duration,
+    silence: Duration,
+    kept: u64,
+) -> Vec<Vec<u32>> {
+    let (tx, mut rx) = mpsc::channel(64);
+    let joined = FleetEvent::Joined {
+        id: id.to_string(),
+        session: 1,
+        tx,
+        running: Vec::new(),
+    };
+    events.send(joined).await.unwrap();
+    let mut users = vec![0, 0];
+    let quiet_at = Instant::now() + quiet_after;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(quiet_at, rx.recv()).await {
+        if let ToWorker::Assign(a) = msg {
+            users = a.users;
+        }
+    }
+    tokio::time::sleep(silence).await;
+    let (tx, mut rx) = mpsc::channel(64);
+    let joined = FleetEvent::Joined {
+        id: id.to_string(),
+        session: 2,
+        tx,
+        running: users.clone(),
+    };
+    events.send(joined).await.unwrap();
+    let report = Report {
+        seq: 1,
+        users: users.clone(),
+        stats: stats_with(kept),
+    };
+    let msg = FromWorker::Report(Box::new(report));
+    let id = id.to_string();
+    let send = |msg| {
+        events.send(FleetEvent::Message {
+            id: id.clone(),
+            msg,
+        })
+    };
+    send(msg).await.unwrap();
+    let mut seen = Vec::new();
+    let mut beat = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(ToWorker::Assign(a)) => {
+                    users = a.users.clone();
+                    seen.push(a.users);
+                }
+                Some(ToWorker::Stop { .. }) => {
+                    let _ = send(FromWorker::Stopped).await;
+                }
+                Some(ToWorker::Quit) | None => break,
+                Some(_) => {}
+            },
+            _ = beat.tick() => {
+                let hb = Heartbeat { users: users.clone(), cpu_percent: 1.0, memory_bytes: 1 };
+                let _ = send(FromWorker::Heartbeat(hb)).await;
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_back_from_a_partition_keeps_its_users_its_kept_report_counts_and_the_excess_stops(
+) {
+    let w = wires();
+    let mut cfg = config(4, 100.0, Duration::from_secs(20));
+    cfg.expect_workers = 2;
+    cfg.end_without_workers = false;
+    let a = tokio::spawn(fake_worker("a", w.events.clone(), ALIVE));
+    let c = tokio::spawn(partitioned_worker(
+        "c",
+        w.events.clone(),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        7,
+    ));
+    let mut quiet = Quiet::default();
+    let outcome = run(cfg, w.inbox, &mut quiet, std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let c_events: Vec<&str> = quiet
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WorkerLeft { id, .. } if id == "c" => Some("left"),
+            Event::WorkerJoined { id, .. } if id == "c" => Some("joined"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        c_events,
+        ["joined", "left", "joined"],
+        "given up, then back"
+    );
+    // Back with its two users, taken as they are (a worker taken as new would be sent one user,
+    // then two), and the two started on `a` meanwhile stop.
+    let again = c.await.unwrap();
+    assert!(
+        again.iter().all(|u| u.iter().sum::<u32>() == 2),
+        "{again:?}"
+    );
+    let a_last = a.await.unwrap().last().unwrap().1.clone();
+    assert_eq!(a_last.iter().sum::<u32>(), 2, "{a_last:?}");
+    // The report it kept through the silence is counted.
+    assert_eq!(outcome.stats.total().num_requests, 7);
+}
