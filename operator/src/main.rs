@@ -83,6 +83,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Ready (for /readyz) only once the API server has answered.
+    match client.apiserver_version().await {
+        Ok(v) => tracing::info!("Kubernetes API server {}.{}", v.major, v.minor),
+        Err(e) => {
+            eprintln!("error: the Kubernetes API server does not answer: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if namespaces.is_empty() {
         tracing::info!("hatchery-operator watching LoadTests in every namespace");
     } else {
