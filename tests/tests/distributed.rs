@@ -308,8 +308,10 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
         &["-u", "4", "-r", "100", "-t", "60s", "--expect-workers", "2"],
     );
     let (grpc, web) = (first.grpc, first.web);
+    // The workers wait for the new master far longer than this test needs: once, on a machine
+    // busy with four builds, a worker ran out of a 30 s budget (not reproduced since).
     let workers: Vec<Running> = (0..2)
-        .map(|_| worker(grpc, &["--master-timeout", "30s"]))
+        .map(|_| worker(grpc, &["--master-timeout", "120s"]))
         .collect();
     eventually("four users running", Duration::from_secs(20), || async {
         let s = stats(web).await?;
