@@ -622,12 +622,48 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
             ));
         }
     }
+    check_master_api_stays_readable(lt)?;
     for (field, tags) in [("tags", &spec.tags), ("excludeTags", &spec.exclude_tags)] {
         if let Some(t) = tags.iter().find(|t| t.is_empty() || t.contains(',')) {
             return Err(invalid(
                 field,
                 format!("{t:?} is not a tag (empty or with a comma)"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Flags (and their variables) that would close the master's API to the operator, which reads
+/// `/stats/requests` over plain HTTP on 8089 at `/` through the API server's pod proxy.
+const CLOSES_THE_API: [(&str, &str); 4] = [
+    ("--web-auth", "HATCHERY_WEB_AUTH"),
+    ("--tls-cert", "HATCHERY_TLS_CERT"),
+    ("--tls-key", "HATCHERY_TLS_KEY"),
+    ("--web-base-path", "HATCHERY_WEB_BASE_PATH"),
+];
+
+/// Refuses a spec whose master would lock the operator out (it would wait for numbers that
+/// never come, and fail on the gate timeout with a misleading reason).
+fn check_master_api_stays_readable(lt: &LoadTest) -> Result<(), Error> {
+    let spec = &lt.spec;
+    let why = "the operator reads the master's API over plain HTTP through the pod proxy, so this \
+               is not supported under the operator; keep 8089 private with a NetworkPolicy \
+               (docs/security.md)";
+    for (field, args) in [
+        ("extraArgs", &spec.extra_args),
+        ("master.extraArgs", &spec.master.extra_args),
+    ] {
+        for arg in args {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            if let Some((f, _)) = CLOSES_THE_API.iter().find(|(f, _)| *f == flag) {
+                return Err(invalid(field, format!("{f}: {why}")));
+            }
+        }
+    }
+    for var in &spec.master.env {
+        if let Some((_, v)) = CLOSES_THE_API.iter().find(|(_, v)| *v == var.name) {
+            return Err(invalid("master.env", format!("{v}: {why}")));
         }
     }
     Ok(())

@@ -556,3 +556,33 @@ fn spawn_rate_host_and_tags_are_checked() {
     lt.spec.tags = strings(&["a,b"]);
     assert!(error(lt).to_string().starts_with("spec.tags:"));
 }
+
+#[test]
+fn master_flags_that_would_lock_the_operator_out_of_its_api_are_refused() {
+    let mut lt = LoadTest::test();
+    lt.spec.master.extra_args = strings(&["--web-auth=admin:secret"]);
+    let e = error(lt).to_string();
+    assert!(e.starts_with("spec.master.extraArgs: --web-auth: "), "{e}");
+    assert!(e.contains("pod proxy"), "{e}");
+    let mut lt = LoadTest::test();
+    lt.spec.extra_args = strings(&["--tls-cert", "/certs/tls.crt"]);
+    assert!(error(lt)
+        .to_string()
+        .starts_with("spec.extraArgs: --tls-cert: "));
+    let mut lt = LoadTest::test();
+    lt.spec.master.env = vec![EnvVar {
+        name: "HATCHERY_WEB_BASE_PATH".to_string(),
+        value: Some("/lt".to_string()),
+        value_from: None,
+    }];
+    let e = error(lt).to_string();
+    assert!(
+        e.starts_with("spec.master.env: HATCHERY_WEB_BASE_PATH: "),
+        "{e}"
+    );
+    // Workers may take what they like, and harmless master flags pass.
+    let mut lt = LoadTest::test();
+    lt.spec.worker.extra_args = strings(&["--web-auth", "x:y"]);
+    lt.spec.master.extra_args = strings(&["--reset-stats"]);
+    assert!(Blueprint::new(&lt).is_ok());
+}
