@@ -160,6 +160,16 @@ until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl -n "$ns" ge
 log "gate timeout: $(k get lt nogate -o jsonpath='{.status.verdict}')"
 until_ok "a Warning event says why" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
 
+# A master that would lock the operator out of its API: refused at once, nothing created.
+sed -e 's|name: quickstart|name: locked|' -e 's|^  master:|  master:\n    extraArgs: ["--web-auth", "admin:secret"]|' \
+  "$work/lt.yaml" > "$work/locked.yaml"
+k apply -f "$work/locked.yaml" >/dev/null
+until_ok "a spec with --web-auth on the master fails as invalid" 60 bash -c '[ "$(kubectl -n "$ns" get lt locked -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
+k get lt locked -o jsonpath='{.status.conditions[?(@.type=="SpecValid")].message}' | grep -q -- '--web-auth' \
+  || fail "the SpecValid condition does not name --web-auth"
+[ -z "$(k get deploy,sts -l hatchery.io/loadtest=locked -o name)" ] || fail "an invalid LoadTest got children"
+log "a master flag that would lock the operator out is refused: $(k get lt locked -o jsonpath='{.status.verdict}')"
+
 # The chart with watchNamespaces: nothing cluster-wide, a Role in this namespace only, and an
 # operator that watches just this namespace. It runs a test through.
 kc delete clusterrolebinding,clusterrole hatchery-operator >/dev/null
@@ -173,7 +183,7 @@ k apply -f "$work/scoped-lt.yaml" >/dev/null
 until_ok "the namespaced operator runs a test to Succeeded" 120 bash -c '[ "$(kubectl -n "$ns" get lt scoped -o jsonpath={.status.phase} 2>/dev/null)" = Succeeded ]'
 log "watchNamespaces: with a Role in the namespace only, a LoadTest ran to Succeeded"
 
-k delete lt quickstart nogate scoped --wait=true --timeout=90s >/dev/null
+k delete lt quickstart nogate scoped locked --wait=true --timeout=90s >/dev/null
 until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm,secret --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped"'
 log "ALL OK: children gone with their LoadTests"
 kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
