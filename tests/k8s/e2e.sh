@@ -61,7 +61,7 @@ tag="$ns"
 for image in hatchery hatchery-operator; do
   podman tag "localhost/$image:$version" "localhost/$image:$tag"
   podman save -q --format docker-archive -o "$work/$image.tar" "localhost/$image:$tag"
-  podman untag "localhost/$image:$tag" >/dev/null
+  podman untag "localhost/$image:$tag" "localhost/$image:$tag" >/dev/null   # only this name
 done
 log "images built with podman: $(for i in hatchery hatchery-operator; do printf '%s %s MiB  ' $i $(( $(stat -c %s "$work/$i.tar") / 1048576 )); done)"
 
