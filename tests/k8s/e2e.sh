@@ -39,6 +39,10 @@ dump() {
 }
 cleanup() {
   [ -n "$forward_pid" ] && kill "$forward_pid" 2>/dev/null || true
+  # This run's images go, so the cluster's image store does not grow run after run.
+  for image in hatchery hatchery-operator; do
+    ctr -a /run/containerd/containerd.sock -n k8s.io images rm "localhost/$image:${tag:-none}" >/dev/null 2>&1 || true
+  done
   bash "$here/cluster.sh" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -65,7 +69,8 @@ for image in hatchery hatchery-operator; do
 done
 log "images built with podman: $(for i in hatchery hatchery-operator; do printf '%s %s MiB  ' $i $(( $(stat -c %s "$work/$i.tar") / 1048576 )); done)"
 
-export KUBECONFIG=$(bash "$here/cluster.sh" start)
+kubeconfig=$(bash "$here/cluster.sh" start) || fail "the cluster did not start (logs in ${HATCHERY_K8S_STATE:-/tmp/hatchery-k8s}/logs)"
+export KUBECONFIG=$kubeconfig
 log "cluster up"
 bash "$shared/k8s/load-image.sh" "$work/hatchery.tar" "$work/hatchery-operator.tar" >/dev/null
 log "images loaded"
@@ -88,6 +93,8 @@ sed -e "s|image: hatchery:$version|image: localhost/hatchery:$tag|" -e 's|imageP
     "$repo/deploy/examples/demo-target.yaml" | k apply -f - >/dev/null
 until_ok "the operator is available (its /readyz)" 120 k -n hatchery-system wait --for=condition=available deploy/hatchery-operator --timeout=1s
 log "operator running in the cluster as its ServiceAccount, installed from the chart"
+# The target first: a test that starts before its target answers counts refused connections.
+until_ok "the demo target is available" 60 k wait --for=condition=available deploy/demo-target --timeout=1s
 
 sed -e "s|image: hatchery:$version|image: localhost/hatchery:$tag|" -e 's|runTime: 2m|runTime: 15s|' \
     -e 's|ttlSecondsAfterFinished: 600|ttlSecondsAfterFinished: 20|' \
