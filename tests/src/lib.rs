@@ -572,6 +572,43 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The row named `name` (second column) of a Locust CSV (stats or failures).
+pub fn csv_row(path: &Path, name: &str) -> Vec<String> {
+    let rows = read_csv(path);
+    rows.iter()
+        .find(|r| r.get(1).map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in {}: {rows:?}", path.display()))
+        .clone()
+}
+
+/// The "Request Count" of the row named `name` in a stats CSV.
+pub fn csv_count(path: &Path, name: &str) -> u64 {
+    csv_row(path, name)[2].parse().expect("a count")
+}
+
+/// A worker of the master whose workers' port is `grpc` on 127.0.0.1, with extra flags.
+pub fn worker(grpc: u16, extra: &[&str]) -> Run {
+    let port = grpc.to_string();
+    let mut args = vec!["--worker", "--master-port", &port];
+    args.extend_from_slice(extra);
+    hatchery(&args)
+}
+
+/// The master's `/stats/requests` document, or `None` while it does not answer 200.
+pub async fn stats(web: u16) -> Option<serde_json::Value> {
+    let (code, body) = http_get(web, "/stats/requests").await?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+/// The Aggregated request count of a `/stats/requests` document.
+pub fn aggregated(s: &serde_json::Value) -> u64 {
+    s["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
+        .and_then(|r| r["num_requests"].as_u64())
+        .unwrap_or(0)
+}
+
 /// A fresh temporary folder removed on drop.
 #[derive(Debug)]
 pub struct TempDir(pub PathBuf);

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use hatchery_e2e::{
-    eventually, free_port, hatchery, headless_master, http_get, read_csv, Master, Running, Target,
-    TempDir,
+    aggregated, eventually, free_port, hatchery, headless_master, http_get, read_csv, stats,
+    worker, Master, Running, Target, TempDir,
 };
-use serde_json::Value;
 
 const PLAN: &str = "users:
   - name: Reader
@@ -35,18 +34,6 @@ fn master_on(
     env: &[(&str, &str)],
 ) -> Master {
     headless_master("127.0.0.1", ports, plan, &target.url(), extra, env)
-}
-
-fn worker(grpc: u16, extra: &[&str]) -> Running {
-    let port = grpc.to_string();
-    let mut args = vec!["--worker", "--master-port", &port];
-    args.extend_from_slice(extra);
-    hatchery(&args).spawn()
-}
-
-async fn stats(web: u16) -> Option<Value> {
-    let (code, body) = http_get(web, "/stats/requests").await?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +67,7 @@ async fn three_workers_run_exactly_the_weighted_users_and_the_totals_match_the_t
     .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(http_get(m.web, "/healthz").await.unwrap().0, 200);
-    let workers: Vec<Running> = (0..3).map(|_| worker(m.grpc, &[])).collect();
+    let workers: Vec<Running> = (0..3).map(|_| worker(m.grpc, &[]).spawn()).collect();
     eventually(
         "all three workers connected",
         Duration::from_secs(20),
@@ -152,7 +139,7 @@ async fn a_master_whose_workers_never_come_exits_3_after_the_max_wait() {
             "10s",
         ],
     );
-    let _one = worker(m.grpc, &[]);
+    let _one = worker(m.grpc, &[]).spawn();
     let out = m.process.finish().await;
     out.expect_code(3);
     assert!(
@@ -175,6 +162,7 @@ async fn a_worker_with_another_plan_is_refused_and_says_why() {
         &["--expect-workers", "1", "--expect-workers-max-wait", "3s"],
     );
     let refused = worker(m.grpc, &["-f", other.to_str().unwrap()])
+        .spawn()
         .finish()
         .await;
     refused.expect_code(2);
@@ -182,7 +170,7 @@ async fn a_worker_with_another_plan_is_refused_and_says_why() {
     // The master was not affected: it still waits for a worker with the right plan.
     let (code, _) = http_get(m.web, "/readyz").await.expect("master alive");
     assert_eq!(code, 503);
-    let same = worker(m.grpc, &["-f", plan.to_str().unwrap()]);
+    let same = worker(m.grpc, &["-f", plan.to_str().unwrap()]).spawn();
     eventually(
         "the matching worker is accepted",
         Duration::from_secs(20),
@@ -220,8 +208,8 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
             prefix.to_str().unwrap(),
         ],
     );
-    let mut a = worker(m.grpc, &[]);
-    let b = worker(m.grpc, &[]);
+    let mut a = worker(m.grpc, &[]).spawn();
+    let b = worker(m.grpc, &[]).spawn();
     eventually(
         "six users on two workers",
         Duration::from_secs(20),
@@ -247,7 +235,7 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     )
     .await;
     assert_eq!(s["workers"][0]["user_count"], 6);
-    let c = worker(m.grpc, &[]);
+    let c = worker(m.grpc, &[]).spawn();
     let s = eventually(
         "the late worker gets half",
         Duration::from_secs(20),
@@ -288,15 +276,6 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     eprintln!("kill -9: {seen} requests seen, {counted} counted, at most {could_lose} lost");
 }
 
-/// The Aggregated request count of a `/stats/requests` document.
-fn aggregated(s: &Value) -> u64 {
-    s["stats"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
-        .and_then(|r| r["num_requests"].as_u64())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
     let target = Target::start().await;
@@ -311,7 +290,7 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
     // The workers wait for the new master far longer than this test needs: once, on a machine
     // busy with four builds, a worker ran out of a 30 s budget (not reproduced since).
     let workers: Vec<Running> = (0..2)
-        .map(|_| worker(grpc, &["--master-timeout", "120s"]))
+        .map(|_| worker(grpc, &["--master-timeout", "120s"]).spawn())
         .collect();
     eventually("four users running", Duration::from_secs(20), || async {
         let s = stats(web).await?;
@@ -450,7 +429,7 @@ async fn garbage_on_the_worker_port_is_refused_and_the_run_goes_on() {
     // None of that counted as a worker: the gate is still closed, and a real one runs the test.
     let (code, body) = http_get(m.web, "/readyz").await.unwrap();
     assert_eq!(code, 503, "{body}");
-    let w = worker(m.grpc, &[]);
+    let w = worker(m.grpc, &[]).spawn();
     let out = m.process.finish().await;
     out.expect_code(0);
     w.finish().await.expect_code(0);
@@ -476,7 +455,7 @@ async fn processes_starts_that_many_workers_on_one_machine() {
         &target,
         &["-u", "4", "-r", "100", "-t", "1s", "--expect-workers", "2"],
     );
-    let workers = worker(m.grpc, &["--processes", "2"]);
+    let workers = worker(m.grpc, &["--processes", "2"]).spawn();
     m.process.finish().await.expect_code(0);
     workers.finish().await.expect_code(0);
     assert_eq!(
@@ -507,7 +486,7 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     })
     .await;
 
-    let none = worker(grpc, &[]).finish().await;
+    let none = worker(grpc, &[]).spawn().finish().await;
     none.expect_code(2);
     assert!(none.stderr().contains("token"), "{}", none.stderr());
     let wrong = hatchery(&["--worker", "--master-port", &g])
@@ -518,7 +497,7 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     // Refused workers never counted: the gate is still closed.
     assert_eq!(http_get(web, "/readyz").await.unwrap().0, 503);
 
-    let right = worker(grpc, &["--auth-token-file", token_file.to_str().unwrap()]);
+    let right = worker(grpc, &["--auth-token-file", token_file.to_str().unwrap()]).spawn();
     let out = master.finish().await;
     out.expect_code(0);
     right.finish().await.expect_code(0);

@@ -2,12 +2,12 @@
 //! namespaces the test makes; needs root and iproute2), SIGTERM to a master and to a standalone
 //! run, a disk that fills up under the CSV files, targets that stall or reset connections.
 
-use std::path::Path;
 use std::time::Duration;
 
 use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns, Tmpfs};
 use hatchery_e2e::{
-    eventually, free_port, hatchery, headless_master, http_get, read_csv, Running, Target, TempDir,
+    aggregated, csv_count, csv_row, eventually, free_port, hatchery, headless_master, http_get,
+    read_csv, stats, Running, Target, TempDir,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -25,11 +25,6 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-async fn stats(web: u16) -> Option<Value> {
-    let (code, body) = http_get(web, "/stats/requests").await?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
 /// Users per worker, sorted.
 fn users_per_worker(s: &Value) -> Vec<u64> {
     let mut users: Vec<u64> = s["workers"]
@@ -38,16 +33,6 @@ fn users_per_worker(s: &Value) -> Vec<u64> {
         .unwrap_or_default();
     users.sort();
     users
-}
-
-/// The "Request Count" of the row named `name` in a stats CSV.
-fn csv_count(path: &Path, name: &str) -> u64 {
-    let rows = read_csv(path);
-    rows.iter()
-        .find(|r| r.get(1).map(String::as_str) == Some(name))
-        .unwrap_or_else(|| panic!("no row {name} in {}: {rows:?}", path.display()))[2]
-        .parse()
-        .expect("a count")
 }
 
 /// How long the partition tests cut the master link.
@@ -223,24 +208,6 @@ async fn a_partition_shorter_than_the_liveness_moves_no_user_and_loses_no_report
     assert!(!log.contains("lost"), "{log}");
 }
 
-/// The Aggregated request count of a `/stats/requests` document.
-fn aggregated(s: &Value) -> u64 {
-    s["stats"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"))
-        .and_then(|r| r["num_requests"].as_u64())
-        .unwrap_or(0)
-}
-
-/// The row of `name` in a failures CSV: method, name, error, occurrences.
-fn failure_row(path: &Path, name: &str) -> Vec<String> {
-    let rows = read_csv(path);
-    rows.iter()
-        .find(|r| r.get(1).map(String::as_str) == Some(name))
-        .unwrap_or_else(|| panic!("no failure row {name} in {}: {rows:?}", path.display()))
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace() {
     const RUN: Duration = Duration::from_secs(4);
@@ -307,7 +274,7 @@ async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace(
     // Each stalled request ends at its 500 ms timeout, and the user goes on: 2 users make 7
     // or 8 each in 4 s (the last one in flight at the deadline times out within -s); a user
     // held by its first stalled request would make one.
-    let row = failure_row(&failures, "stall");
+    let row = csv_row(&failures, "stall");
     assert_eq!(row[2], "timeout after 500ms", "{row:?}");
     let timeouts: u64 = row[3].parse().unwrap();
     assert!((8..=16).contains(&timeouts), "{timeouts} timeouts");
@@ -315,7 +282,7 @@ async fn stalling_and_resetting_targets_are_failures_and_the_run_keeps_its_pace(
     assert!(stall.accepted() >= timeouts);
 
     // Every reset is a failure naming it, and the users go on (a new connection each time).
-    let row = failure_row(&failures, "reset");
+    let row = csv_row(&failures, "reset");
     assert!(
         row[2].contains("connection reset before the response: Connection reset by peer"),
         "{row:?}"

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hatchery_e2e::{
-    eventually, fixture, free_port, hatchery, http, https, other_ca, read_csv, test_ca, Finished,
-    Running, Target, TempDir,
+    csv_count, eventually, fixture, free_port, hatchery, headless_master, http, https, other_ca,
+    test_ca, worker, Finished, Master, Running, Target, TempDir,
 };
 
 const PLAN: &str = "users:
@@ -21,54 +21,17 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-struct Master {
-    process: Running,
-    grpc: u16,
-    web: u16,
-}
-
 /// A headless master on free loopback ports, with TLS from the fixtures when `tls`.
 fn master(plan: &Path, target: &Target, tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Master {
-    let (grpc, web) = (free_port(), free_port());
-    let (g, w, url) = (grpc.to_string(), web.to_string(), target.url());
     let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
-    let mut args = vec![
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        &url,
-    ];
+    let mut args = Vec::new();
     if tls {
         args.extend(["--tls-cert", cert.to_str().unwrap()]);
         args.extend(["--tls-key", key.to_str().unwrap()]);
     }
     args.extend_from_slice(extra);
-    let mut run = hatchery(&args);
-    for (k, v) in env {
-        run = run.env(k, v);
-    }
-    Master {
-        process: run.spawn(),
-        grpc,
-        web,
-    }
-}
-
-fn worker(grpc: u16, extra: &[&str]) -> hatchery_e2e::Run {
-    let port = grpc.to_string();
-    let mut args = vec!["--worker", "--master-port", &port];
-    args.extend_from_slice(extra);
-    hatchery(&args)
+    let ports = (free_port(), free_port());
+    headless_master("127.0.0.1", ports, plan, &target.url(), &args, env)
 }
 
 fn ca_flag(ca: &Path) -> [&str; 2] {
@@ -82,12 +45,7 @@ async fn get(web: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, Str
 
 /// The stats CSV's request count for `name`.
 fn count(dir: &TempDir, name: &str) -> u64 {
-    let rows = read_csv(&dir.path().join("run_stats.csv"));
-    rows.iter()
-        .find(|r| r[1] == name)
-        .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))[2]
-        .parse()
-        .unwrap()
+    csv_count(&dir.path().join("run_stats.csv"), name)
 }
 
 fn assert_refused(out: &Finished, says: &str) {
