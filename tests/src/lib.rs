@@ -572,6 +572,21 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The distributed and fault tests' plan: Readers and Writers 3:1, each user's `on_start`
+/// announcing it to the target (`/start/reader`, `/start/writer`), then a request every 20 ms.
+pub const READER_WRITER_PLAN: &str = "users:
+  - name: Reader
+    weight: 3
+    wait: {constant: 20ms}
+    on_start: [{get: /start/reader}]
+    tasks: [{get: /a, name: read-a}]
+  - name: Writer
+    weight: 1
+    wait: {constant: 20ms}
+    on_start: [{get: /start/writer}]
+    tasks: [{post: /b}]
+";
+
 /// The row named `name` (second column) of a Locust CSV (stats or failures).
 pub fn csv_row(path: &Path, name: &str) -> Vec<String> {
     let rows = read_csv(path);

@@ -8,18 +8,8 @@ use hatchery_e2e::{
     worker, Master, Running, Target, TempDir,
 };
 
-const PLAN: &str = "users:
-  - name: Reader
-    weight: 3
-    wait: {constant: 20ms}
-    on_start: [{get: /start/reader}]
-    tasks: [{get: /a, name: read-a}]
-  - name: Writer
-    weight: 1
-    wait: {constant: 20ms}
-    on_start: [{get: /start/writer}]
-    tasks: [{post: /b}]
-";
+/// Three Readers to one Writer, each announcing its start on the target.
+const PLAN: &str = hatchery_e2e::READER_WRITER_PLAN;
 
 fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
     master_on((free_port(), free_port()), plan, target, extra, &[])

@@ -12,18 +12,8 @@ use hatchery_e2e::{
 use serde_json::Value;
 use tokio::time::Instant;
 
-const PLAN: &str = "users:
-  - name: Reader
-    weight: 3
-    wait: {constant: 20ms}
-    on_start: [{get: /start/reader}]
-    tasks: [{get: /a, name: read-a}]
-  - name: Writer
-    weight: 1
-    wait: {constant: 20ms}
-    on_start: [{get: /start/writer}]
-    tasks: [{post: /b}]
-";
+/// Three Readers to one Writer, each announcing its start on the target.
+const PLAN: &str = hatchery_e2e::READER_WRITER_PLAN;
 
 /// Users per worker, sorted.
 fn users_per_worker(s: &Value) -> Vec<u64> {
