@@ -3,24 +3,27 @@
 #   localhost/hatchery:VERSION           master, worker, standalone, demo target
 #   localhost/hatchery-operator:VERSION  the Kubernetes operator
 #
-#   deploy/build-images.sh [--profile release|dev] [--save DIR]
+#   deploy/build-images.sh [--profile release|dev] [--save DIR] [--cold]
 #
 # --save writes DIR/hatchery.tar and DIR/hatchery-operator.tar (docker archives) for a cluster
 # without a registry (../shared/k8s/load-image.sh). Needs root for podman (rootful). Installs
 # podman, buildah, runc and debootstrap from apt when missing, and makes the Debian base image
-# with debootstrap when no registry can be reached (cached in $HATCHERY_CACHE).
-set -euo pipefail
+# with debootstrap when no registry can be reached (cached in $HATCHERY_CACHE). --cold makes that
+# base image anew in an empty cache folder, as on a fresh machine (CI runs it so, every time: a
+# warm cache once hid a mirror lookup that failed on a new machine).
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 
-profile=release save=""
+profile=release save="" cold=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?}; shift 2 ;;
     --save) save=${2:?}; shift 2 ;;
-    *) echo "usage: $0 [--profile release|dev] [--save DIR]" >&2; exit 2 ;;
+    --cold) cold=1; shift ;;
+    *) echo "usage: $0 [--profile release|dev] [--save DIR] [--cold]" >&2; exit 2 ;;
   esac
 done
-cache=${HATCHERY_CACHE:-/var/cache/hatchery}
+cache=$HATCHERY_CACHE
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 base=localhost/hatchery-base:bookworm
 log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
@@ -41,11 +44,28 @@ runtime = "runc"
 CONF
 fi
 
+# The first Debian archive in the apt sources, one-line (sources.list, *.list) or deb822
+# (*.sources) style, whichever of those files exist; empty when none names one.
+apt_mirror() {
+  local files=() f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk '$1 == "URIs:" || $1 == "deb" {
+         for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) { print $i; exit }
+       }' "${files[@]}"
+}
+
+if [ "$cold" = 1 ]; then
+  cache=$(mktemp -d)
+  podman image rm -f "$base" >/dev/null 2>&1 || true
+  log "cold: the base image is made anew in the empty cache $cache"
+fi
 if ! podman image exists "$base"; then
   tarball="$cache/debian-bookworm-minbase.tar"
   if [ ! -s "$tarball" ]; then
-    mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \
-      | awk '{print $2}' | head -1)
+    mirror=$(apt_mirror)
     mirror=${mirror:-http://deb.debian.org/debian}
     log "debootstrap bookworm minbase from $mirror (about a minute)"
     rootfs=$(mktemp -d)
@@ -62,7 +82,7 @@ fi
 log "cargo build --profile $profile"
 cargo build --locked --profile "$profile" -p hatchery-cli -p hatchery-operator
 dir=${CARGO_TARGET_DIR:-target}/$([ "$profile" = dev ] && echo debug || echo "$profile")
-context=$(mktemp -d); trap 'rm -rf "$context"' EXIT
+context=$(mktemp -d); trap 'rm -rf "$context"; if [ "$cold" = 1 ]; then rm -rf "$cache"; fi' EXIT
 for bin in hatchery hatchery-operator; do
   strip -o "$context/$bin" "$dir/$bin"
 done

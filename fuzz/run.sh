@@ -15,12 +15,11 @@
 #
 # cargo fuzz passes nightly-only flags (-Z sanitizer=address, -C passes=sancov-module, ...);
 # the stable toolchain accepts them with RUSTC_BOOTSTRAP=1, which is set for this script only.
-set -euo pipefail
-
 runs=${1:-10000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-tools=${HATCHERY_TOOLS:-/var/cache/hatchery/cargo-tools}
-target_dir=${HATCHERY_FUZZ_TARGET:-/var/cache/hatchery/fuzz-target}
+. "$root/.ci/lib.sh"
+tools=${HATCHERY_TOOLS:-$HATCHERY_CACHE/cargo-tools}
+target_dir=${HATCHERY_FUZZ_TARGET:-$HATCHERY_CACHE/fuzz-target}
 cargo_fuzz_version=0.13.2
 export PATH="$tools/bin:$PATH"
 export RUSTC_BOOTSTRAP=1

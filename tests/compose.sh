@@ -6,8 +6,8 @@
 #
 #   tests/compose.sh       (needs root; builds the images unless HATCHERY_SKIP_IMAGES=1;
 #                           HATCHERY_IMAGE_PROFILE=dev builds them from debug binaries)
-set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/.ci/lib.sh"
 log() { printf '[compose %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 project="hatchery-ci-$$"
 workers=3

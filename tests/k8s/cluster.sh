@@ -4,11 +4,11 @@
 #
 #   tests/k8s/cluster.sh start     # ~6 min the first time on a machine, then ~16 s
 #   tests/k8s/cluster.sh stop
-set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../.ci/lib.sh"
 shared=${HATCHERY_SHARED:-$here/../../../shared}
 [ -d "$shared/k8s" ] || { echo "no $shared/k8s: set HATCHERY_SHARED to the shared/ folder" >&2; exit 2; }
-cache=${HATCHERY_K8S_CACHE:-/var/cache/hatchery/k8s}
+cache=${HATCHERY_K8S_CACHE:-$HATCHERY_CACHE/k8s}
 state=${HATCHERY_K8S_STATE:-/tmp/hatchery-k8s}
 case "${1:-}" in
   start)

@@ -12,13 +12,13 @@
 #
 #   tests/k8s/e2e.sh          (needs root, podman, kubectl, curl, jq; HATCHERY_IMAGE_PROFILE=dev
 #                              builds the images from debug binaries, as CI does, to save a build)
-set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$repo/.ci/lib.sh"
 shared=${HATCHERY_SHARED:-$repo/../shared}
 profile=${HATCHERY_IMAGE_PROFILE:-release}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
-python=${HATCHERY_HELM_PYTHON:-/var/cache/hatchery/helm-venv/bin/python}
+python=${HATCHERY_HELM_PYTHON:-$HATCHERY_CACHE/helm-venv/bin/python}
 log() { printf '[k8s-e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 fail() { log "FAIL: $*"; dump; exit 1; }
 # Everything of one run lives in its own namespace, so a cluster restarted on old state starts
@@ -59,7 +59,7 @@ until_ok() {
 }
 
 "$python" "$repo/deploy/render-chart.py" --check >&2 || fail "the chart does not lint, or deploy/operator.yaml is stale"
-HATCHERY_CACHE=${HATCHERY_CACHE:-/var/cache/hatchery} bash "$repo/deploy/build-images.sh" --profile "$profile" >&2
+bash "$repo/deploy/build-images.sh" --profile "$profile" >&2
 # A tag per run: a cluster restarted on old state must not keep running an older binary.
 tag="$ns"
 for image in hatchery hatchery-operator; do
