@@ -272,7 +272,8 @@ pub struct RunArgs {
     )]
     pub tls_ca: Option<PathBuf>,
 
-    /// Worker processes to start on this machine (-1: one per core).
+    /// Worker processes to start on this machine (-1: one per core). With --worker, N workers;
+    /// standalone or with --master, the master and N local workers (Locust's meaning).
     #[arg(
         long,
         env = "HATCHERY_PROCESSES",
@@ -375,6 +376,12 @@ const DEFAULT_CONFIG: &str = "hatchery.conf";
 /// Parses the command line, after merging in the config file. Errors say file, line and what to
 /// do; clap's own errors (and --help/--version) exit through clap.
 pub fn parse(argv: Vec<String>) -> Result<Cli, String> {
+    if crate::processes::is_child() {
+        // The parent wrote every setting on our command line; nothing may turn us into a parent.
+        let mut cli = Cli::parse_from(argv);
+        cli.run.processes = None;
+        return Ok(cli);
+    }
     let explicit = config_path_from(&argv);
     let (path, required) = match explicit {
         Some(p) => (PathBuf::from(p), true),

@@ -6,6 +6,7 @@ mod console;
 mod demo;
 mod master;
 mod probe;
+mod processes;
 mod setup;
 mod standalone;
 mod web;
@@ -76,7 +77,10 @@ fn run(args: &RunArgs) -> i32 {
         return exit::CONFIG;
     };
     match Bundle::load(path) {
-        Ok((bundle, plan)) if args.master && !args.check => master::run(args, bundle, plan),
+        // Standalone with --processes is a master with local workers, as in Locust.
+        Ok((bundle, plan)) if (args.master || args.processes.is_some()) && !args.check => {
+            master::run(args, bundle, plan)
+        }
         Ok((_, plan)) => run_plan(args, plan, &path.display().to_string()),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::args::RunArgs;
 use crate::console::Console;
 use crate::standalone::{run_config, shutdown_signal};
-use crate::{exit, setup};
+use crate::{exit, processes, setup};
 
 /// How long sessions get to deliver the final `Quit` before the servers stop.
 const QUIT_GRACE: Duration = Duration::from_secs(2);
@@ -39,7 +39,22 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         eprintln!("error: --expect-workers must be at least 1");
         return exit::CONFIG;
     }
-    config.expect_workers = args.expect_workers;
+    let local = match args.processes.map(processes::count).transpose() {
+        Ok(n) => n,
+        Err(e) => return setup::config_error(e),
+    };
+    // Standalone with --processes: a master only its own children dial.
+    let standalone = !args.master;
+    let bind_host = if standalone {
+        "127.0.0.1"
+    } else {
+        args.master_bind_host.as_str()
+    };
+    config.expect_workers = match local {
+        Some(n) if standalone => n,
+        Some(n) => args.expect_workers.max(n),
+        None => args.expect_workers,
+    };
     config.expect_workers_max_wait = args.expect_workers_max_wait;
     config.heartbeat_liveness = Some(args.heartbeat_liveness.max(1));
     config.end_without_workers = false;
@@ -51,8 +66,8 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    if !is_loopback(&args.master_bind_host) {
-        let bound = format!("{}:{}", args.master_bind_host, args.master_bind_port);
+    if !is_loopback(bind_host) {
+        let bound = format!("{bind_host}:{}", args.master_bind_port);
         if token.is_none() {
             tracing::warn!(
                 "no worker token: anyone who reaches {bound} can join as a worker; set --auth-token-file or HATCHERY_AUTH_TOKEN on the master and the workers"
@@ -76,8 +91,11 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
     };
     let mut console = Console::new(args);
     let result = runtime.block_on(async {
-        let (workers, workers_addr) =
-            bind(&args.master_bind_host, args.master_bind_port, "workers").await?;
+        let (workers, workers_addr) = bind(bind_host, args.master_bind_port, "workers").await?;
+        let children = match local {
+            Some(n) => Some(local_workers(args, workers_addr, n)?),
+            None => None,
+        };
         let (events, events_rx) = mpsc::channel(1024);
         let (commands, commands_rx) = mpsc::channel(64);
         let (status, status_rx) = watch::channel(Status {
@@ -104,7 +122,12 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
             commands,
             status: status_rx.clone(),
         };
-        let web = crate::web::start(args, handle, web_config.clone()).await?;
+        // A standalone headless run serves no web UI, with or without --processes.
+        let web = if standalone && args.headless {
+            None
+        } else {
+            Some(crate::web::start(args, handle, web_config.clone()).await?)
+        };
         tracing::info!(
             "master: workers connect to {}{}, web UI and API on {}; waiting for {} worker(s)",
             workers_addr,
@@ -113,7 +136,8 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
             } else {
                 ""
             },
-            crate::web::url(web.addr, &web_config),
+            web.as_ref()
+                .map_or("none".to_string(), |w| crate::web::url(w.addr, &web_config)),
             config.expect_workers
         );
         let expected = config.expect_workers;
@@ -121,16 +145,21 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         let connected = status_rx.borrow().workers;
         let _ = stop_servers.send(());
         let _ = tokio::time::timeout(QUIT_GRACE, grpc).await;
-        web.stop().await;
-        Ok::<_, String>((outcome, connected, expected))
+        if let Some(web) = web {
+            web.stop().await;
+        }
+        Ok::<_, String>((outcome, connected, expected, children))
     });
-    let (outcome, connected, expected) = match result {
+    let (outcome, connected, expected, children) = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::CONFIG;
         }
     };
+    if let Some(children) = children {
+        children.reap(QUIT_GRACE);
+    }
     if outcome.reason == StopReason::GateTimeout {
         eprintln!(
             "error: only {connected} of {expected} workers connected within --expect-workers-max-wait {}; check that they can reach this master on port {}",
@@ -142,6 +171,25 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
         return exit::NO_WORKERS;
     }
     console.finish(args, &plan, &title, &outcome)
+}
+
+/// Starts `n` worker processes that dial this master at `addr` (loopback when it listens on
+/// every address); with TLS they trust exactly the master's own certificate.
+fn local_workers(
+    args: &RunArgs,
+    addr: SocketAddr,
+    n: usize,
+) -> Result<processes::Children, String> {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let mut child_args = processes::worker_args(args, &host, addr.port(), None, n);
+    if let Some(cert) = &args.tls_cert {
+        child_args.push(format!("--tls-ca={}", cert.display()));
+    }
+    processes::spawn(n, &child_args)
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<(TcpListener, SocketAddr), String> {

@@ -321,6 +321,13 @@ impl Run {
         self
     }
 
+    /// Runs the process in a process group of its own (its id is the group's), so a test can
+    /// count and kill everything it starts: see [`ProcessGroup`].
+    pub fn own_group(mut self) -> Run {
+        self.cmd.process_group(0);
+        self
+    }
+
     /// Runs to completion (killed after a generous limit, so a hang fails instead of blocking).
     pub async fn run(mut self) -> Finished {
         let out = tokio::time::timeout(self.limit, self.cmd.output())
@@ -339,6 +346,13 @@ impl Running {
     /// The OS process id.
     pub fn pid(&self) -> u32 {
         self.0.as_ref().and_then(|c| c.id()).expect("running")
+    }
+
+    /// The exit code once the process has ended, `None` while it runs.
+    pub fn exited(&mut self) -> Option<i32> {
+        let child = self.0.as_mut()?;
+        let status = child.try_wait().ok()??;
+        Some(status.code().unwrap_or(-1))
     }
 
     /// SIGKILL, as `kill -9` does.
@@ -366,6 +380,57 @@ impl Running {
             .expect("wait for hatchery");
         Finished(out)
     }
+}
+
+/// The processes of a process group (a process started with [`Run::own_group`] and whatever it
+/// starts), killed together when this drops: a test that fails cannot leave a swarm behind.
+#[derive(Debug)]
+pub struct ProcessGroup(pub u32);
+
+impl ProcessGroup {
+    /// How many processes the group has now (read from /proc).
+    pub fn size(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| group_of(stat) == Some(self.0))
+            .count()
+    }
+
+    /// SIGKILL to every process of the group, until none is left (a process forking while the
+    /// signal goes out could otherwise leave a child behind).
+    pub fn kill(&self) {
+        for _ in 0..100 {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .stderr(std::process::Stdio::null())
+                .status();
+            if self.size() == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The process group in a /proc/PID/stat line (the fifth field; the second, the name, may hold
+/// spaces and parentheses, so fields are counted after the last `)`). Zombies are not counted.
+fn group_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    (state != "Z").then_some(group)
 }
 
 /// A headless master process and its ports.
