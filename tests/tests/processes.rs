@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hatchery_e2e::{csv_count, hatchery, Finished, ProcessGroup, Run, Target, TempDir};
+use hatchery_e2e::{csv_count, hatchery, Finished, ProcessGroup, Run, Standalone, Target, TempDir};
 use tokio::time::Instant;
 
 /// Runs `run` in its own process group until it exits, failing (and killing the group) when the
@@ -55,27 +55,15 @@ async fn standalone_processes_runs_a_master_and_that_many_local_workers() {
     let dir = TempDir::new("standalone-processes");
     let plan = dir.write("plan.yaml", hatchery_e2e::READER_WRITER_PLAN);
     let prefix = dir.path().join("run");
-    let run = hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--headless",
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "1s",
-        "-s",
-        "5s",
-        "--processes",
-        "2",
-        "--master-bind-port",
-        "0",
-        "-H",
-        &target.url(),
-        "--csv",
-        prefix.to_str().unwrap(),
-    ]);
+    let run = Standalone::headless(&plan)
+        .host(&target.url())
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(&prefix)
+        .args(&["--processes", "2", "--master-bind-port", "0"])
+        .command();
     let (out, most) = run_bounded(run, 3, Duration::from_secs(60)).await;
     out.expect_code(0);
     assert_eq!(most, 3, "the master and its two workers: {}", out.stderr());

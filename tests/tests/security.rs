@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hatchery_e2e::{
-    csv_count, eventually, fixture, free_port, hatchery, headless_master, http, https, other_ca,
-    test_ca, worker, Finished, Master, Running, Target, TempDir,
+    csv_count, eventually, fixture, hatchery, http, https, other_ca, test_ca, worker, Builder,
+    Finished, Master, Port, Running, Target, TempDir,
 };
 
 const PLAN: &str = "users:
@@ -21,17 +21,15 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-/// A headless master on free loopback ports, with TLS from the fixtures when `tls`.
-fn master(plan: &Path, target: &Target, tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Master {
-    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
-    let mut args = Vec::new();
-    if tls {
-        args.extend(["--tls-cert", cert.to_str().unwrap()]);
-        args.extend(["--tls-key", key.to_str().unwrap()]);
+/// A headless master on loopback ports it picks, with TLS from the fixtures when `tls`.
+fn master(plan: &Path, target: &Target, tls: bool) -> Builder<Master> {
+    let m = Master::headless(plan).host(&target.url());
+    if !tls {
+        return m;
     }
-    args.extend_from_slice(extra);
-    let ports = (free_port(), free_port());
-    headless_master("127.0.0.1", ports, plan, &target.url(), &args, env)
+    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
+    m.args(&["--tls-cert", cert.to_str().unwrap()])
+        .args(&["--tls-key", key.to_str().unwrap()])
 }
 
 fn ca_flag(ca: &Path) -> [&str; 2] {
@@ -60,28 +58,17 @@ async fn tls_workers_with_the_token_run_the_test_and_the_totals_match_the_target
     let plan = dir.write("plan.yaml", PLAN);
     let token = dir.write("token", "s3cret\n");
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        true,
-        &[
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "2s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "2",
-            "--web-auth",
-            "u:p",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[("HATCHERY_AUTH_TOKEN", "s3cret")],
-    );
+    let m = master(&plan, &target, true)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("2s")
+        .stop_timeout("5s")
+        .workers(2)
+        .args(&["--web-auth", "u:p"])
+        .csv(&prefix)
+        .env("HATCHERY_AUTH_TOKEN", "s3cret")
+        .spawn()
+        .await;
 
     // The web port speaks HTTPS with the same certificate; health stays open, the rest asks for
     // the password; a plain HTTP request is told to use https.
@@ -143,24 +130,14 @@ async fn a_tls_master_refuses_plaintext_and_distrusting_workers_and_the_run_goes
     let dir = TempDir::new("tls-refuse");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        true,
-        &[
-            "-u",
-            "2",
-            "-r",
-            "100",
-            "-t",
-            "1s",
-            "-s",
-            "5s",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let m = master(&plan, &target, true)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(&prefix)
+        .spawn()
+        .await;
     eventually("the master listens", Duration::from_secs(20), || {
         get(m.web, "/healthz", &[])
     })
@@ -206,13 +183,12 @@ async fn a_tls_worker_is_told_a_plaintext_master_does_not_speak_tls() {
     let target = Target::start().await;
     let dir = TempDir::new("tls-plain-master");
     let plan = dir.write("plan.yaml", PLAN);
-    let m = master(
-        &plan,
-        &target,
-        false,
-        &["-u", "1", "-r", "100", "-t", "1s"],
-        &[],
-    );
+    let m = master(&plan, &target, false)
+        .users(1)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .spawn()
+        .await;
     eventually("the master listens", Duration::from_secs(20), || {
         http(m.web, "GET", "/healthz", None, &[])
     })
@@ -236,16 +212,14 @@ async fn standalone_serves_its_web_ui_over_https() {
     let target = Target::start().await;
     let dir = TempDir::new("tls-standalone");
     let plan = dir.write("plan.yaml", PLAN);
-    let web = free_port();
-    let w = web.to_string();
     let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
-    let _ui = hatchery(&[
+    let mut ui = hatchery(&[
         "-f",
         plan.to_str().unwrap(),
         "--web-host",
         "127.0.0.1",
         "--web-port",
-        &w,
+        "0",
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
@@ -254,6 +228,7 @@ async fn standalone_serves_its_web_ui_over_https() {
         &target.url(),
     ])
     .spawn();
+    let web = ui.listening(Port::Web).await;
     let (code, _) = eventually(
         "the web UI answers over HTTPS",
         Duration::from_secs(20),
@@ -306,28 +281,16 @@ async fn a_worker_past_max_workers_is_refused_and_the_run_goes_on() {
     let dir = TempDir::new("max-workers");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        false,
-        &[
-            "-u",
-            "2",
-            "-r",
-            "100",
-            "-t",
-            "3s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "1",
-            "--max-workers",
-            "1",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let m = master(&plan, &target, false)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("3s")
+        .stop_timeout("5s")
+        .workers(1)
+        .args(&["--max-workers", "1"])
+        .csv(&prefix)
+        .spawn()
+        .await;
     let first = worker(m.grpc, &[]).spawn();
     eventually(
         "the first worker runs users",
