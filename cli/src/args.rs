@@ -37,6 +37,10 @@ pub enum Command {
     /// Start the demo target on a free loopback port and run a headless test against it
     /// (examples/quickstart.yaml unless -f is given; 20 users, 10/s, 20s unless told otherwise).
     Demo(Box<RunArgs>),
+    /// Write a private CA (ca.pem) and a master certificate and key signed by it (master.pem,
+    /// master.key) for the given names into DIR: the master serves them with --tls-cert and
+    /// --tls-key, the workers trust ca.pem with --tls-ca.
+    Certs(CertsArgs),
     /// Exit 0 when URL answers 2xx within the timeout, else 1 (a container health check: the
     /// images have no shell or curl). Plain http only.
     Probe(ProbeArgs),
@@ -49,6 +53,17 @@ pub struct ProbeArgs {
     /// Seconds to wait for the whole answer.
     #[arg(long, default_value_t = 3.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write ca.pem, master.pem and master.key into (created if missing; existing
+    /// files are never overwritten).
+    pub dir: PathBuf,
+    /// A name workers dial the master by: a DNS name or an IP address (repeat the flag, or
+    /// separate with commas). The first is also the certificate's common name.
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', value_name = "NAME")]
+    pub host: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -262,8 +277,9 @@ pub struct RunArgs {
     )]
     pub auth_token_file: Option<PathBuf>,
 
-    /// A worker dials its master with TLS and trusts this CA (PEM) for the master's certificate
-    /// (the master needs --tls-cert and --tls-key).
+    /// A worker dials its master with TLS and trusts the certificates in this PEM file for the
+    /// master's: the CA that signed it, or the master's own self-signed certificate (the master
+    /// needs --tls-cert and --tls-key; `hatchery certs` makes both).
     #[arg(
         long,
         env = "HATCHERY_TLS_CA",

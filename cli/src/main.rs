@@ -2,6 +2,7 @@
 //! `demo`.
 
 mod args;
+mod certs;
 mod console;
 mod demo;
 mod master;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Some(Command::DemoTarget(d)) => demo_target(&d),
         Some(Command::Demo(args)) => demo::run_demo(*args),
         Some(Command::Probe(p)) => probe::run(&p),
+        Some(Command::Certs(c)) => certs::run(&c),
         None => run(&cli.run),
     };
     code(status)

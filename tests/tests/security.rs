@@ -2,7 +2,7 @@
 //! port with one certificate (tests/fixtures), the worker token over it, the web UI's basic
 //! auth; and the peers that must be refused without touching the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hatchery_e2e::{
@@ -308,4 +308,108 @@ async fn a_worker_past_max_workers_is_refused_and_the_run_goes_on() {
     first.finish().await.expect_code(0);
     assert!(out.stderr().contains("--max-workers"), "{}", out.stderr());
     assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+}
+
+/// The usual one-liner: a self-signed certificate (basic constraints CA:TRUE, as openssl makes
+/// it) for localhost and 127.0.0.1, and its key, written as `NAME.pem` and `NAME.key`.
+fn openssl_self_signed(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.path().join(format!("{name}.pem")),
+        dir.path().join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success(), "openssl req -x509 failed");
+    (cert, key)
+}
+
+/// A headless master serving `cert` and `key`, two users for a second.
+async fn tls_master(plan: &Path, target: &Target, cert: &Path, key: &Path, csv: &Path) -> Master {
+    Master::headless(plan)
+        .host(&target.url())
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(csv)
+        .args(&["--tls-cert", cert.to_str().unwrap()])
+        .args(&["--tls-key", key.to_str().unwrap()])
+        .spawn()
+        .await
+}
+
+/// A worker trusting `ca` runs the test; the totals equal the target's count.
+async fn runs_with(m: Master, ca: &Path, dir: &TempDir, target: &Target) {
+    let w = worker(m.grpc, &ca_flag(ca)).spawn();
+    m.process.finish().await.expect_code(0);
+    w.finish().await.expect_code(0);
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(dir, "read-a"), target.count("GET", "/a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_given_as_tls_ca_is_trusted_as_itself_and_no_other() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-self-signed");
+    let plan = dir.write("plan.yaml", PLAN);
+    let (cert, key) = openssl_self_signed(&dir, "c");
+    let (other, _) = openssl_self_signed(&dir, "other");
+    let m = tls_master(&plan, &target, &cert, &key, &dir.path().join("run")).await;
+    // Another self-signed certificate with the same names is not the master's.
+    let stranger = worker(m.grpc, &ca_flag(&other)).run().await;
+    assert_refused(&stranger, "is not trusted");
+    runs_with(m, &cert, &dir, &target).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hatchery_certs_writes_a_ca_and_a_master_certificate_that_workers_and_browsers_trust() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-certs");
+    let plan = dir.write("plan.yaml", PLAN);
+    let certs = dir.path().join("certs");
+    let c = certs.to_str().unwrap();
+    let made = hatchery(&["certs", c, "--host", "localhost", "--host", "127.0.0.1"])
+        .run()
+        .await;
+    made.expect_code(0);
+    assert!(made.stdout().contains("--tls-ca"), "{}", made.stdout());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is its owner's alone");
+    }
+    // Never over existing files.
+    let again = hatchery(&["certs", c, "--host", "localhost"]).run().await;
+    assert_refused(&again, "exists");
+
+    let (cert, key, ca) = (
+        certs.join("master.pem"),
+        certs.join("master.key"),
+        certs.join("ca.pem"),
+    );
+    let m = tls_master(&plan, &target, &cert, &key, &dir.path().join("run")).await;
+    let (code, body) = https(m.web, "GET", "/healthz", &ca, &[])
+        .await
+        .expect("HTTPS");
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // The CA signed the master's certificate, nothing else: the test CA's workers are refused.
+    let stranger = worker(m.grpc, &ca_flag(&test_ca())).run().await;
+    assert_refused(&stranger, "is not trusted");
+    runs_with(m, &ca, &dir, &target).await;
 }
