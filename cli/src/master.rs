@@ -21,7 +21,7 @@ const QUIT_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
     let title = bundle.origin.clone();
-    let web_config = match crate::web::config(args, &title) {
+    let web_config = match crate::web::config(args, &title, &plan) {
         Ok(w) => w,
         Err(e) => return setup::config_error(e),
     };

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchery_core::apportion::Claim;
 use hatchery_core::Plan;
 use hatchery_master::api::RunHandle;
 use hatchery_master::local;
@@ -20,7 +19,7 @@ pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
         Ok(c) => c,
         Err(e) => return setup::config_error(e),
     };
-    let web = match crate::web::config(args, title) {
+    let web = match crate::web::config(args, title, &plan) {
         Ok(w) => w,
         Err(e) => return setup::config_error(e),
     };
@@ -121,6 +120,18 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
             "--spawn-rate must be a number above 0, got {spawn_rate}"
         ));
     }
+    let shape = match (&plan.shape, args.step_load) {
+        (Some(_), true) => {
+            return Err("the plan has a load shape and --step-load makes one: use either".into())
+        }
+        (None, true) => Some(crate::locust::step_shape(
+            users,
+            spawn_rate,
+            args.step_users.unwrap_or(0),
+            args.step_time.unwrap_or_default(),
+        )?),
+        (shape, false) => shape.clone(),
+    };
     if plan.shape.is_some() && (args.users.is_some() || args.spawn_rate.is_some()) {
         tracing::warn!("the plan has a load shape: -u/--users and -r/--spawn-rate are ignored");
     }
@@ -131,15 +142,8 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         spawn_rate,
         run_time: args.run_time,
         stop_timeout: args.stop_timeout,
-        shape: plan.shape.clone(),
-        claims: plan
-            .users
-            .iter()
-            .map(|c| Claim {
-                weight: c.weight,
-                fixed: c.fixed_count,
-            })
-            .collect(),
+        shape,
+        claims: crate::locust::claims(plan, &args.user_classes, &args.config_users)?,
         class_names: plan.users.iter().map(|c| c.name.clone()).collect(),
         reset_stats: args.reset_stats,
         expect_workers: 1,
