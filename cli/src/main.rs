@@ -12,6 +12,7 @@ mod processes;
 mod setup;
 mod standalone;
 mod web;
+mod wiring;
 mod worker;
 
 use std::process::ExitCode;
