@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use hatchery_e2e::{csv_count, hatchery, Finished, ProcessGroup, Run, Standalone, Target, TempDir};
+use hatchery_e2e::{
+    csv_count, fixture, hatchery, Finished, Master, ProcessGroup, Run, Standalone, Target, TempDir,
+};
 use tokio::time::Instant;
 
 /// Runs `run` in its own process group until it exits, failing (and killing the group) when the
@@ -93,5 +95,38 @@ async fn processes_zero_is_refused_with_a_reason() {
         out.stderr().contains("--processes must be"),
         "{}",
         out.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_master_with_processes_runs_local_workers_that_trust_its_own_certificate() {
+    let target = Target::start().await;
+    let dir = TempDir::new("master-processes");
+    let plan = dir.write("plan.yaml", hatchery_e2e::READER_WRITER_PLAN);
+    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
+    let run = Master::headless(&plan)
+        .host(&target.url())
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .args(&[
+            "--processes",
+            "2",
+            "--master-bind-port",
+            "0",
+            "--web-port",
+            "0",
+        ])
+        .args(&["--tls-cert", cert.to_str().unwrap()])
+        .args(&["--tls-key", key.to_str().unwrap()])
+        .command();
+    let (out, most) = run_bounded(run, 3, Duration::from_secs(60)).await;
+    out.expect_code(0);
+    assert_eq!(most, 3, "the master and its two workers: {}", out.stderr());
+    assert!(out.stderr().contains("(2 connected)"), "{}", out.stderr());
+    assert_eq!(
+        target.count("GET", "/start/reader") + target.count("GET", "/start/writer"),
+        4
     );
 }
