@@ -1,7 +1,9 @@
 //! The command line: Locust's flag names and meanings where they exist, each also settable as an
 //! environment variable `HATCHERY_<NAME>` and in a config file (`key = value` lines, Locust's
-//! format). Precedence: command line, then environment, then config file.
+//! format). Precedence: command line, `HATCHERY_*`, the config file (`--config` or
+//! `hatchery.conf`), then Locust's own `LOCUST_*` variables and `locust.conf` ([`crate::locust`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ pub enum Command {
     /// Start the demo target on a free loopback port and run a headless test against it
     /// (examples/quickstart.yaml unless -f is given; 20 users, 10/s, 20s unless told otherwise).
     Demo(Box<RunArgs>),
+    /// Write a private CA (ca.pem) and a master certificate and key signed by it (master.pem,
+    /// master.key) for the given names into DIR: the master serves them with --tls-cert and
+    /// --tls-key, the workers trust ca.pem with --tls-ca.
+    Certs(CertsArgs),
     /// Exit 0 when URL answers 2xx within the timeout, else 1 (a container health check: the
     /// images have no shell or curl). Plain http only.
     Probe(ProbeArgs),
@@ -49,6 +55,17 @@ pub struct ProbeArgs {
     /// Seconds to wait for the whole answer.
     #[arg(long, default_value_t = 3.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write ca.pem, master.pem and master.key into (created if missing; existing
+    /// files are never overwritten).
+    pub dir: PathBuf,
+    /// A name workers dial the master by: a DNS name or an IP address (repeat the flag, or
+    /// separate with commas). The first is also the certificate's common name.
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', value_name = "NAME")]
+    pub host: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -76,12 +93,22 @@ pub struct RunArgs {
     #[arg(long, env = "HATCHERY_CHECK")]
     pub check: bool,
 
+    /// Print the plan's user classes, one a line, and exit (Locust's --list).
+    #[arg(short = 'l', long = "list")]
+    pub list: bool,
+
     /// Peak number of concurrent users.
     #[arg(short = 'u', long, env = "HATCHERY_USERS", value_name = "N")]
     pub users: Option<u32>,
 
-    /// Users started per second.
-    #[arg(short = 'r', long, env = "HATCHERY_SPAWN_RATE", value_name = "RATE")]
+    /// Users started per second. `--hatch-rate` (Locust's old name) is accepted too.
+    #[arg(
+        short = 'r',
+        long,
+        alias = "hatch-rate",
+        env = "HATCHERY_SPAWN_RATE",
+        value_name = "RATE"
+    )]
     pub spawn_rate: Option<f64>,
 
     /// Stop after this long, e.g. 300s, 20m, 1h30m.
@@ -108,6 +135,11 @@ pub struct RunArgs {
     /// Print the final statistics as JSON on stdout (the console tables then go to stderr).
     #[arg(long, env = "HATCHERY_JSON")]
     pub json: bool,
+
+    /// Print the table every 2 seconds also in web UI runs (Hatchery always does, unless
+    /// --only-summary: accepted for Locust's command lines).
+    #[arg(long, env = "HATCHERY_PRINT_STATS")]
+    pub print_stats: bool,
 
     /// Print only the final summary, not the table every 2 seconds.
     #[arg(long, env = "HATCHERY_ONLY_SUMMARY")]
@@ -151,6 +183,50 @@ pub struct RunArgs {
         value_name = "LEVEL"
     )]
     pub loglevel: String,
+
+    /// Write the log to this file (appended) instead of stderr.
+    #[arg(long, env = "HATCHERY_LOGFILE", value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+
+    /// Leave the log as a library would: warnings and errors only (Locust leaves logging to
+    /// Python's defaults).
+    #[arg(long, env = "HATCHERY_SKIP_LOG_SETUP")]
+    pub skip_log_setup: bool,
+
+    /// Locust's Step Load: from 0, add --step-users users (at --spawn-rate) every --step-time
+    /// until --users, then hold until --run-time. A load shape of its own; not with a plan's
+    /// `shape`.
+    #[arg(
+        long,
+        env = "HATCHERY_STEP_LOAD",
+        requires_all = ["step_users", "step_time"],
+        help_heading = "Step load"
+    )]
+    pub step_load: bool,
+
+    /// Users added at each step of --step-load.
+    #[arg(
+        long,
+        env = "HATCHERY_STEP_USERS",
+        value_name = "N",
+        help_heading = "Step load"
+    )]
+    pub step_users: Option<u32>,
+
+    /// How long each step of --step-load lasts, e.g. 30s.
+    #[arg(long, env = "HATCHERY_STEP_TIME", value_parser = parse_duration, value_name = "TIME", help_heading = "Step load")]
+    pub step_time: Option<Duration>,
+
+    /// Weights and fixed counts of user classes as JSON (or a file holding it), overriding the
+    /// plan's: '[{"user_class_name": "Reader", "weight": 2}, {"user_class_name": "Writer",
+    /// "fixed_count": 1}]' (Locust's --config-users).
+    #[arg(long, env = "HATCHERY_CONFIG_USERS", value_name = "JSON", num_args = 1..)]
+    pub config_users: Vec<String>,
+
+    /// Run only these user classes of the plan (the others get no user), as Locust's
+    /// positional UserClass arguments: `hatchery -f plan.yaml Reader`.
+    #[arg(value_name = "USER_CLASS")]
+    pub user_classes: Vec<String>,
 
     /// PEM file of CA certificates to trust for https targets, besides the public roots.
     #[arg(long, env = "HATCHERY_CA_CERT", value_name = "FILE")]
@@ -262,8 +338,9 @@ pub struct RunArgs {
     )]
     pub auth_token_file: Option<PathBuf>,
 
-    /// A worker dials its master with TLS and trusts this CA (PEM) for the master's certificate
-    /// (the master needs --tls-cert and --tls-key).
+    /// A worker dials its master with TLS and trusts the certificates in this PEM file for the
+    /// master's: the CA that signed it, or the master's own self-signed certificate (the master
+    /// needs --tls-cert and --tls-key; `hatchery certs` makes both).
     #[arg(
         long,
         env = "HATCHERY_TLS_CA",
@@ -272,7 +349,8 @@ pub struct RunArgs {
     )]
     pub tls_ca: Option<PathBuf>,
 
-    /// Worker processes to start on this machine (-1: one per core).
+    /// Worker processes to start on this machine (-1: one per core). With --worker, N workers;
+    /// standalone or with --master, the master and N local workers (Locust's meaning).
     #[arg(
         long,
         env = "HATCHERY_PROCESSES",
@@ -294,6 +372,7 @@ pub struct RunArgs {
 
     /// Port of the master's HTTP API (/healthz, /readyz, /stats/requests).
     #[arg(
+        short = 'P',
         long,
         env = "HATCHERY_WEB_PORT",
         default_value_t = 8089,
@@ -301,6 +380,11 @@ pub struct RunArgs {
         help_heading = "Web"
     )]
     pub web_port: u16,
+
+    /// Let the web UI's start form choose among the user classes (Locust's class picker):
+    /// `/swarm` takes Locust's `user_classes` fields.
+    #[arg(long, env = "HATCHERY_CLASS_PICKER", help_heading = "Web")]
+    pub class_picker: bool,
 
     /// Start the test from -u/-r/-t at once, as --headless does, but keep the web UI.
     #[arg(long, env = "HATCHERY_AUTOSTART", help_heading = "Web")]
@@ -375,19 +459,89 @@ const DEFAULT_CONFIG: &str = "hatchery.conf";
 /// Parses the command line, after merging in the config file. Errors say file, line and what to
 /// do; clap's own errors (and --help/--version) exit through clap.
 pub fn parse(argv: Vec<String>) -> Result<Cli, String> {
+    if crate::processes::is_child() {
+        // The parent wrote every setting on our command line; nothing may turn us into a parent.
+        let mut cli = Cli::parse_from(argv);
+        cli.run.processes = None;
+        return Ok(cli);
+    }
+    let cmd = Cli::command();
+    let mut taken = taken_by(&cmd, &argv);
     let explicit = config_path_from(&argv);
     let (path, required) = match explicit {
         Some(p) => (PathBuf::from(p), true),
         None => (PathBuf::from(DEFAULT_CONFIG), false),
     };
-    let mut merged = argv;
+    // Each source only fills what the ones before it left unset.
+    let mut extra = Vec::new();
     if required || path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        let extra = config_args(&path, &text, &merged)?;
-        merged.splice(1..1, extra);
+        extra.extend(config_file(&cmd, &path, &mut taken)?);
     }
+    extra.extend(crate::locust::env_args(&cmd, std::env::vars(), &mut taken)?);
+    for path in crate::locust::config_files() {
+        if path.exists() {
+            extra.extend(config_file(&cmd, &path, &mut taken)?);
+        }
+    }
+    let mut merged = argv;
+    merged.splice(1..1, extra);
     Ok(Cli::parse_from(merged))
+}
+
+/// The flags of a config file.
+fn config_file(
+    cmd: &clap::Command,
+    path: &Path,
+    taken: &mut HashSet<String>,
+) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    config_args(cmd, path, &text, taken)
+}
+
+/// Long names of the options set on the command line or by a `HATCHERY_*` variable: the
+/// sources every other one falls back from.
+fn taken_by(cmd: &clap::Command, argv: &[String]) -> HashSet<String> {
+    let mut taken = HashSet::from(["config".to_string()]);
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        let names: Vec<String> = std::iter::once(long)
+            .chain(arg.get_all_aliases().unwrap_or_default())
+            .map(|n| format!("--{n}"))
+            .collect();
+        let on_cli = argv.iter().any(|a| {
+            names.iter().any(|n| {
+                a == n
+                    || a.strip_prefix(n.as_str())
+                        .is_some_and(|r| r.starts_with('='))
+            }) || arg
+                .get_short()
+                .is_some_and(|s| a.starts_with(&format!("-{s}")) && !a.starts_with("--"))
+        });
+        let in_env = arg.get_env().is_some_and(|e| std::env::var_os(e).is_some());
+        if on_cli || in_env {
+            taken.insert(long.to_string());
+        }
+    }
+    taken
+}
+
+/// The flag that sets `arg` to `value` (`None` for a switch set to false); `Err` for a switch
+/// given something else than true/false.
+pub(crate) fn flag_for(arg: &clap::Arg, value: &str) -> Result<Option<String>, String> {
+    let long = arg.get_long().unwrap_or_default();
+    if !matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+        return Ok(Some(format!("--{long}={value}")));
+    }
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(Some(format!("--{long}"))),
+        "false" | "no" | "0" | "off" => Ok(None),
+        _ => Err(format!(
+            "`{long}` is a switch: write `{long} = true` or `{long} = false`"
+        )),
+    }
 }
 
 /// `--config FILE`, `--config=FILE` or `HATCHERY_CONFIG`.
@@ -404,10 +558,14 @@ fn config_path_from(argv: &[String]) -> Option<String> {
     std::env::var("HATCHERY_CONFIG").ok()
 }
 
-/// Turns config lines into flags, skipping any flag also given on the command line or in the
-/// environment (they take precedence).
-fn config_args(path: &Path, text: &str, argv: &[String]) -> Result<Vec<String>, String> {
-    let cmd = Cli::command();
+/// Turns config lines into flags, skipping any flag a source before it set (`taken`, which
+/// then holds the file's too).
+fn config_args(
+    cmd: &clap::Command,
+    path: &Path,
+    text: &str,
+    taken: &mut HashSet<String>,
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -426,6 +584,7 @@ fn config_args(path: &Path, text: &str, argv: &[String]) -> Result<Vec<String>, 
             ),
             None => (line.replace('_', "-"), "true".to_string()),
         };
+        let at = format!("{}:{}", path.display(), i + 1);
         let Some(arg) = cmd.get_arguments().find(|a| {
             a.get_long() == Some(key.as_str())
                 || a.get_all_aliases()
@@ -435,38 +594,19 @@ fn config_args(path: &Path, text: &str, argv: &[String]) -> Result<Vec<String>, 
             let hint = closest(&key, &known)
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
-            problems.push(format!(
-                "{}:{}: unknown option `{key}`{hint}",
-                path.display(),
-                i + 1
-            ));
+            problems.push(format!("{at}: unknown option `{key}`{hint}"));
             continue;
         };
-        let long = arg.get_long().unwrap_or_default();
-        let on_cli = argv.iter().any(|a| {
-            a == &format!("--{long}")
-                || a.starts_with(&format!("--{long}="))
-                || arg
-                    .get_short()
-                    .is_some_and(|s| a.starts_with(&format!("-{s}")) && !a.starts_with("--"))
-        });
-        let in_env = arg.get_env().is_some_and(|e| std::env::var_os(e).is_some());
-        if on_cli || in_env || long == "config" {
+        let long = arg.get_long().unwrap_or_default().to_string();
+        if taken.contains(&long) {
             continue;
         }
-        let is_flag = matches!(arg.get_action(), clap::ArgAction::SetTrue);
-        if is_flag {
-            match value.to_ascii_lowercase().as_str() {
-                "true" | "yes" | "1" | "on" => out.push(format!("--{long}")),
-                "false" | "no" | "0" | "off" => {}
-                _ => problems.push(format!(
-                    "{}:{}: `{key}` is a switch: write `{key} = true` or `{key} = false`",
-                    path.display(),
-                    i + 1
-                )),
+        match flag_for(arg, &value) {
+            Ok(flag) => {
+                out.extend(flag);
+                taken.insert(long);
             }
-        } else {
-            out.push(format!("--{long}={value}"));
+            Err(e) => problems.push(format!("{at}: {}", e.replace(&long, &key))),
         }
     }
     if problems.is_empty() {
@@ -476,7 +616,7 @@ fn config_args(path: &Path, text: &str, argv: &[String]) -> Result<Vec<String>, 
     }
 }
 
-fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (distance(word, k), *k))
@@ -506,6 +646,13 @@ mod tests {
 
     fn argv(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The flags a config file adds to the command line `cli`.
+    fn config_args(path: &Path, text: &str, cli: &[String]) -> Result<Vec<String>, String> {
+        let cmd = Cli::command();
+        let mut taken = taken_by(&cmd, cli);
+        super::config_args(&cmd, path, text, &mut taken)
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! `demo`.
 
 mod args;
+mod certs;
 mod console;
 mod demo;
+mod locust;
 mod master;
 mod probe;
+mod processes;
 mod setup;
 mod standalone;
 mod web;
+mod wiring;
 mod worker;
 
 use std::process::ExitCode;
@@ -37,11 +41,15 @@ fn main() -> ExitCode {
             return code(exit::CONFIG);
         }
     };
-    init_logging(&cli.run.loglevel);
+    if let Err(e) = init_logging(&cli.run) {
+        eprintln!("error: {e}");
+        return code(exit::CONFIG);
+    }
     let status = match cli.command {
         Some(Command::DemoTarget(d)) => demo_target(&d),
         Some(Command::Demo(args)) => demo::run_demo(*args),
         Some(Command::Probe(p)) => probe::run(&p),
+        Some(Command::Certs(c)) => certs::run(&c),
         None => run(&cli.run),
     };
     code(status)
@@ -51,20 +59,37 @@ fn code(c: i32) -> ExitCode {
     ExitCode::from(u8::try_from(c).unwrap_or(1))
 }
 
-fn init_logging(level: &str) {
-    let level = match level.to_ascii_lowercase().as_str() {
+/// The log: stderr (or `--logfile`) at `--loglevel`; `--skip-log-setup` keeps warnings and
+/// errors only.
+fn init_logging(args: &RunArgs) -> Result<(), String> {
+    let level = match args.loglevel.to_ascii_lowercase().as_str() {
+        _ if args.skip_log_setup => "warn".to_string(),
         "warning" => "warn".to_string(),
         "critical" => "error".to_string(),
         other => other.to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match &args.logfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open --logfile {}: {e}", path.display()))?;
+            log.with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init();
+        }
+        None => log
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    Ok(())
 }
 
 fn run(args: &RunArgs) -> i32 {
@@ -76,7 +101,16 @@ fn run(args: &RunArgs) -> i32 {
         return exit::CONFIG;
     };
     match Bundle::load(path) {
-        Ok((bundle, plan)) if args.master && !args.check => master::run(args, bundle, plan),
+        Ok((_, plan)) if args.list => {
+            for class in &plan.users {
+                println!("{}", class.name);
+            }
+            exit::OK
+        }
+        // Standalone with --processes is a master with local workers, as in Locust.
+        Ok((bundle, plan)) if (args.master || args.processes.is_some()) && !args.check => {
+            master::run(args, bundle, plan)
+        }
         Ok((_, plan)) => run_plan(args, plan, &path.display().to_string()),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchery_core::apportion::Claim;
+use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::Plan;
-use hatchery_master::api::RunHandle;
 use hatchery_master::local;
-use hatchery_master::run::{self, Inbox, RunConfig, State, Status};
-use tokio::sync::{mpsc, watch};
+use hatchery_master::run::RunConfig;
+use tokio::sync::mpsc;
 
 use crate::args::RunArgs;
-use crate::{exit, setup};
+use crate::setup;
+use crate::wiring::{self, Wiring};
 
 /// Runs until the test (headless) or the UI session is over; returns the exit code.
 pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
@@ -20,7 +20,7 @@ pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
         Ok(c) => c,
         Err(e) => return setup::config_error(e),
     };
-    let web = match crate::web::config(args, title) {
+    let web = match crate::web::config(args, title, &plan) {
         Ok(w) => w,
         Err(e) => return setup::config_error(e),
     };
@@ -37,69 +37,48 @@ pub fn run(args: &RunArgs, plan: Plan, title: &str) -> i32 {
     let plan = Arc::new(plan);
     let (to_worker, from_master) = mpsc::channel(64);
     let (to_master, from_worker) = mpsc::channel(64);
-    let ca_certs = match setup::ca_certs(args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let worker_config = hatchery_worker::Config {
-        host: args.host.clone(),
-        default_timeout: args.request_timeout,
-        shards: threads,
-        ca_certs,
-        ..Default::default()
-    };
-    let worker = match hatchery_worker::start(plan.clone(), worker_config, from_master, to_master) {
+    let worker = match worker(args, threads, plan.clone(), from_master, to_master) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let mut console = crate::console::Console::new(args);
     let outcome = runtime.block_on(async {
-        let (events, events_rx) = mpsc::channel(64);
-        let (commands, commands_rx) = mpsc::channel(64);
-        let (status, status_rx) = watch::channel(Status {
-            state: State::Ready,
-            workers: 0,
-            expected: 1,
-            host: args.host.clone(),
-        });
-        let inbox = Inbox {
-            events: events_rx,
-            commands: commands_rx,
-            status,
-        };
+        let (wiring, events) = Wiring::new(1, args.host.clone());
         // Without --headless the web UI serves, as Locust's does in standalone mode.
-        let server = if args.headless {
-            None
-        } else {
-            let handle = RunHandle {
-                commands,
-                status: status_rx,
-            };
-            match crate::web::start(args, handle, web.clone()).await {
-                Ok(s) => {
-                    tracing::info!("web UI on {}", crate::web::url(s.addr, &web));
-                    Some(s)
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let server = wiring.web(args, &web, !args.headless).await?;
+        if let Some(s) = &server {
+            tracing::info!("web UI on {}", crate::web::url(s.addr, &web));
+        }
         let worker = tokio::spawn(worker);
         let link = tokio::spawn(local::attach(events, to_worker, from_worker));
-        let outcome = run::run(config, inbox, &mut console, shutdown_signal()).await;
+        let outcome = wiring.run(config, &mut console).await;
         worker.abort();
         link.abort();
-        if let Some(s) = server {
-            s.stop().await;
-        }
-        Ok(outcome)
+        wiring::stop(server).await;
+        Ok::<_, String>(outcome)
     });
     match outcome {
         Ok(outcome) => console.finish(args, &plan, title, &outcome),
         Err(e) => setup::config_error(e),
     }
+}
+
+/// The in-process worker, joined to the run by channels as a remote one is by gRPC.
+fn worker(
+    args: &RunArgs,
+    threads: usize,
+    plan: Arc<Plan>,
+    from_master: mpsc::Receiver<ToWorker>,
+    to_master: mpsc::Sender<FromWorker>,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, i32> {
+    let config = hatchery_worker::Config {
+        host: args.host.clone(),
+        default_timeout: args.request_timeout,
+        shards: threads,
+        ca_certs: setup::ca_certs(args)?,
+        ..Default::default()
+    };
+    hatchery_worker::start(plan, config, from_master, to_master).map_err(setup::config_error)
 }
 
 /// Headless: one test at once, then quit. --autostart: the test at once, the UI stays (until
@@ -121,6 +100,18 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
             "--spawn-rate must be a number above 0, got {spawn_rate}"
         ));
     }
+    let shape = match (&plan.shape, args.step_load) {
+        (Some(_), true) => {
+            return Err("the plan has a load shape and --step-load makes one: use either".into())
+        }
+        (None, true) => Some(crate::locust::step_shape(
+            users,
+            spawn_rate,
+            args.step_users.unwrap_or(0),
+            args.step_time.unwrap_or_default(),
+        )?),
+        (shape, false) => shape.clone(),
+    };
     if plan.shape.is_some() && (args.users.is_some() || args.spawn_rate.is_some()) {
         tracing::warn!("the plan has a load shape: -u/--users and -r/--spawn-rate are ignored");
     }
@@ -131,15 +122,8 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         spawn_rate,
         run_time: args.run_time,
         stop_timeout: args.stop_timeout,
-        shape: plan.shape.clone(),
-        claims: plan
-            .users
-            .iter()
-            .map(|c| Claim {
-                weight: c.weight,
-                fixed: c.fixed_count,
-            })
-            .collect(),
+        shape,
+        claims: crate::locust::claims(plan, &args.user_classes, &args.config_users)?,
         class_names: plan.users.iter().map(|c| c.name.clone()).collect(),
         reset_stats: args.reset_stats,
         expect_workers: 1,

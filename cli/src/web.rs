@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use hatchery_core::Plan;
 use hatchery_master::api::{self, RunHandle, WebConfig};
 use hatchery_master::tls::Identity;
 use tokio::net::TcpListener;
@@ -27,8 +28,8 @@ impl Web {
     }
 }
 
-/// The web config from the flags; `Err` says what is wrong with them.
-pub fn config(args: &RunArgs, title: &str) -> Result<WebConfig, String> {
+/// The web config from the flags and the plan; `Err` says what is wrong with them.
+pub fn config(args: &RunArgs, title: &str, plan: &Plan) -> Result<WebConfig, String> {
     let base = args.web_base_path.trim();
     if !base.is_empty() && (!base.starts_with('/') || base.contains(['?', '#', ' '])) {
         return Err(format!(
@@ -50,6 +51,12 @@ pub fn config(args: &RunArgs, title: &str) -> Result<WebConfig, String> {
         auth: args.web_auth.clone(),
         title: title.to_string(),
         tls,
+        plan_host: plan.host.clone(),
+        classes: if args.user_classes.is_empty() {
+            plan.users.iter().map(|c| c.name.clone()).collect()
+        } else {
+            args.user_classes.clone()
+        },
     })
 }
 

@@ -9,11 +9,11 @@ use hatchery_worker::dial::MasterTls;
 
 use crate::args::RunArgs;
 use crate::standalone::shutdown_signal;
-use crate::{exit, setup};
+use crate::{exit, processes, setup};
 
 pub fn run(args: &RunArgs) -> i32 {
     if let Some(n) = args.processes {
-        return processes(n);
+        return processes(args, n);
     }
     let local_plan = match &args.plan {
         Some(path) => match Bundle::load(path) {
@@ -99,60 +99,26 @@ pub fn run(args: &RunArgs) -> i32 {
     }
 }
 
-/// Starts `n` worker processes with this command line (less `--processes`) and waits for them.
-fn processes(n: i32) -> i32 {
-    let n = if n < 0 {
-        std::thread::available_parallelism().map_or(1, |c| c.get())
-    } else {
-        n as usize
+/// Starts `n` worker processes of the same master and waits for them.
+fn processes(args: &RunArgs, n: i32) -> i32 {
+    let n = match processes::count(n) {
+        Ok(n) => n,
+        Err(e) => return setup::config_error(e),
     };
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
+    let child_args = processes::worker_args(
+        args,
+        &args.master_host,
+        args.master_port,
+        args.plan.as_deref(),
+        n,
+    );
+    match processes::spawn(n, &child_args) {
+        Ok(children) => children.wait(),
         Err(e) => {
-            eprintln!("error: cannot find this program to start workers: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let mut args: Vec<String> = Vec::new();
-    let mut skip = false;
-    for a in std::env::args().skip(1) {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if a == "--processes" {
-            skip = true;
-            continue;
-        }
-        if a.starts_with("--processes=") {
-            continue;
-        }
-        args.push(a);
-    }
-    let mut children = Vec::new();
-    for _ in 0..n {
-        match std::process::Command::new(&exe)
-            .args(&args)
-            .env_remove("HATCHERY_PROCESSES")
-            .spawn()
-        {
-            Ok(c) => children.push(c),
-            Err(e) => {
-                eprintln!("error: cannot start a worker process: {e}");
-                return exit::FAILED;
-            }
+            eprintln!("error: {e}");
+            exit::FAILED
         }
     }
-    tracing::info!("started {n} worker processes");
-    let mut code = exit::OK;
-    for mut c in children {
-        let status = c.wait().map(|s| s.code().unwrap_or(exit::FAILED));
-        let this = status.unwrap_or(exit::FAILED);
-        if code == exit::OK {
-            code = this;
-        }
-    }
-    code
 }
 
 fn hostname() -> String {

@@ -57,12 +57,34 @@ pub struct WebConfig {
     pub title: String,
     /// `--tls-cert`/`--tls-key`: serve HTTPS only.
     pub tls: Option<crate::tls::Identity>,
+    /// The plan's host: the host in use, reported as such, while no `--host` or `/swarm` host
+    /// replaces it.
+    pub plan_host: Option<String>,
+    /// The user classes this run runs; `/swarm` refuses Locust's class picker choosing others.
+    pub classes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 struct Api {
     handle: RunHandle,
     title: String,
+    plan_host: Option<String>,
+    classes: Vec<String>,
+}
+
+impl Api {
+    /// The run's numbers, with the host in use.
+    async fn snapshot(&self) -> Option<Snapshot> {
+        let mut snap = self.handle.snapshot().await?;
+        snap.host = snap.host.or_else(|| self.plan_host.clone());
+        Some(snap)
+    }
+
+    /// The host tests run against now.
+    fn host(&self) -> Option<String> {
+        let status = self.handle.status.borrow().host.clone();
+        status.or_else(|| self.plan_host.clone())
+    }
 }
 
 /// All routes under the base path.
@@ -71,6 +93,8 @@ pub fn router(handle: RunHandle, web: &WebConfig) -> Router {
     let api = Api {
         handle,
         title: web.title.clone(),
+        plan_host: web.plan_host.clone(),
+        classes: web.classes.clone(),
     };
     let p = |path: &str| format!("{base}{path}");
     let protected = Router::new()
@@ -208,7 +232,7 @@ fn gone() -> Response {
 }
 
 async fn stats_requests(Extract(api): Extract<Api>) -> Response {
-    match api.handle.snapshot().await {
+    match api.snapshot().await {
         Some(snap) => Json(snapshot_json(&snap)).into_response(),
         None => gone(),
     }
@@ -221,22 +245,59 @@ async fn stats_history(Extract(api): Extract<Api>) -> Response {
     }
 }
 
-/// Locust's form fields.
-#[derive(Debug, Deserialize)]
+/// Locust's form fields (`user_classes` repeats, once per class its picker chose).
+#[derive(Debug, Default)]
 struct SwarmForm {
     user_count: String,
     spawn_rate: String,
-    #[serde(default)]
     host: Option<String>,
-    #[serde(default)]
     run_time: Option<String>,
+    user_classes: Vec<String>,
+}
+
+impl SwarmForm {
+    fn from_fields(fields: Vec<(String, String)>) -> SwarmForm {
+        let mut form = SwarmForm::default();
+        for (k, v) in fields {
+            match k.as_str() {
+                "user_count" => form.user_count = v,
+                "spawn_rate" => form.spawn_rate = v,
+                "host" => form.host = Some(v),
+                "run_time" => form.run_time = Some(v),
+                "user_classes" => form.user_classes.push(v),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+/// `Err` with the reason when the picked classes are not the ones this run runs.
+fn check_classes(api: &Api, picked: &[String]) -> Result<(), String> {
+    let mut picked: Vec<&str> = picked.iter().map(String::as_str).collect();
+    let mut running: Vec<&str> = api.classes.iter().map(String::as_str).collect();
+    picked.sort_unstable();
+    picked.dedup();
+    running.sort_unstable();
+    if picked.is_empty() || picked == running {
+        return Ok(());
+    }
+    Err(format!(
+        "user_classes: this run runs {}; to run other classes, start it with their names (hatchery -f PLAN {})",
+        api.classes.join(", "),
+        picked.join(" ")
+    ))
 }
 
 fn refuse(code: StatusCode, message: String) -> Response {
     (code, Json(json!({"success": false, "message": message}))).into_response()
 }
 
-async fn swarm(Extract(api): Extract<Api>, Form(form): Form<SwarmForm>) -> Response {
+async fn swarm(Extract(api): Extract<Api>, Form(fields): Form<Vec<(String, String)>>) -> Response {
+    let form = SwarmForm::from_fields(fields);
+    if let Err(reason) = check_classes(&api, &form.user_classes) {
+        return refuse(StatusCode::BAD_REQUEST, reason);
+    }
     let Ok(users) = form.user_count.trim().parse::<u32>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -292,6 +353,7 @@ async fn swarm(Extract(api): Extract<Api>, Form(form): Form<SwarmForm>) -> Respo
     }
     match rx.await {
         Ok(Ok(message)) => {
+            let host = host.or_else(|| api.host());
             Json(json!({"success": true, "message": message, "host": host})).into_response()
         }
         Ok(Err(message)) => refuse(StatusCode::CONFLICT, message),
@@ -330,7 +392,7 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
 }
 
 async fn requests_csv(Extract(api): Extract<Api>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     let body = csv::stats_csv(&snap.stats, now_s(), snap.elapsed.as_secs_f64());
@@ -338,7 +400,7 @@ async fn requests_csv(Extract(api): Extract<Api>) -> Response {
 }
 
 async fn failures_csv(Extract(api): Extract<Api>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     download(
@@ -349,7 +411,7 @@ async fn failures_csv(Extract(api): Extract<Api>) -> Response {
 }
 
 async fn exceptions_csv(Extract(api): Extract<Api>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     download(
@@ -361,7 +423,7 @@ async fn exceptions_csv(Extract(api): Extract<Api>) -> Response {
 
 /// Locust's `/exceptions`.
 async fn exceptions(Extract(api): Extract<Api>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     let list: Vec<Value> = snap
@@ -382,7 +444,7 @@ struct ReportQuery {
 }
 
 async fn report(Extract(api): Extract<Api>, Query(q): Query<ReportQuery>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     let history = api.handle.history().await.unwrap_or_default();
@@ -416,7 +478,7 @@ pub fn report_html(title: &str, snap: &Snapshot, history: &[Point]) -> String {
 }
 
 async fn prometheus(Extract(api): Extract<Api>) -> Response {
-    let Some(snap) = api.handle.snapshot().await else {
+    let Some(snap) = api.snapshot().await else {
         return gone();
     };
     (

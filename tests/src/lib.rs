@@ -303,12 +303,30 @@ fn run_of(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
 }
 
 impl Run {
-    /// Starts the process without waiting for it (killed when the handle drops).
+    /// Starts the process without waiting for it (killed when the handle drops). Its stderr is
+    /// read as it comes, so a test can wait for a line ([`Running::listening`]).
     pub fn spawn(mut self) -> Running {
         self.cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        Running(Some(self.cmd.spawn().expect("spawn hatchery")))
+        let mut child = self.cmd.spawn().expect("spawn hatchery");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log: Arc<Mutex<String>> = Arc::default();
+        let sink = log.clone();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Running {
+            child: Some(child),
+            log,
+            reader: Some(reader),
+        }
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Run {
@@ -318,6 +336,13 @@ impl Run {
 
     pub fn current_dir(mut self, dir: &Path) -> Run {
         self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs the process in a process group of its own (its id is the group's), so a test can
+    /// count and kill everything it starts: see [`ProcessGroup`].
+    pub fn own_group(mut self) -> Run {
+        self.cmd.process_group(0);
         self
     }
 
@@ -333,17 +358,82 @@ impl Run {
 
 /// A process started with [`Run::spawn`].
 #[derive(Debug)]
-pub struct Running(Option<tokio::process::Child>);
+pub struct Running {
+    child: Option<tokio::process::Child>,
+    /// Its stderr so far.
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// What a `hatchery` process listens on, as its log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The master's port for workers: "workers connect to ADDR".
+    Workers,
+    /// The web UI and API: "web UI and API on URL" (a master), "web UI on URL" (standalone).
+    Web,
+    /// `hatchery demo-target`: "demo target listening on URL".
+    DemoTarget,
+}
+
+impl Port {
+    /// The address in one log line, if the line announces this port.
+    fn find(self, line: &str) -> Option<SocketAddr> {
+        let (marks, url): (&[&str], bool) = match self {
+            Port::Workers => (&["workers connect to "], false),
+            Port::Web => (&["web UI and API on ", "web UI on "], true),
+            Port::DemoTarget => (&["demo target listening on "], true),
+        };
+        let rest = marks
+            .iter()
+            .find_map(|m| line.split_once(m).map(|(_, rest)| rest))?;
+        let rest = if url { rest.split_once("://")?.1 } else { rest };
+        let end = rest.find(['/', ',', ' ', ';']).unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    }
+}
 
 impl Running {
+    /// The port the process bound for `what` (start it with port 0): read from its log, which
+    /// says so at the info level. Panics with the log when the process ends first or says
+    /// nothing within 30 s.
+    pub async fn listening(&mut self, what: Port) -> u16 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.stderr_so_far().lines().find_map(|l| what.find(l));
+            if let Some(addr) = found {
+                return addr.port();
+            }
+            if self.exited().is_some() || tokio::time::Instant::now() > deadline {
+                panic!(
+                    "no {what:?} port announced; stderr:\n{}",
+                    self.stderr_so_far()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
     /// The OS process id.
     pub fn pid(&self) -> u32 {
-        self.0.as_ref().and_then(|c| c.id()).expect("running")
+        self.child.as_ref().and_then(|c| c.id()).expect("running")
+    }
+
+    /// The exit code once the process has ended, `None` while it runs.
+    pub fn exited(&mut self) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().ok()??;
+        Some(status.code().unwrap_or(-1))
     }
 
     /// SIGKILL, as `kill -9` does.
     pub async fn kill(&mut self) {
-        if let Some(c) = self.0.as_mut() {
+        if let Some(c) = self.child.as_mut() {
             let _ = c.kill().await;
         }
     }
@@ -359,16 +449,71 @@ impl Running {
 
     /// Waits for the exit (bounded) and collects the output.
     pub async fn finish(mut self) -> Finished {
-        let child = self.0.take().expect("running");
-        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        let child = self.child.take().expect("running");
+        let mut out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
             .await
             .expect("hatchery did not finish within 60 s")
             .expect("wait for hatchery");
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        }
+        out.stderr = self.stderr_so_far().into_bytes();
         Finished(out)
     }
 }
 
-/// A headless master process and its ports.
+/// The processes of a process group (a process started with [`Run::own_group`] and whatever it
+/// starts), killed together when this drops: a test that fails cannot leave a swarm behind.
+#[derive(Debug)]
+pub struct ProcessGroup(pub u32);
+
+impl ProcessGroup {
+    /// How many processes the group has now (read from /proc).
+    pub fn size(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| group_of(stat) == Some(self.0))
+            .count()
+    }
+
+    /// SIGKILL to every process of the group, until none is left (a process forking while the
+    /// signal goes out could otherwise leave a child behind).
+    pub fn kill(&self) {
+        for _ in 0..100 {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .stderr(std::process::Stdio::null())
+                .status();
+            if self.size() == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The process group in a /proc/PID/stat line (the fifth field; the second, the name, may hold
+/// spaces and parentheses, so fields are counted after the last `)`). Zombies are not counted.
+fn group_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    (state != "Z").then_some(group)
+}
+
+/// A master process and the ports it bound.
 #[derive(Debug)]
 pub struct Master {
     pub process: Running,
@@ -378,52 +523,150 @@ pub struct Master {
     pub web: u16,
 }
 
-/// Starts a headless master of `plan` against `host`: the workers' port on `grpc_host`, the API
-/// on 127.0.0.1, on the given (workers, web) ports, with extra flags and environment.
-pub fn headless_master(
-    grpc_host: &str,
-    (grpc, web): (u16, u16),
-    plan: &Path,
-    host: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Master {
-    let (g, w) = (grpc.to_string(), web.to_string());
-    let mut args = vec![
-        "-f",
-        plan.to_str().expect("a UTF-8 plan path"),
-        "--master",
-        "--headless",
-        "--master-bind-host",
-        grpc_host,
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "-H",
-        host,
-    ];
-    args.extend_from_slice(extra);
-    let mut run = hatchery(&args);
-    for (k, v) in env {
-        run = run.env(k, v);
+impl Master {
+    /// A headless master of `plan`: the workers' port and the API on 127.0.0.1, each on a port
+    /// the master picks (port 0) and announces. Add flags with the builder's methods.
+    pub fn headless(plan: &Path) -> Builder<Master> {
+        Builder::new(plan, &["--master", "--headless", "--web-host", "127.0.0.1"])
     }
-    Master {
-        process: run.spawn(),
-        grpc,
-        web,
+
+    /// [`Master::headless`] without `--headless`: the web UI starts tests.
+    pub fn ui(plan: &Path) -> Builder<Master> {
+        Builder::new(plan, &["--master", "--web-host", "127.0.0.1"])
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released, so another test could take it first;
-/// good enough for tests that start their servers at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A standalone run (no `--master`, no `--worker`), described with a [`Builder`].
+#[derive(Debug)]
+pub struct Standalone;
+
+impl Standalone {
+    /// `hatchery -f plan --headless` and the builder's flags.
+    pub fn headless(plan: &Path) -> Builder<Standalone> {
+        Builder::new(plan, &["--headless"])
+    }
+}
+
+/// The command line of a master or a standalone run: the flags tests repeat, by name.
+#[derive(Debug)]
+pub struct Builder<Kind> {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    bind: String,
+    ports: (u16, u16),
+    kind: std::marker::PhantomData<Kind>,
+}
+
+impl<Kind> Builder<Kind> {
+    fn new(plan: &Path, mode: &[&str]) -> Builder<Kind> {
+        let mut args = vec![
+            "-f".to_string(),
+            plan.to_str().expect("a UTF-8 plan path").to_string(),
+        ];
+        args.extend(mode.iter().map(|a| a.to_string()));
+        Builder {
+            args,
+            env: Vec::new(),
+            bind: "127.0.0.1".into(),
+            ports: (0, 0),
+            kind: std::marker::PhantomData,
+        }
+    }
+
+    fn flag(mut self, name: &str, value: impl ToString) -> Self {
+        self.args.push(name.into());
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// `-H`: the target.
+    pub fn host(self, url: &str) -> Self {
+        self.flag("-H", url)
+    }
+
+    /// `-u`.
+    pub fn users(self, n: u32) -> Self {
+        self.flag("-u", n)
+    }
+
+    /// `-r`.
+    pub fn spawn_rate(self, r: f64) -> Self {
+        self.flag("-r", r)
+    }
+
+    /// `-t`, e.g. "3s".
+    pub fn run_time(self, t: &str) -> Self {
+        self.flag("-t", t)
+    }
+
+    /// `-s`, e.g. "5s": users finish their request in flight, so counts match the target's.
+    pub fn stop_timeout(self, t: &str) -> Self {
+        self.flag("-s", t)
+    }
+
+    /// `--expect-workers`.
+    pub fn workers(self, n: usize) -> Self {
+        self.flag("--expect-workers", n)
+    }
+
+    /// `--csv PREFIX`.
+    pub fn csv(self, prefix: &Path) -> Self {
+        self.flag("--csv", prefix.to_str().expect("a UTF-8 path"))
+    }
+
+    /// Any other flags.
+    pub fn args(mut self, extra: &[&str]) -> Self {
+        self.args.extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The command, to run or spawn.
+    pub fn command(self) -> Run {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut run = hatchery(&args);
+        for (k, v) in &self.env {
+            run = run.env(k, v);
+        }
+        run
+    }
+}
+
+impl Builder<Master> {
+    /// The address the workers' port listens on (127.0.0.1 unless told).
+    pub fn bind(mut self, ip: &str) -> Self {
+        self.bind = ip.into();
+        self
+    }
+
+    /// Fixed (workers, web) ports instead of port 0: a restarted master taking over its
+    /// predecessor's ports.
+    pub fn ports(mut self, grpc: u16, web: u16) -> Self {
+        self.ports = (grpc, web);
+        self
+    }
+
+    /// Starts the master and waits until it says which ports it bound.
+    pub async fn spawn(self) -> Master {
+        let (grpc, web) = (self.ports.0.to_string(), self.ports.1.to_string());
+        let bind = self.bind.clone();
+        let ports = [
+            "--master-bind-host",
+            &bind,
+            "--master-bind-port",
+            &grpc,
+            "--web-port",
+            &web,
+        ];
+        let mut process = self.args(&ports).command().spawn();
+        let grpc = process.listening(Port::Workers).await;
+        let web = process.listening(Port::Web).await;
+        Master { process, grpc, web }
+    }
 }
 
 /// `GET http://127.0.0.1:port/path` with a fresh connection: status and body, or `None` when
@@ -559,6 +802,26 @@ impl Finished {
             self.stderr()
         );
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Port;
+
+    #[test]
+    fn the_ports_come_from_the_lines_the_binary_logs() {
+        let master = "2026-12-06T18:40:26.160351Z  INFO master: workers connect to 127.0.0.1:41234 (TLS), web UI and API on https://127.0.0.1:40000/base/; waiting for 2 worker(s)";
+        assert_eq!(Port::Workers.find(master).map(|a| a.port()), Some(41234));
+        assert_eq!(Port::Web.find(master).map(|a| a.port()), Some(40000));
+        let standalone = "2026-12-06T18:40:26Z  INFO web UI on http://0.0.0.0:8089/";
+        assert_eq!(Port::Web.find(standalone).map(|a| a.port()), Some(8089));
+        assert_eq!(Port::Workers.find(standalone), None);
+        let demo = "2026-12-06T18:40:26Z  INFO demo target listening on http://127.0.0.1:5000";
+        assert_eq!(Port::DemoTarget.find(demo).map(|a| a.port()), Some(5000));
+        let headless =
+            "INFO master: workers connect to 127.0.0.1:5557, web UI and API on none; waiting";
+        assert_eq!(Port::Web.find(headless), None);
     }
 }
 

@@ -4,26 +4,16 @@
 use std::time::Duration;
 
 use hatchery_e2e::{
-    aggregated, eventually, free_port, hatchery, headless_master, http_get, read_csv, stats,
-    worker, Master, Running, Target, TempDir,
+    aggregated, eventually, hatchery, http_get, read_csv, stats, worker, Builder, Master, Running,
+    Target, TempDir,
 };
 
 /// Three Readers to one Writer, each announcing its start on the target.
 const PLAN: &str = hatchery_e2e::READER_WRITER_PLAN;
 
-fn master(plan: &std::path::Path, target: &Target, extra: &[&str]) -> Master {
-    master_on((free_port(), free_port()), plan, target, extra, &[])
-}
-
-/// A headless master on the given (workers, web) ports, with extra flags and environment.
-fn master_on(
-    ports: (u16, u16),
-    plan: &std::path::Path,
-    target: &Target,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Master {
-    headless_master("127.0.0.1", ports, plan, &target.url(), extra, env)
+/// A headless master of `plan` against `target`, on ports it picks.
+fn master(plan: &std::path::Path, target: &Target) -> Builder<Master> {
+    Master::headless(plan).host(&target.url())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,24 +22,15 @@ async fn three_workers_run_exactly_the_weighted_users_and_the_totals_match_the_t
     let dir = TempDir::new("dist");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        &[
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "3s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "3",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-    );
+    let m = master(&plan, &target)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("3s")
+        .stop_timeout("5s")
+        .workers(3)
+        .csv(&prefix)
+        .spawn()
+        .await;
     // Before any worker: alive, not ready.
     let (code, body) = eventually("the master's API answers", Duration::from_secs(20), || {
         http_get(m.web, "/readyz")
@@ -117,18 +98,12 @@ async fn a_master_whose_workers_never_come_exits_3_after_the_max_wait() {
     let target = Target::start().await;
     let dir = TempDir::new("gate");
     let plan = dir.write("plan.yaml", PLAN);
-    let m = master(
-        &plan,
-        &target,
-        &[
-            "--expect-workers",
-            "2",
-            "--expect-workers-max-wait",
-            "1s",
-            "-t",
-            "10s",
-        ],
-    );
+    let m = master(&plan, &target)
+        .workers(2)
+        .args(&["--expect-workers-max-wait", "1s"])
+        .run_time("10s")
+        .spawn()
+        .await;
     let _one = worker(m.grpc, &[]).spawn();
     let out = m.process.finish().await;
     out.expect_code(3);
@@ -146,11 +121,11 @@ async fn a_worker_with_another_plan_is_refused_and_says_why() {
     let dir = TempDir::new("hash");
     let plan = dir.write("plan.yaml", PLAN);
     let other = dir.write("other.yaml", &PLAN.replace("20ms", "30ms"));
-    let m = master(
-        &plan,
-        &target,
-        &["--expect-workers", "1", "--expect-workers-max-wait", "3s"],
-    );
+    let m = master(&plan, &target)
+        .workers(1)
+        .args(&["--expect-workers-max-wait", "3s"])
+        .spawn()
+        .await;
     let refused = worker(m.grpc, &["-f", other.to_str().unwrap()])
         .spawn()
         .finish()
@@ -180,24 +155,15 @@ async fn a_killed_workers_users_move_to_the_others_and_a_late_worker_gets_its_sh
     let dir = TempDir::new("kill");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        &[
-            "-u",
-            "6",
-            "-r",
-            "50",
-            "-t",
-            "60s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "2",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-    );
+    let m = master(&plan, &target)
+        .users(6)
+        .spawn_rate(50.0)
+        .run_time("60s")
+        .stop_timeout("5s")
+        .workers(2)
+        .csv(&prefix)
+        .spawn()
+        .await;
     let mut a = worker(m.grpc, &[]).spawn();
     let b = worker(m.grpc, &[]).spawn();
     eventually(
@@ -271,11 +237,13 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
     let target = Target::start().await;
     let dir = TempDir::new("restart");
     let plan = dir.write("plan.yaml", PLAN);
-    let mut first = master(
-        &plan,
-        &target,
-        &["-u", "4", "-r", "100", "-t", "60s", "--expect-workers", "2"],
-    );
+    let mut first = master(&plan, &target)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("60s")
+        .workers(2)
+        .spawn()
+        .await;
     let (grpc, web) = (first.grpc, first.web);
     // The workers wait for the new master far longer than this test needs: once, on a machine
     // busy with four builds, a worker ran out of a 30 s budget (not reproduced since).
@@ -297,22 +265,17 @@ async fn a_restarted_master_adopts_the_running_workers_and_loses_no_request() {
     )
     .await;
     let prefix = dir.path().join("run");
-    let csv = prefix.to_str().unwrap();
-    let flags = [
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "2s",
-        "-s",
-        "5s",
-        "--expect-workers",
-        "2",
-        "--csv",
-        csv,
-    ];
-    let second = master_on((grpc, web), &plan, &target, &flags, &[]).process;
+    let second = master(&plan, &target)
+        .ports(grpc, web)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("2s")
+        .stop_timeout("5s")
+        .workers(2)
+        .csv(&prefix)
+        .spawn()
+        .await
+        .process;
     second.finish().await.expect_code(0);
     for w in workers {
         w.finish().await.expect_code(0);
@@ -366,22 +329,14 @@ async fn garbage_on_the_worker_port_is_refused_and_the_run_goes_on() {
     let dir = TempDir::new("garbage");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        &[
-            "-u",
-            "2",
-            "-r",
-            "100",
-            "-t",
-            "1s",
-            "-s",
-            "5s",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-    );
+    let m = master(&plan, &target)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(&prefix)
+        .spawn()
+        .await;
     eventually("the master listens", Duration::from_secs(20), || {
         http_get(m.web, "/healthz")
     })
@@ -440,11 +395,13 @@ async fn processes_starts_that_many_workers_on_one_machine() {
     let target = Target::start().await;
     let dir = TempDir::new("processes");
     let plan = dir.write("plan.yaml", PLAN);
-    let m = master(
-        &plan,
-        &target,
-        &["-u", "4", "-r", "100", "-t", "1s", "--expect-workers", "2"],
-    );
+    let m = master(&plan, &target)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .workers(2)
+        .spawn()
+        .await;
     let workers = worker(m.grpc, &["--processes", "2"]).spawn();
     m.process.finish().await.expect_code(0);
     workers.finish().await.expect_code(0);
@@ -460,15 +417,13 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     let dir = TempDir::new("token");
     let plan = dir.write("plan.yaml", PLAN);
     let token_file = dir.write("token", "s3cret\n");
-    let env = [("HATCHERY_AUTH_TOKEN", "s3cret")];
-    let ports = (free_port(), free_port());
-    let m = master_on(
-        ports,
-        &plan,
-        &target,
-        &["-u", "2", "-r", "100", "-t", "1s"],
-        &env,
-    );
+    let m = master(&plan, &target)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .env("HATCHERY_AUTH_TOKEN", "s3cret")
+        .spawn()
+        .await;
     let (grpc, web, master) = (m.grpc, m.web, m.process);
     let g = grpc.to_string();
     eventually("the master listens", Duration::from_secs(20), || {

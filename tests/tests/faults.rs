@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hatchery_e2e::faults::{BadTarget, Misbehaviour, Netns, Tmpfs};
 use hatchery_e2e::{
-    aggregated, csv_count, csv_row, eventually, free_port, hatchery, headless_master, http_get,
-    read_csv, stats, Running, Target, TempDir,
+    aggregated, csv_count, csv_row, eventually, hatchery, http_get, read_csv, stats, Master,
+    Running, Target, TempDir,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -48,23 +48,18 @@ impl Partitioned {
         let plan = dir.write("plan.yaml", PLAN);
         let prefix = dir.path().join("run");
         let master_ip = net.master_ip.to_string();
-        let mut flags = vec![
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "120s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "2",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ];
-        flags.extend_from_slice(extra);
-        let ports = (free_port(), free_port());
-        let m = headless_master(&master_ip, ports, &plan, &target.url(), &flags, &[]);
+        let m = Master::headless(&plan)
+            .bind(&master_ip)
+            .host(&target.url())
+            .users(4)
+            .spawn_rate(100.0)
+            .run_time("120s")
+            .stop_timeout("5s")
+            .workers(2)
+            .csv(&prefix)
+            .args(extra)
+            .spawn()
+            .await;
         let (master, grpc, web) = (m.process, m.grpc, m.web);
         let port = grpc.to_string();
         let worker_args = [
@@ -320,25 +315,17 @@ async fn sigterm_to_a_master_stops_its_workers_users_collects_their_reports_and_
     let dir = TempDir::new("term-master");
     let plan = dir.write("plan.yaml", PLAN);
     let (prefix, html) = (dir.path().join("run"), dir.path().join("report.html"));
-    let flags = [
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "60s",
-        "-s",
-        "5s",
-        "--expect-workers",
-        "2",
-        "--csv",
-        prefix.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-        "--json",
-    ];
-    let ports = (free_port(), free_port());
-    let m = headless_master("127.0.0.1", ports, &plan, &target.url(), &flags, &[]);
+    let m = Master::headless(&plan)
+        .host(&target.url())
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("60s")
+        .stop_timeout("5s")
+        .workers(2)
+        .csv(&prefix)
+        .args(&["--html", html.to_str().unwrap(), "--json"])
+        .spawn()
+        .await;
     let (m, grpc, web) = (m.process, m.grpc, m.web);
     let workers: Vec<Running> = (0..2)
         .map(|_| hatchery(&["--worker", "--master-port", &grpc.to_string()]).spawn())

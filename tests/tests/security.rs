@@ -2,12 +2,12 @@
 //! port with one certificate (tests/fixtures), the worker token over it, the web UI's basic
 //! auth; and the peers that must be refused without touching the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hatchery_e2e::{
-    csv_count, eventually, fixture, free_port, hatchery, headless_master, http, https, other_ca,
-    test_ca, worker, Finished, Master, Running, Target, TempDir,
+    csv_count, eventually, fixture, hatchery, http, https, other_ca, test_ca, worker, Builder,
+    Finished, Master, Port, Running, Target, TempDir,
 };
 
 const PLAN: &str = "users:
@@ -21,17 +21,15 @@ const PLAN: &str = "users:
     tasks: [{post: /b}]
 ";
 
-/// A headless master on free loopback ports, with TLS from the fixtures when `tls`.
-fn master(plan: &Path, target: &Target, tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Master {
-    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
-    let mut args = Vec::new();
-    if tls {
-        args.extend(["--tls-cert", cert.to_str().unwrap()]);
-        args.extend(["--tls-key", key.to_str().unwrap()]);
+/// A headless master on loopback ports it picks, with TLS from the fixtures when `tls`.
+fn master(plan: &Path, target: &Target, tls: bool) -> Builder<Master> {
+    let m = Master::headless(plan).host(&target.url());
+    if !tls {
+        return m;
     }
-    args.extend_from_slice(extra);
-    let ports = (free_port(), free_port());
-    headless_master("127.0.0.1", ports, plan, &target.url(), &args, env)
+    let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
+    m.args(&["--tls-cert", cert.to_str().unwrap()])
+        .args(&["--tls-key", key.to_str().unwrap()])
 }
 
 fn ca_flag(ca: &Path) -> [&str; 2] {
@@ -60,28 +58,17 @@ async fn tls_workers_with_the_token_run_the_test_and_the_totals_match_the_target
     let plan = dir.write("plan.yaml", PLAN);
     let token = dir.write("token", "s3cret\n");
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        true,
-        &[
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "-t",
-            "2s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "2",
-            "--web-auth",
-            "u:p",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[("HATCHERY_AUTH_TOKEN", "s3cret")],
-    );
+    let m = master(&plan, &target, true)
+        .users(4)
+        .spawn_rate(100.0)
+        .run_time("2s")
+        .stop_timeout("5s")
+        .workers(2)
+        .args(&["--web-auth", "u:p"])
+        .csv(&prefix)
+        .env("HATCHERY_AUTH_TOKEN", "s3cret")
+        .spawn()
+        .await;
 
     // The web port speaks HTTPS with the same certificate; health stays open, the rest asks for
     // the password; a plain HTTP request is told to use https.
@@ -143,24 +130,14 @@ async fn a_tls_master_refuses_plaintext_and_distrusting_workers_and_the_run_goes
     let dir = TempDir::new("tls-refuse");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        true,
-        &[
-            "-u",
-            "2",
-            "-r",
-            "100",
-            "-t",
-            "1s",
-            "-s",
-            "5s",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let m = master(&plan, &target, true)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(&prefix)
+        .spawn()
+        .await;
     eventually("the master listens", Duration::from_secs(20), || {
         get(m.web, "/healthz", &[])
     })
@@ -206,13 +183,12 @@ async fn a_tls_worker_is_told_a_plaintext_master_does_not_speak_tls() {
     let target = Target::start().await;
     let dir = TempDir::new("tls-plain-master");
     let plan = dir.write("plan.yaml", PLAN);
-    let m = master(
-        &plan,
-        &target,
-        false,
-        &["-u", "1", "-r", "100", "-t", "1s"],
-        &[],
-    );
+    let m = master(&plan, &target, false)
+        .users(1)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .spawn()
+        .await;
     eventually("the master listens", Duration::from_secs(20), || {
         http(m.web, "GET", "/healthz", None, &[])
     })
@@ -236,16 +212,14 @@ async fn standalone_serves_its_web_ui_over_https() {
     let target = Target::start().await;
     let dir = TempDir::new("tls-standalone");
     let plan = dir.write("plan.yaml", PLAN);
-    let web = free_port();
-    let w = web.to_string();
     let (cert, key) = (fixture("localhost.pem"), fixture("localhost.key"));
-    let _ui = hatchery(&[
+    let mut ui = hatchery(&[
         "-f",
         plan.to_str().unwrap(),
         "--web-host",
         "127.0.0.1",
         "--web-port",
-        &w,
+        "0",
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
@@ -254,6 +228,7 @@ async fn standalone_serves_its_web_ui_over_https() {
         &target.url(),
     ])
     .spawn();
+    let web = ui.listening(Port::Web).await;
     let (code, _) = eventually(
         "the web UI answers over HTTPS",
         Duration::from_secs(20),
@@ -306,28 +281,16 @@ async fn a_worker_past_max_workers_is_refused_and_the_run_goes_on() {
     let dir = TempDir::new("max-workers");
     let plan = dir.write("plan.yaml", PLAN);
     let prefix = dir.path().join("run");
-    let m = master(
-        &plan,
-        &target,
-        false,
-        &[
-            "-u",
-            "2",
-            "-r",
-            "100",
-            "-t",
-            "3s",
-            "-s",
-            "5s",
-            "--expect-workers",
-            "1",
-            "--max-workers",
-            "1",
-            "--csv",
-            prefix.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let m = master(&plan, &target, false)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("3s")
+        .stop_timeout("5s")
+        .workers(1)
+        .args(&["--max-workers", "1"])
+        .csv(&prefix)
+        .spawn()
+        .await;
     let first = worker(m.grpc, &[]).spawn();
     eventually(
         "the first worker runs users",
@@ -345,4 +308,108 @@ async fn a_worker_past_max_workers_is_refused_and_the_run_goes_on() {
     first.finish().await.expect_code(0);
     assert!(out.stderr().contains("--max-workers"), "{}", out.stderr());
     assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+}
+
+/// The usual one-liner: a self-signed certificate (basic constraints CA:TRUE, as openssl makes
+/// it) for localhost and 127.0.0.1, and its key, written as `NAME.pem` and `NAME.key`.
+fn openssl_self_signed(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.path().join(format!("{name}.pem")),
+        dir.path().join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success(), "openssl req -x509 failed");
+    (cert, key)
+}
+
+/// A headless master serving `cert` and `key`, two users for a second.
+async fn tls_master(plan: &Path, target: &Target, cert: &Path, key: &Path, csv: &Path) -> Master {
+    Master::headless(plan)
+        .host(&target.url())
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(csv)
+        .args(&["--tls-cert", cert.to_str().unwrap()])
+        .args(&["--tls-key", key.to_str().unwrap()])
+        .spawn()
+        .await
+}
+
+/// A worker trusting `ca` runs the test; the totals equal the target's count.
+async fn runs_with(m: Master, ca: &Path, dir: &TempDir, target: &Target) {
+    let w = worker(m.grpc, &ca_flag(ca)).spawn();
+    m.process.finish().await.expect_code(0);
+    w.finish().await.expect_code(0);
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(dir, "read-a"), target.count("GET", "/a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_given_as_tls_ca_is_trusted_as_itself_and_no_other() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-self-signed");
+    let plan = dir.write("plan.yaml", PLAN);
+    let (cert, key) = openssl_self_signed(&dir, "c");
+    let (other, _) = openssl_self_signed(&dir, "other");
+    let m = tls_master(&plan, &target, &cert, &key, &dir.path().join("run")).await;
+    // Another self-signed certificate with the same names is not the master's.
+    let stranger = worker(m.grpc, &ca_flag(&other)).run().await;
+    assert_refused(&stranger, "is not trusted");
+    runs_with(m, &cert, &dir, &target).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hatchery_certs_writes_a_ca_and_a_master_certificate_that_workers_and_browsers_trust() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-certs");
+    let plan = dir.write("plan.yaml", PLAN);
+    let certs = dir.path().join("certs");
+    let c = certs.to_str().unwrap();
+    let made = hatchery(&["certs", c, "--host", "localhost", "--host", "127.0.0.1"])
+        .run()
+        .await;
+    made.expect_code(0);
+    assert!(made.stdout().contains("--tls-ca"), "{}", made.stdout());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is its owner's alone");
+    }
+    // Never over existing files.
+    let again = hatchery(&["certs", c, "--host", "localhost"]).run().await;
+    assert_refused(&again, "exists");
+
+    let (cert, key, ca) = (
+        certs.join("master.pem"),
+        certs.join("master.key"),
+        certs.join("ca.pem"),
+    );
+    let m = tls_master(&plan, &target, &cert, &key, &dir.path().join("run")).await;
+    let (code, body) = https(m.web, "GET", "/healthz", &ca, &[])
+        .await
+        .expect("HTTPS");
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // The CA signed the master's certificate, nothing else: the test CA's workers are refused.
+    let stranger = worker(m.grpc, &ca_flag(&test_ca())).run().await;
+    assert_refused(&stranger, "is not trusted");
+    runs_with(m, &ca, &dir, &target).await;
 }

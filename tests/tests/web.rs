@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hatchery_e2e::{eventually, free_port, hatchery, http, Running, Target, TempDir};
+use hatchery_e2e::{eventually, hatchery, http, worker, Master, Running, Target, TempDir};
 use serde_json::Value;
 
 const PLAN: &str = "users:
@@ -44,32 +44,15 @@ impl Ui {
 
 async fn ui(target: &Target, dir: &TempDir) -> Ui {
     let plan = dir.write("plan.yaml", PLAN);
-    let (grpc, web) = (free_port(), free_port());
-    let (g, w) = (grpc.to_string(), web.to_string());
-    let master = hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        &g,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        &w,
-        "--web-base-path",
-        "/base",
-        "--web-auth",
-        "u:p",
-        "-H",
-        &target.url(),
+    let m = Master::ui(&plan)
+        .args(&["--web-base-path", "/base", "--web-auth", "u:p"])
+        .host(&target.url())
         // Users finish the request in flight when stopped, so the counts match the target's.
-        "-s",
-        "5s",
-    ])
-    .spawn();
-    let worker = hatchery(&["--worker", "--master-port", &g]).spawn();
+        .stop_timeout("5s")
+        .spawn()
+        .await;
+    let (master, web) = (m.process, m.web);
+    let worker = worker(m.grpc, &[]).spawn();
     eventually("the worker connected", Duration::from_secs(20), || async {
         let (code, _) = http(web, "GET", "/base/readyz", None, &[]).await?;
         (code == 200).then_some(())
@@ -209,7 +192,6 @@ async fn autostart_and_autoquit_run_one_test_and_write_the_html_report() {
     let dir = TempDir::new("web-auto");
     let plan = dir.write("plan.yaml", PLAN);
     let report = dir.path().join("report.html");
-    let web = free_port().to_string();
     let out = hatchery(&[
         "-f",
         plan.to_str().unwrap(),
@@ -227,7 +209,7 @@ async fn autostart_and_autoquit_run_one_test_and_write_the_html_report() {
         "--web-host",
         "127.0.0.1",
         "--web-port",
-        &web,
+        "0",
         "-H",
         &target.url(),
         "--html",

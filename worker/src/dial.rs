@@ -1,4 +1,5 @@
-//! Dialling the master: plain TCP, or TLS that trusts only the CA given with `--tls-ca`.
+//! Dialling the master: plain TCP, or TLS that trusts only the certificates given with
+//! `--tls-ca` (CAs, or the master's own self-signed certificate).
 //!
 //! We do the TLS handshake ourselves (tonic's TLS features are off), so a failure comes back as
 //! rustls reported it and can be sorted: a certificate the CA did not sign, or a master that
@@ -11,39 +12,117 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tonic::codegen::http::Uri;
 use tonic::codegen::Service;
 use tonic::transport::{Channel, Endpoint};
 
-/// How a worker verifies its master: the CA certificates of `--tls-ca`, and nothing else.
+/// How a worker verifies its master: the certificates of `--tls-ca`, and nothing else.
 #[derive(Debug, Clone)]
 pub struct MasterTls {
     config: Arc<rustls::ClientConfig>,
 }
 
 impl MasterTls {
-    /// Trusts `ca` (and no public root) for the master's certificate.
+    /// Trusts `ca` (and no public root) for the master's certificate: as CAs that signed it, or
+    /// as the very certificate the master serves (a self-signed one, see [`TrustFile`]).
     pub fn new(ca: &[CertificateDer<'static>]) -> Result<MasterTls, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in ca {
-            roots
-                .add(cert.clone())
-                .map_err(|e| format!("cannot use a --tls-ca certificate: {e}"))?;
-        }
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = TrustFile::new(ca, provider.clone())?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(MasterTls {
             config: Arc::new(config),
         })
+    }
+}
+
+/// The certificates of a `--tls-ca` file, trusted two ways. A certificate the master presents
+/// that is byte for byte one of them is trusted as it is (the self-signed certificate of
+/// `openssl req -x509 ...`, which webpki refuses as a CA used as an end entity); its name and
+/// the handshake signature are still verified, its dates are not (the file says which
+/// certificate to trust; replace it to rotate). Any other certificate must chain to one of
+/// them, as webpki verifies it.
+#[derive(Debug)]
+struct TrustFile {
+    exact: Vec<CertificateDer<'static>>,
+    chained: Arc<WebPkiServerVerifier>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl TrustFile {
+    fn new(
+        certs: &[CertificateDer<'static>],
+        provider: Arc<CryptoProvider>,
+    ) -> Result<TrustFile, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots
+                .add(cert.clone())
+                .map_err(|e| format!("cannot use a --tls-ca certificate: {e}"))?;
+        }
+        let algorithms = provider.signature_verification_algorithms;
+        let chained = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("cannot use the --tls-ca certificates: {e}"))?;
+        Ok(TrustFile {
+            exact: certs.to_vec(),
+            chained,
+            algorithms,
+        })
+    }
+}
+
+impl ServerCertVerifier for TrustFile {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_name(&cert, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.chained
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -137,7 +216,7 @@ fn classify(e: &std::io::Error, host: &str, port: u16) -> DialError {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         Some(rustls::Error::InvalidCertificate(_)) => DialError::Fatal(format!(
-            "{at} is not trusted ({e}): --tls-ca must hold the CA that signed the master's --tls-cert, and the certificate must name {host}"
+            "{at} is not trusted ({e}): --tls-ca must hold the CA that signed the master's --tls-cert (or that very certificate, when it is self-signed), and the certificate must name {host}"
         )),
         Some(rustls::Error::InvalidMessage(_)) => DialError::Fatal(format!(
             "{at} does not speak TLS: start the worker without --tls-ca, or the master with --tls-cert and --tls-key"
