@@ -24,8 +24,10 @@ fail() { log "FAIL: $*"; dump; exit 1; }
 # Everything of one run lives in its own namespace, so a cluster restarted on old state starts
 # clean; kubectl takes the last -n, so `k -n hatchery-system ...` still works.
 export ns="e2e-$(date +%s)"
-k() { kubectl -n "$ns" "$@" 2> >(grep -v 'version difference' >&2); }
-kc() { kubectl "$@" 2> >(grep -v 'version difference' >&2); }
+# kubectl's stderr less its client/server skew warning (grep finding nothing to print is no error).
+quiet_skew() { grep -v 'version difference' >&2 || true; }
+k() { kubectl -n "$ns" "$@" 2> >(quiet_skew); }
+kc() { kubectl "$@" 2> >(quiet_skew); }
 
 command -v jq >/dev/null || { apt-get install -y -qq jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }; }
 [ -x "$python" ] || { python3 -m venv "${python%/bin/python}" && "$python" -m pip install -q helm-python-sdk; }
