@@ -231,13 +231,16 @@ fn prepare_request(
     let wire = match (&url, &body) {
         (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
             let mut out = Vec::new();
-            encode_head(
-                &mut out,
-                &method,
+            let head = RequestHead {
+                method: &method,
                 origin,
                 target,
-                !sets_host,
-                !sets_user_agent,
+                host: !sets_host,
+                user_agent: !sets_user_agent,
+            };
+            encode_request(
+                &mut out,
+                &head,
                 static_headers
                     .iter()
                     .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
@@ -265,27 +268,36 @@ fn prepare_request(
     })
 }
 
-/// Encodes a request: ours (`host`, `user-agent`, each unless the plan sets it), then the
-/// plan's headers, then the body.
-#[allow(clippy::too_many_arguments)]
-pub fn encode_head<'a>(
+/// What a request's head holds besides the plan's headers: the request line, and which of our
+/// own headers go first.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a http::Method,
+    pub origin: &'a Origin,
+    pub target: &'a str,
+    /// Add `host` (the plan sets none).
+    pub host: bool,
+    /// Add `user-agent` (the plan sets none).
+    pub user_agent: bool,
+}
+
+/// Encodes a whole request: `head`, then the plan's `headers`, then the body.
+pub fn encode_request<'a>(
     out: &mut Vec<u8>,
-    method: &http::Method,
-    origin: &'a Origin,
-    target: &str,
-    host: bool,
-    user_agent: bool,
+    head: &RequestHead<'a>,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     body: &[u8],
 ) {
     let ours = [
-        host.then_some((&b"host"[..], origin.authority.as_bytes())),
-        user_agent.then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
+        head.host
+            .then_some((&b"host"[..], head.origin.authority.as_bytes())),
+        head.user_agent
+            .then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
     ];
     crate::h1::encode(
         out,
-        method.as_str(),
-        target,
+        head.method.as_str(),
+        head.target,
         ours.into_iter().flatten().chain(headers),
         body,
     );
