@@ -2,7 +2,10 @@
 //!
 //! - [`plan`]: the plan (YAML) parsed and validated into a typed [`Plan`], every problem reported
 //!   at once with its line and column ([`Diagnostics`]).
-//! - [`template`]: `{{ ... }}` templates, compiled once when the plan loads and rendered per request.
+//! - [`template`]: `{{ ... }}` templates, compiled once when the plan loads and rendered per
+//!   request; the ids they resolve names to and the feeder tables they read.
+//! - `suggest`: "did you mean ...?" for plan and template messages.
+//! - [`timestamp`]: the Unix time now and its RFC 3339 text.
 //! - [`jsonpath`]: the JSON path subset used by checks and captures.
 //! - [`duration`]: human durations (`1m30s`, `250ms`) for plans and flags.
 //! - [`histogram`]: the mergeable, bounded response-time histogram (0.1% precision).
@@ -25,7 +28,9 @@ pub mod plan;
 pub mod protocol;
 pub mod secret;
 pub mod stats;
+mod suggest;
 pub mod template;
+pub mod timestamp;
 pub mod wire;
 
 pub use method::Method;

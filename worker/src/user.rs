@@ -6,12 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hatchery_core::plan::{CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
+use hatchery_core::timestamp::unix_now;
 use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -508,12 +509,6 @@ async fn exchange(
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn fmt_duration(d: Duration) -> String {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::yaml::{self, Ctx, Node};
-use super::{csv, request, suggest};
-use super::{Diagnostic, Diagnostics, Feeder, FileSource, Metric, Plan, Shape, Stage, Threshold};
+use super::{csv, request};
+use super::{Diagnostic, Diagnostics, FileSource, Metric, Plan, Shape, Stage, Threshold};
 use crate::duration;
-use crate::template::Resolver;
+use crate::suggest;
+use crate::template::{Resolver, Table};
 
 const TOP_KEYS: [&str; 6] = ["host", "users", "data", "shape", "thresholds", "vars"];
 const METRICS: [&str; 8] = [
@@ -204,7 +205,7 @@ fn vars(cx: &mut Ctx<'_>, node: &Node<'_>) -> Vec<(String, String)> {
     out
 }
 
-fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Feeder> {
+fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Table> {
     let Some(fields) = cx.mapping(node, "`data`") else {
         return Vec::new();
     };
@@ -233,9 +234,8 @@ fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Fee
             Err(e) => Err(format!("cannot read feeder file `{path}`: {e}")),
         };
         match table {
-            Ok(t) if valid => out.push(Feeder {
+            Ok(t) if valid => out.push(Table {
                 name: name.clone(),
-                path,
                 columns: t.columns,
                 rows: Arc::new(t.rows),
             }),

@@ -7,9 +7,9 @@ use saphyr::{Scalar, YamlData};
 
 use super::parse::{check_name, host};
 use super::yaml::{self, data, Ctx, Fields, Node};
-use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, VarId, Wait};
+use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, Wait};
 use crate::jsonpath::JsonPath;
-use crate::template::{JsonTemplate, Resolver, Template};
+use crate::template::{JsonTemplate, Resolver, Template, VarId};
 use crate::Method;
 
 const CLASS_KEYS: [&str; 8] = [
