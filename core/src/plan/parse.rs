@@ -14,6 +14,7 @@ use super::{Diagnostic, Diagnostics, FileSource, Metric, Plan, Shape, Stage, Thr
 use crate::duration;
 use crate::suggest;
 use crate::template::{Resolver, Table};
+use crate::validate;
 
 const TOP_KEYS: [&str; 6] = ["host", "users", "data", "shape", "thresholds", "vars"];
 const METRICS: [&str; 8] = [
@@ -126,9 +127,9 @@ fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan
 /// A base URL: `http(s)://host[:port][/path]`, kept without a trailing `/`.
 pub(super) fn host(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<String> {
     let text = cx.string(node, "`host`")?;
-    match host_problem(&text) {
-        None => Some(text.trim_end_matches('/').to_string()),
-        Some(problem) => {
+    match validate::host_url(&text) {
+        Ok(_) => Some(text.trim_end_matches('/').to_string()),
+        Err(problem) => {
             cx.error_hint(
                 node,
                 format!("`host` {problem}"),
@@ -137,32 +138,6 @@ pub(super) fn host(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<String> {
             None
         }
     }
-}
-
-fn host_problem(url: &str) -> Option<&'static str> {
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-    else {
-        return Some("must start with http:// or https://");
-    };
-    if url.chars().any(char::is_whitespace) {
-        return Some("cannot contain spaces");
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let (host, port) = match host_port.rfind(':') {
-        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
-        _ => (host_port, None),
-    };
-    if host.is_empty() {
-        return Some("has no host name");
-    }
-    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-        return Some("has an invalid port (expected a number from 0 to 65535)");
-    }
-    None
 }
 
 /// True when `name` can be written in a template (`{{ name }}`, `row.name.column`).
@@ -430,6 +405,10 @@ mod tests {
         for bad in ["p0", "p101", "p", "p.5", "p9x", "P95", "p-1", "mean"] {
             assert_eq!(metric(bad), None, "{bad}");
         }
+    }
+
+    fn host_problem(url: &str) -> Option<validate::HostProblem> {
+        validate::host_url(url).err()
     }
 
     #[test]
