@@ -9,7 +9,8 @@
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
-//! - `users`: the user supervisor, the control loop: reconcile users to the assignment, report deltas, stop.
+//! - `users`: the user supervisor (the control loop): reconcile users to the assignment,
+//!   report deltas, stop.
 //!
 //! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
 //! process (standalone) or over the network, sits at the other end.
