@@ -15,6 +15,8 @@
 set -euo pipefail
 users=${1:-100000}; procs=${2:-6}; baseline=${3:-6000}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 bin=${HATCHERY_BIN:-$repo/target/release/hatchery}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p hatchery-cli" >&2; exit 2; }
 work=$(mktemp -d)
@@ -40,14 +42,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-{
-  echo "worker_processes $procs; worker_rlimit_nofile 20000; pid $work/nginx.pid;"
-  echo "error_log $work/error.log crit; events { worker_connections 19000; }"
-  echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s; server {"
-  for p in $ports; do echo "  listen 127.0.0.1:$p reuseport;"; done
-  echo '  location / { return 200 "ok"; } location = /nginx_status { stub_status; } } }'
-} > "$work/nginx.conf"
-nginx -c "$work/nginx.conf" -p "$work"
+servers=$(
+  echo "  server {"
+  for p in $ports; do echo "    listen 127.0.0.1:$p reuseport;"; done
+  echo '    location / { return 200 "ok"; } location = /nginx_status { stub_status; } }'
+)
+NGINX_WORKERS=$procs NGINX_NOFILE=20000 NGINX_CONNECTIONS=19000 NGINX_ERROR_LEVEL=crit \
+  nginx_conf "$work" "$servers"
+nginx_start "$(command -v nginx || echo /usr/sbin/nginx)" "$work" "${ports%% *}" ||
+  { echo "nginx did not start: $(tail -3 "$work/error.log" 2>/dev/null)" >&2; exit 1; }
 {
   echo "users:"
   for p in $ports; do

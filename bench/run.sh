@@ -66,6 +66,8 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 HATCHERY=$ROOT/target/release/hatchery
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -208,30 +210,12 @@ WORKER_CONNECTIONS=20000
 # /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks; the text after the last ')'
 # starts at field 3.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 start_nginx() {
     local port=$1
-    mkdir -p "$TMP/nginx"
-    cat > "$TMP/nginx/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections $WORKER_CONNECTIONS; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
+    NGINX_NOFILE=$NOFILE NGINX_CONNECTIONS=$WORKER_CONNECTIONS NGINX_KEEPALIVE=120s \
+        nginx_conf "$TMP/nginx" "    server {
         listen 127.0.0.1:$port reuseport;
-        location / { return 200 "ok"; }
+        location / { return 200 \"ok\"; }
         # total requests nginx handled, read before and after each run
         location = /nginx_status { stub_status; }
     }
@@ -239,20 +223,9 @@ http {
         # the same answer, then the connection is closed (users that connected once)
         listen 127.0.0.1:$((port + 1));
         keepalive_timeout 0;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-    taskset -c 0 "$NGINX" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
-        >"$TMP/nginx/stdout" 2>&1 &
-    NGINX_PID=$!
-    for _ in $(seq 50); do
-        kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; return 1; }
-        if port_open "$port"; then return 0; fi
-        sleep 0.1
-    done
-    kill -TERM "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
-    return 1
+        location / { return 200 \"ok\"; }
+    }"
+    nginx_start "$NGINX" "$TMP/nginx" "$port" taskset -c 0
 }
 
 PORT=

@@ -47,6 +47,8 @@ for v in DURATION USERS INTERVAL; do
 done
 
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 log() { printf '[soak %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -84,7 +86,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
     local p
     for _ in $(seq 50); do
@@ -97,34 +98,13 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 
 # ---------------------------------------------------------------- 1. nginx, counting
 PORT=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    log_format count '\$request_method \$uri \$status';
-    access_log $TMP/nginx/access.log count;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
+# shellcheck disable=SC2016 # nginx's variables, for nginx to expand
+NGINX_ACCESS_FORMAT='$request_method $uri $status' nginx_conf "$TMP/nginx" "    server {
         listen 127.0.0.1:$PORT;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-"$NGINX" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
-    >"$TMP/nginx/stdout" 2>&1 &
-NGINX_PID=$!
-for _ in $(seq 50); do port_open "$PORT" && break; sleep 0.1; done
-port_open "$PORT" || die "nginx did not start: $(tail -3 "$TMP/nginx/error.log" 2>/dev/null)"
+        location / { return 200 \"ok\"; }
+    }"
+nginx_start "$NGINX" "$TMP/nginx" "$PORT" ||
+    die "nginx did not start: $(tail -3 "$TMP/nginx/error.log" 2>/dev/null)"
 log "nginx $NGINX_PID on 127.0.0.1:$PORT"
 
 # ---------------------------------------------------------------- 2. master and workers

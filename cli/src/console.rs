@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use hatchery_core::timestamp::unix_now;
 use hatchery_core::Plan;
 use hatchery_master::report::{console, csv::CsvWriter, json, thresholds};
 use hatchery_master::run::{Event, Observer, Outcome, State, StopReason, View};
@@ -193,10 +194,4 @@ impl Observer for Console {
             }
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hatchery_core::plan::Bundle;
-use hatchery_worker::client::{self, ClientConfig, ClientError};
 use hatchery_worker::dial::MasterTls;
+use hatchery_worker::master_link::{self, LinkConfig, LinkError};
 
 use crate::args::RunArgs;
 use crate::standalone::shutdown_signal;
@@ -58,7 +58,7 @@ pub fn run(args: &RunArgs) -> i32 {
         "http"
     };
     let hostname = hostname();
-    let cfg = ClientConfig {
+    let cfg = LinkConfig {
         endpoint: format!("{scheme}://{}:{}", args.master_host, args.master_port),
         worker_id: format!(
             "{hostname}-{}-{:04x}",
@@ -76,7 +76,7 @@ pub fn run(args: &RunArgs) -> i32 {
     tracing::info!(worker = %cfg.worker_id, "connecting to the master at {}", cfg.endpoint);
     let result = control.block_on(async {
         tokio::select! {
-            r = client::run(cfg, users.handle().clone()) => Some(r),
+            r = master_link::run(cfg, users.handle().clone()) => Some(r),
             _ = shutdown_signal() => None,
         }
     });
@@ -84,15 +84,15 @@ pub fn run(args: &RunArgs) -> i32 {
     match result {
         None | Some(Ok(())) => exit::OK,
         Some(Err(
-            e @ (ClientError::Refused(_)
-            | ClientError::Plan(_)
-            | ClientError::Config(_)
-            | ClientError::Tls(_)),
+            e @ (LinkError::Refused(_)
+            | LinkError::Plan(_)
+            | LinkError::Config(_)
+            | LinkError::Tls(_)),
         )) => {
             eprintln!("error: {e}");
             exit::CONFIG
         }
-        Some(Err(e @ ClientError::MasterLost { .. })) => {
+        Some(Err(e @ LinkError::MasterLost { .. })) => {
             eprintln!("error: {e}");
             exit::FAILED
         }

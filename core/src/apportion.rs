@@ -46,7 +46,7 @@ pub fn apportion(total: u32, claims: &[Claim]) -> Vec<u32> {
 
 /// One user to start (`+1`) or stop (`-1`) in a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub struct ClassChange {
     pub class: usize,
     pub start: bool,
 }
@@ -56,7 +56,7 @@ pub struct Step {
 /// share of the change so far (Balinski and Young's quota method: among the classes still
 /// under their upper quota, the next step goes to the one with the largest weight per step
 /// taken plus one). Its length is the total absolute change.
-pub fn ramp(current: &[u32], target: &[u32]) -> Vec<Step> {
+pub fn ramp(current: &[u32], target: &[u32]) -> Vec<ClassChange> {
     assert_eq!(current.len(), target.len(), "one count per class");
     let deltas: Vec<i64> = current
         .iter()
@@ -89,7 +89,7 @@ pub fn ramp(current: &[u32], target: &[u32]) -> Vec<Step> {
         }
         let i = best.expect("the quota method always has an eligible class");
         done[i] += 1;
-        steps.push(Step {
+        steps.push(ClassChange {
             class: i,
             start: deltas[i] > 0,
         });

@@ -8,11 +8,29 @@ mod expr;
 mod json;
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
-use crate::plan::{Feeder, FeederId, VarId};
+use crate::timestamp::{unix_now, unix_now_ms, write_rfc3339};
 
 pub use json::JsonTemplate;
+
+/// Index of a variable in a user class's variables ([`Resolver::vars`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VarId(pub u32);
+
+/// Index of a feeder's table in [`Resolver::feeders`] and [`Scope::feeders`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeederId(pub u32);
+
+/// A feeder's data as templates read it (`row.<name>.<column>`): rows handed to users in
+/// turn, user *n* gets row *n mod rows*.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// Non-empty, each row as long as `columns`.
+    pub rows: Arc<Vec<Vec<String>>>,
+}
 
 /// A compiled template: literal text and expressions.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +60,7 @@ pub struct Scope<'a> {
     pub vars: &'a [Option<String>],
     /// For each feeder (by `FeederId`), the row this user was handed.
     pub rows: &'a [usize],
-    pub feeders: &'a [Feeder],
+    pub feeders: &'a [Table],
     /// The user's number within the run (0-based), `{{ user.id }}`.
     pub user_id: u64,
     pub rng: &'a mut fastrand::Rng,
@@ -57,7 +75,7 @@ pub struct Resolver<'a> {
     /// wins.
     pub constants: &'a [(String, String)],
     /// The plan's feeders, indexed by [`FeederId`].
-    pub feeders: &'a [Feeder],
+    pub feeders: &'a [Table],
 }
 
 /// Why a template does not compile, and where: `offset` is a byte offset into the template text.
@@ -188,16 +206,10 @@ fn render_segment<W: fmt::Write>(
         }
         Segment::Choice(options) => out.write_str(&options[scope.rng.usize(..options.len())]),
         Segment::UserId => write!(out, "{}", scope.user_id),
-        Segment::NowUnix => write!(out, "{}", unix_now().as_secs()),
-        Segment::NowUnixMs => write!(out, "{}", unix_now().as_millis()),
-        Segment::NowRfc3339 => write_rfc3339(unix_now().as_secs(), out),
+        Segment::NowUnix => write!(out, "{}", unix_now()),
+        Segment::NowUnixMs => write!(out, "{}", unix_now_ms()),
+        Segment::NowRfc3339 => write_rfc3339(unix_now(), out),
     }
-}
-
-fn unix_now() -> std::time::Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 /// A version 4 (random) UUID from 128 random bits: lowercase, hyphenated.
@@ -212,35 +224,6 @@ fn write_uuid<W: fmt::Write>(bits: u128, out: &mut W) -> fmt::Result {
         (v >> 48) & 0xFFFF,
         v & 0xFFFF_FFFF_FFFF
     )
-}
-
-/// `2024-05-01T12:00:00Z` for a Unix time in seconds (UTC, second precision).
-pub fn write_rfc3339<W: fmt::Write>(unix_secs: u64, out: &mut W) -> fmt::Result {
-    let days = unix_secs / 86_400;
-    let secs_of_day = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`,
-/// restricted to dates after the epoch so it needs no signed arithmetic).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

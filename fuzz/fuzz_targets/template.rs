@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use hatchery_core::plan::Feeder;
-use hatchery_core::template::{JsonTemplate, Resolver, Scope, Template, TemplateError};
+use hatchery_core::template::{JsonTemplate, Resolver, Scope, Table, Template, TemplateError};
 use libfuzzer_sys::fuzz_target;
 
 fn check_errors(src: &str, errors: &[TemplateError]) {
@@ -28,9 +27,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let vars = ["token".to_string(), "order".to_string()];
     let constants = [("api".to_string(), "v2".to_string())];
-    let feeders = [Feeder {
+    let feeders = [Table {
         name: "accounts".into(),
-        path: "accounts.csv".into(),
         columns: vec!["user".into(), "password".into()],
         rows: Arc::new(vec![
             vec!["alice".into(), "a\"1\\".into()],

@@ -16,10 +16,11 @@
 //! merge does not depend on the values being different.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hatchery_core::protocol::{FromWorker, Report};
 use hatchery_core::stats::{Sample, Stats};
+use hatchery_core::timestamp::unix_now;
 use hatchery_core::wire::proto::{self, master_message, worker_message};
 use hatchery_core::wire::{self, CoordinatorClient};
 use hatchery_core::Method;
@@ -84,12 +85,6 @@ enum Event {
 
 /// The report every worker sends this second.
 type Current = Arc<Mutex<Arc<proto::Stats>>>;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 fn build_stats(endpoints: usize, samples: usize, rng: &mut fastrand_lite::Rng) -> proto::Stats {
     let mut stats = Stats::new();

@@ -50,8 +50,10 @@ pub const WEB_PORT: i32 = 8089;
 /// The key of the worker token in its Secret.
 pub const TOKEN_KEY: &str = "token";
 
+/// The operator: field manager of every server-side apply, and `managed-by` of its objects.
+pub const MANAGER: &str = "hatchery-operator";
+const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const CONTAINER: &str = "hatchery";
-const MANAGER: &str = "hatchery-operator";
 const PLAN_DIR: &str = "/plan";
 const GRPC_PORT_NAME: &str = "grpc";
 const WEB_PORT_NAME: &str = "http";
@@ -209,12 +211,12 @@ impl<'a> Blueprint<'a> {
 
     /// `<name>-master`: the master's Deployment and its workers' Service.
     pub fn master_name(&self) -> String {
-        format!("{}-master", self.name)
+        master_name(&self.name)
     }
 
     /// `<name>-workers`: the workers' StatefulSet and its headless Service.
     pub fn workers_name(&self) -> String {
-        format!("{}-workers", self.name)
+        workers_name(&self.name)
     }
 
     /// `<name>-ui`: the Service in front of the web UI and API.
@@ -255,6 +257,16 @@ impl<'a> Blueprint<'a> {
             (LABEL_LOADTEST.to_string(), self.name.clone()),
             (LABEL_ROLE.to_string(), role.as_str().to_string()),
         ])
+    }
+
+    /// [`Blueprint::selector`] as a label selector query (`k=v,k=v`), for listing the pods.
+    pub fn selector_query(&self, role: Role) -> String {
+        let pairs: Vec<String> = self
+            .selector(role)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        pairs.join(",")
     }
 
     /// Every object, in the order they are best applied.
@@ -448,10 +460,7 @@ impl<'a> Blueprint<'a> {
         let mut labels = BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), "hatchery".to_string()),
             ("app.kubernetes.io/instance".to_string(), self.name.clone()),
-            (
-                "app.kubernetes.io/managed-by".to_string(),
-                MANAGER.to_string(),
-            ),
+            (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
             (LABEL_LOADTEST.to_string(), self.name.clone()),
         ]);
         if let Some(role) = role {
@@ -541,6 +550,22 @@ impl<'a> Blueprint<'a> {
     }
 }
 
+/// The label selector of every object the operator made (what its controller watches).
+pub fn managed_selector() -> String {
+    format!("{LABEL_MANAGED_BY}={MANAGER}")
+}
+
+/// The master's Deployment of the LoadTest named `loadtest` (also what a finished test, which
+/// needs no valid spec any more, scales down).
+pub fn master_name(loadtest: &str) -> String {
+    format!("{loadtest}-master")
+}
+
+/// The workers' StatefulSet of the LoadTest named `loadtest`.
+pub fn workers_name(loadtest: &str) -> String {
+    format!("{loadtest}-workers")
+}
+
 fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
     (!map.is_empty()).then_some(map)
 }
@@ -615,11 +640,8 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
         }
     }
     if let Some(host) = &spec.host {
-        if !(host.starts_with("http://") || host.starts_with("https://")) {
-            return Err(invalid(
-                "host",
-                format!("{host:?} is not an http:// or https:// URL"),
-            ));
+        if let Err(problem) = hatchery_core::validate::host_url(host) {
+            return Err(invalid("host", format!("{host:?} {problem}")));
         }
     }
     check_master_api_stays_readable(lt)?;

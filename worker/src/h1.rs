@@ -46,11 +46,18 @@ pub enum Error {
     Parse(#[from] httparse::Error),
 }
 
-/// What the caller wants kept of a response besides status and length.
+/// A request encoded for the wire, with what about it frames its response.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// A complete HTTP/1.1 request: head and body.
+    pub bytes: &'a [u8],
+    /// A HEAD request: no body follows whatever the response headers say.
+    pub is_head: bool,
+}
+
+/// What to keep of a response besides its status and body length.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Want {
-    /// The request was a HEAD: no body follows whatever the headers say.
-    pub head_request: bool,
+pub struct Keep {
     pub headers: bool,
     pub body: bool,
 }
@@ -58,12 +65,12 @@ pub struct Want {
 #[derive(Debug, Default)]
 pub struct Response {
     pub status: u16,
-    /// Empty unless [`Want::headers`].
+    /// Empty unless [`Keep::headers`].
     pub headers: HeaderMap,
-    /// Empty unless [`Want::body`].
+    /// Empty unless [`Keep::body`].
     pub body: Bytes,
-    /// Body bytes received (after chunked decoding).
-    pub content_length: u64,
+    /// Body bytes received (after chunked decoding), kept or not.
+    pub body_len: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +97,11 @@ pub struct Conn<S> {
     /// Received bytes; `buf[pos..]` are not consumed yet.
     buf: Vec<u8>,
     pos: usize,
-    reusable: bool,
+    /// The last response left the connection open and in step; false during an exchange.
+    open: bool,
     /// At least one exchange completed on it (so a close before the response is a stale
     /// keep-alive connection, worth one retry on a new one).
-    used: bool,
+    served: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -102,14 +110,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             io,
             buf: Vec::new(),
             pos: 0,
-            reusable: true,
-            used: false,
+            open: true,
+            served: false,
         }
     }
 
     /// Whether a previous exchange on this connection completed.
-    pub fn used(&self) -> bool {
-        self.used
+    pub fn served(&self) -> bool {
+        self.served
     }
 
     /// Frees the read buffer while the connection is idle.
@@ -120,15 +128,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Whether another request can be sent: the last response left it open and, when `probe`,
-    /// the server has not closed it meanwhile (a poll that never waits, so it costs no syscall
-    /// unless the socket became readable, which on an idle connection means closed).
-    pub fn usable(&mut self, probe: bool) -> bool {
-        if !self.reusable {
+    /// Whether another request can be sent: the last response left the connection open.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// [`Conn::is_open`], and the server has not closed it since (a poll that never waits, so
+    /// it costs no syscall unless the socket became readable, which on an idle connection
+    /// means closed).
+    pub fn check_open(&mut self) -> bool {
+        if !self.open {
             return false;
-        }
-        if !probe {
-            return true;
         }
         let mut byte = [0u8; 1];
         let mut rb = ReadBuf::new(&mut byte);
@@ -137,25 +147,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Poll::Pending => true,
             // EOF, an error, or bytes nobody asked for: not a connection to send on.
             Poll::Ready(_) => {
-                self.reusable = false;
+                self.open = false;
                 false
             }
         }
     }
 
-    /// Sends `request` (a complete HTTP/1.1 request) and reads the response.
-    pub async fn exchange(&mut self, request: &[u8], want: Want) -> Result<Response, Error> {
-        self.reusable = false;
-        // `usable` made sure nothing is left from the last response.
+    /// Sends `request` and reads the response, keeping what `keep` asks for.
+    pub async fn exchange(&mut self, request: Request<'_>, keep: Keep) -> Result<Response, Error> {
+        self.open = false;
+        // `open` meant nothing is left from the last response.
         self.buf.clear();
         self.pos = 0;
-        let written = match self.io.write_all(request).await {
+        let written = match self.io.write_all(request.bytes).await {
             Ok(()) => self.io.flush().await,
             Err(e) => Err(e),
         };
         written.map_err(stale_or_io)?;
         let head = loop {
-            match parse_head(&self.buf[self.pos..], want.headers)? {
+            match parse_head(&self.buf[self.pos..], keep.headers)? {
                 Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
                     self.pos += head.len;
                 }
@@ -176,36 +186,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
         };
         self.pos += head.len;
-        let framing = if want.head_request
-            || head.status == 204
-            || head.status == 304
-            || head.status == 101
-        {
-            Framing::Empty
-        } else {
-            head.framing
-        };
-        let mut keep = want.body.then(Vec::new);
-        let content_length = match framing {
+        let framing =
+            if request.is_head || head.status == 204 || head.status == 304 || head.status == 101 {
+                Framing::Empty
+            } else {
+                head.framing
+            };
+        let mut kept = keep.body.then(Vec::new);
+        let body_len = match framing {
             Framing::Empty => 0,
             Framing::Length(n) => {
-                self.body_bytes(n, keep.as_mut()).await?;
+                self.body_bytes(n, kept.as_mut()).await?;
                 n
             }
-            Framing::Chunked => self.chunked(keep.as_mut()).await?,
-            Framing::Close => self.until_close(keep.as_mut()).await?,
+            Framing::Chunked => self.chunked(kept.as_mut()).await?,
+            Framing::Close => self.until_close(kept.as_mut()).await?,
         };
-        self.used = true;
+        self.served = true;
         // Bytes past the response were never asked for: the connection is out of step.
-        self.reusable = head.keep_alive
+        self.open = head.keep_alive
             && framing != Framing::Close
             && head.status != 101
             && self.pos == self.buf.len();
         Ok(Response {
             status: head.status,
             headers: head.headers,
-            body: keep.map_or_else(Bytes::new, Bytes::from),
-            content_length,
+            body: kept.map_or_else(Bytes::new, Bytes::from),
+            body_len,
         })
     }
 
@@ -472,7 +479,10 @@ mod tests {
     use super::*;
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    const GET: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+    const GET: Request<'static> = Request {
+        bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        is_head: false,
+    };
 
     /// A connection whose server side answers each request (read up to the blank line) with the
     /// next of `answers`, written in pieces of `piece` bytes.
@@ -497,9 +507,8 @@ mod tests {
         Conn::new(client)
     }
 
-    fn all() -> Want {
-        Want {
-            head_request: false,
+    fn all() -> Keep {
+        Keep {
             headers: true,
             body: true,
         }
@@ -512,12 +521,9 @@ mod tests {
             let mut conn = serve(vec![ok, ok], piece);
             for _ in 0..2 {
                 let r = conn.exchange(GET, all()).await.unwrap();
-                assert_eq!(
-                    (r.status, &r.body[..], r.content_length),
-                    (200, &b"ok"[..], 2)
-                );
+                assert_eq!((r.status, &r.body[..], r.body_len), (200, &b"ok"[..], 2));
                 assert_eq!(r.headers["x-a"], "b");
-                assert!(conn.usable(false));
+                assert!(conn.is_open());
             }
         }
     }
@@ -532,8 +538,8 @@ mod tests {
                 let r = conn.exchange(GET, all()).await.unwrap();
                 assert_eq!(r.status, 201);
                 assert_eq!(&r.body[..], b"abc0123456789");
-                assert_eq!(r.content_length, 13);
-                assert!(conn.usable(false));
+                assert_eq!(r.body_len, 13);
+                assert!(conn.is_open());
             }
         }
     }
@@ -542,8 +548,8 @@ mod tests {
     async fn a_body_is_counted_but_not_kept_unless_wanted() {
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
         let mut conn = serve(vec![ok], 2);
-        let r = conn.exchange(GET, Want::default()).await.unwrap();
-        assert_eq!((r.content_length, r.body.len(), r.headers.len()), (5, 0, 0));
+        let r = conn.exchange(GET, Keep::default()).await.unwrap();
+        assert_eq!((r.body_len, r.body.len(), r.headers.len()), (5, 0, 0));
     }
 
     #[tokio::test]
@@ -559,20 +565,17 @@ mod tests {
     async fn head_204_and_304_responses_have_no_body() {
         let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n";
         let mut conn = serve(vec![answer], 1000);
-        let want = Want {
-            head_request: true,
-            ..all()
+        let head = Request {
+            bytes: b"HEAD / HTTP/1.1\r\n\r\n",
+            is_head: true,
         };
-        let r = conn
-            .exchange(b"HEAD / HTTP/1.1\r\n\r\n", want)
-            .await
-            .unwrap();
-        assert_eq!((r.status, r.content_length), (200, 0));
-        assert!(conn.usable(false));
+        let r = conn.exchange(head, all()).await.unwrap();
+        assert_eq!((r.status, r.body_len), (200, 0));
+        assert!(conn.is_open());
         let answer: &[u8] = b"HTTP/1.1 304 Not Modified\r\n\r\n";
         let mut conn = serve(vec![answer], 1000);
         assert_eq!(conn.exchange(GET, all()).await.unwrap().status, 304);
-        assert!(conn.usable(false));
+        assert!(conn.is_open());
     }
 
     #[tokio::test]
@@ -580,16 +583,16 @@ mod tests {
         let answer: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 0\r\n\r\n";
         let mut conn = serve(vec![answer], 1000);
         conn.exchange(GET, all()).await.unwrap();
-        assert!(!conn.usable(false));
+        assert!(!conn.is_open());
         let answer: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n";
         let mut conn = serve(vec![answer], 1000);
         conn.exchange(GET, all()).await.unwrap();
-        assert!(!conn.usable(false));
+        assert!(!conn.is_open());
         let answer: &[u8] =
             b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n";
         let mut conn = serve(vec![answer], 1000);
         conn.exchange(GET, all()).await.unwrap();
-        assert!(conn.usable(false));
+        assert!(conn.is_open());
     }
 
     #[tokio::test]
@@ -598,7 +601,7 @@ mod tests {
         let mut conn = serve(vec![answer], 4);
         let r = conn.exchange(GET, all()).await.unwrap();
         assert_eq!(&r.body[..], b"all of it");
-        assert!(!conn.usable(false));
+        assert!(!conn.is_open());
     }
 
     #[tokio::test]
@@ -621,10 +624,10 @@ mod tests {
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
         let mut conn = serve(vec![ok], 1000);
         conn.exchange(GET, all()).await.unwrap();
-        assert!(conn.used());
+        assert!(conn.served());
         // The server task ends after its one answer, dropping its end.
         for _ in 0..100 {
-            if !conn.usable(true) {
+            if !conn.check_open() {
                 return;
             }
             tokio::task::yield_now().await;

@@ -211,7 +211,8 @@ impl Pool {
             .iter()
             .position(|(o, _)| Arc::ptr_eq(o, origin) || **o == **origin);
         let i = match at {
-            Some(i) if self.conns[i].1.usable(probe) => i,
+            Some(i) if probe && self.conns[i].1.check_open() => i,
+            Some(i) if !probe && self.conns[i].1.is_open() => i,
             Some(i) => {
                 self.conns[i].1 = connector.connect(origin).await?;
                 i

@@ -1,6 +1,6 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
-//! - [`client`]: the network side: dial the master, take the plan, keep reports until acked.
+//! - [`master_link`]: the link to the master: dial it, take the plan, keep reports until acked.
 //! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
@@ -9,20 +9,21 @@
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
-//! - `worker`: the control loop: reconcile users to the assignment, report deltas, stop.
+//! - `users`: the user supervisor (the control loop): reconcile users to the assignment,
+//!   report deltas, stop.
 //!
 //! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
 //! process (standalone) or over the network, sits at the other end.
 
-pub mod client;
 pub mod dial;
 mod h1;
 pub mod http;
+pub mod master_link;
 pub mod prepare;
 mod recorder;
 pub mod usage;
 mod user;
-mod worker;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +97,7 @@ pub fn start(
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
     });
-    Ok(worker::run(
+    Ok(users::run(
         shared,
         config.report_interval,
         from_master,

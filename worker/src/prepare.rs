@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hatchery_core::plan::{Body, Plan, Request, Task, UserClass};
+use hatchery_core::plan::{Body, CaptureSource, Plan, Request, Task, UserClass};
 use hatchery_core::template::Template;
+use hatchery_core::validate;
 use hatchery_core::Method;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use http::Uri;
@@ -39,16 +40,12 @@ pub struct Base {
 
 impl Base {
     pub fn parse(url: &str) -> Result<Base, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("invalid host URL {url:?}: {e}"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return Err(format!(
-                "host {url:?} must be an absolute http:// or https:// URL"
-            ));
-        };
-        let origin = Origin::new(scheme, authority)
-            .ok_or_else(|| format!("host {url:?} must use http:// or https://"))?;
+        let uri = validate::host_url(url).map_err(|problem| format!("host {url:?} {problem}"))?;
+        let origin = match (uri.scheme(), uri.authority()) {
+            (Some(scheme), Some(authority)) => Origin::new(scheme, authority),
+            _ => None,
+        }
+        .ok_or_else(|| format!("host {url:?} must use http:// or https://"))?;
         Ok(Base {
             origin,
             path: uri.path().trim_end_matches('/').to_string(),
@@ -145,108 +142,33 @@ fn prepare_request(
     class: &str,
 ) -> Result<PreparedRequest, Error> {
     let at = |what: String| Error::Config(format!("{what} (user class {class}, line {})", r.line));
-    let url = match r.url.as_static() {
-        Some(text) if r.query.iter().all(|(_, v)| v.as_static().is_some()) => {
-            let mut target_text = text.to_string();
-            append_query(
-                &mut target_text,
-                r.query
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
-            );
-            let (origin, target) = resolve(&target_text, base).map_err(at)?;
-            Url::Static {
-                origin: Arc::new(origin),
-                target,
-            }
-        }
-        _ => Url::Dynamic {
-            base: base.cloned(),
-        },
+    let url = url(r, base).map_err(at)?;
+    let name = stats_name(r, &url);
+    let (mut static_headers, dynamic_headers) = headers(r).map_err(at)?;
+    let sets = |statics: &StaticHeaders, h: &HeaderName| {
+        statics.iter().any(|(k, _)| k == h) || dynamic_headers.iter().any(|(k, _)| k == h)
     };
-    let name = match (&r.name, &url) {
-        (Some(n), _) => Some(Arc::from(n.as_str())),
-        (None, Url::Static { .. }) => r.url.as_static().map(|s| {
-            let mut s = s.to_string();
-            append_query(
-                &mut s,
-                r.query
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
-            );
-            Arc::from(s.as_str())
-        }),
-        (None, Url::Dynamic { .. }) => None,
-    };
-    let mut static_headers = Vec::new();
-    let mut dynamic_headers = Vec::new();
-    let mut has_content_type = false;
-    for (k, v) in &r.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| at(format!("invalid header name {k:?}")))?;
-        has_content_type |= name == CONTENT_TYPE;
-        match v.as_static() {
-            Some(s) => static_headers.push((
-                name,
-                HeaderValue::from_str(s)
-                    .map_err(|_| at(format!("invalid value for header {k}")))?,
-            )),
-            None => dynamic_headers.push((name, v.clone())),
-        }
-    }
-    let body = match &r.body {
-        Body::Empty => PreparedBody::Static(Bytes::new()),
-        Body::Json(j) => {
-            if !has_content_type {
-                static_headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-            }
-            match j.as_static() {
-                Some(b) => PreparedBody::Static(Bytes::copy_from_slice(b)),
-                None => PreparedBody::Json,
-            }
-        }
-        Body::Text(t) => match t.as_static() {
-            Some(s) => PreparedBody::Static(Bytes::copy_from_slice(s.as_bytes())),
-            None => PreparedBody::Text,
-        },
-    };
-    let needs_json = !r.check.json.is_empty()
-        || r.captures
-            .iter()
-            .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Json(_)));
-    let needs_body = needs_json
-        || !r.check.body_contains.is_empty()
-        || r.captures
-            .iter()
-            .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Regex(_)));
-    let needs_headers = r
-        .captures
-        .iter()
-        .any(|c| matches!(c.from, hatchery_core::plan::CaptureSource::Header(_)));
-    let sets = |h: &HeaderName| {
-        static_headers.iter().any(|(k, _)| k == h) || dynamic_headers.iter().any(|(k, _)| k == h)
-    };
-    let (sets_host, sets_user_agent) = (sets(&HOST), sets(&USER_AGENT));
+    let add_content_type = !sets(&static_headers, &CONTENT_TYPE);
+    let body = body(r, add_content_type, &mut static_headers);
+    let sets_host = sets(&static_headers, &HOST);
+    let sets_user_agent = sets(&static_headers, &USER_AGENT);
     let method = to_http_method(r.method);
     let wire = match (&url, &body) {
         (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
-            let mut out = Vec::new();
-            encode_head(
-                &mut out,
-                &method,
+            let head = RequestHead {
+                method: &method,
                 origin,
                 target,
-                !sets_host,
-                !sets_user_agent,
-                static_headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-                b,
-            );
+                host: !sets_host,
+                user_agent: !sets_user_agent,
+            };
+            let mut out = Vec::new();
+            encode_request(&mut out, &head, header_bytes(&static_headers), b);
             Some(out)
         }
         _ => None,
     };
+    let reads = Reads::of(r);
     Ok(PreparedRequest {
         source: r.clone(),
         method,
@@ -259,33 +181,149 @@ fn prepare_request(
         sets_host,
         sets_user_agent,
         wire,
-        needs_body,
-        needs_json,
-        needs_headers,
+        needs_body: reads.body,
+        needs_json: reads.json,
+        needs_headers: reads.headers,
     })
 }
 
-/// Encodes a request: ours (`host`, `user-agent`, each unless the plan sets it), then the
-/// plan's headers, then the body.
-#[allow(clippy::too_many_arguments)]
-pub fn encode_head<'a>(
+/// The URL, resolved once when neither it nor its query is rendered per request.
+fn url(r: &Request, base: Option<&Base>) -> Result<Url, String> {
+    let static_query = || r.query.iter().all(|(_, v)| v.as_static().is_some());
+    match r.url.as_static() {
+        Some(text) if static_query() => {
+            let (origin, target) = resolve(&static_text(r, text), base)?;
+            Ok(Url::Static {
+                origin: Arc::new(origin),
+                target,
+            })
+        }
+        _ => Ok(Url::Dynamic {
+            base: base.cloned(),
+        }),
+    }
+}
+
+/// A static URL with its static query appended.
+fn static_text(r: &Request, url: &str) -> String {
+    let mut text = url.to_string();
+    append_query(
+        &mut text,
+        r.query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default())),
+    );
+    text
+}
+
+/// The stats name: the plan's, or the URL as written when it is not rendered.
+fn stats_name(r: &Request, url: &Url) -> Option<Arc<str>> {
+    match (&r.name, url) {
+        (Some(n), _) => Some(Arc::from(n.as_str())),
+        (None, Url::Static { .. }) => r
+            .url
+            .as_static()
+            .map(|s| Arc::from(static_text(r, s).as_str())),
+        (None, Url::Dynamic { .. }) => None,
+    }
+}
+
+type StaticHeaders = Vec<(HeaderName, HeaderValue)>;
+type DynamicHeaders = Vec<(HeaderName, Template)>;
+
+/// The plan's headers, checked: those known now as values, the others as templates.
+fn headers(r: &Request) -> Result<(StaticHeaders, DynamicHeaders), String> {
+    let mut static_headers = Vec::new();
+    let mut dynamic_headers = Vec::new();
+    for (k, v) in &r.headers {
+        let name = validate::header_name(k)?;
+        match v.as_static() {
+            Some(s) => static_headers.push((name, validate::header_value(k, s)?)),
+            None => dynamic_headers.push((name, v.clone())),
+        }
+    }
+    Ok((static_headers, dynamic_headers))
+}
+
+/// The body, known now when nothing in it is rendered; a JSON body adds its content type when
+/// `add_content_type` (the plan sets none).
+fn body(r: &Request, add_content_type: bool, static_headers: &mut StaticHeaders) -> PreparedBody {
+    match &r.body {
+        Body::Empty => PreparedBody::Static(Bytes::new()),
+        Body::Json(j) => {
+            if add_content_type {
+                static_headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+            }
+            match j.as_static() {
+                Some(b) => PreparedBody::Static(Bytes::copy_from_slice(b)),
+                None => PreparedBody::Json,
+            }
+        }
+        Body::Text(t) => match t.as_static() {
+            Some(s) => PreparedBody::Static(Bytes::copy_from_slice(s.as_bytes())),
+            None => PreparedBody::Text,
+        },
+    }
+}
+
+fn header_bytes(headers: &StaticHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+}
+
+/// What of a response the request's checks and captures read.
+struct Reads {
+    body: bool,
+    json: bool,
+    headers: bool,
+}
+
+impl Reads {
+    fn of(r: &Request) -> Reads {
+        let captures_from = |f: fn(&CaptureSource) -> bool| r.captures.iter().any(|c| f(&c.from));
+        let json =
+            !r.check.json.is_empty() || captures_from(|s| matches!(s, CaptureSource::Json(_)));
+        Reads {
+            body: json
+                || !r.check.body_contains.is_empty()
+                || captures_from(|s| matches!(s, CaptureSource::Regex(_))),
+            json,
+            headers: captures_from(|s| matches!(s, CaptureSource::Header(_))),
+        }
+    }
+}
+
+/// What a request's head holds besides the plan's headers: the request line, and which of our
+/// own headers go first.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a http::Method,
+    pub origin: &'a Origin,
+    pub target: &'a str,
+    /// Add `host` (the plan sets none).
+    pub host: bool,
+    /// Add `user-agent` (the plan sets none).
+    pub user_agent: bool,
+}
+
+/// Encodes a whole request: `head`, then the plan's `headers`, then the body.
+pub fn encode_request<'a>(
     out: &mut Vec<u8>,
-    method: &http::Method,
-    origin: &'a Origin,
-    target: &str,
-    host: bool,
-    user_agent: bool,
+    head: &RequestHead<'a>,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     body: &[u8],
 ) {
     let ours = [
-        host.then_some((&b"host"[..], origin.authority.as_bytes())),
-        user_agent.then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
+        head.host
+            .then_some((&b"host"[..], head.origin.authority.as_bytes())),
+        head.user_agent
+            .then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
     ];
     crate::h1::encode(
         out,
-        method.as_str(),
-        target,
+        head.method.as_str(),
+        head.target,
         ours.into_iter().flatten().chain(headers),
         body,
     );

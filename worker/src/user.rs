@@ -6,19 +6,22 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hatchery_core::plan::{CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
+use hatchery_core::timestamp::unix_now;
 use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::h1::{self, Want};
+use crate::h1::{self, Keep};
 use crate::http::{Connector, Origin, Pool};
-use crate::prepare::{append_query, encode_head, resolve, PreparedBody, PreparedRequest, Url};
+use crate::prepare::{
+    append_query, encode_request, resolve, PreparedBody, PreparedRequest, RequestHead, Url,
+};
 use crate::Shared;
 
 /// The state one user carries between requests.
@@ -148,8 +151,11 @@ impl User {
                 &self.wire
             }
         };
-        let want = Want {
-            head_request: req.method == http::Method::HEAD,
+        let request = h1::Request {
+            bytes: wire,
+            is_head: req.method == http::Method::HEAD,
+        };
+        let keep = Keep {
             headers: req.needs_headers,
             body: req.needs_body,
         };
@@ -157,7 +163,13 @@ impl User {
         let started = Instant::now();
         self.timer.as_mut().reset(started + timeout);
         let result = {
-            let exchange = exchange(&mut self.pool, &self.shared.connector, &origin, wire, want);
+            let exchange = exchange(
+                &mut self.pool,
+                &self.shared.connector,
+                &origin,
+                request,
+                keep,
+            );
             tokio::pin!(exchange);
             let timer = &mut self.timer;
             std::future::poll_fn(|cx| {
@@ -188,7 +200,7 @@ impl User {
                 corrected_response_time_us: self
                     .lateness
                     .map(|late| (late + elapsed).as_micros() as u64),
-                content_length: outcome.response.content_length,
+                content_length: outcome.response.body_len,
                 at_unix_s: unix_now(),
                 error: error.as_deref(),
             },
@@ -276,13 +288,16 @@ impl User {
         }
         let mut wire = std::mem::take(&mut self.wire);
         wire.clear();
-        encode_head(
-            &mut wire,
-            &req.method,
+        let head = RequestHead {
+            method: &req.method,
             origin,
             target,
-            !req.sets_host,
-            !req.sets_user_agent,
+            host: !req.sets_host,
+            user_agent: !req.sets_user_agent,
+        };
+        encode_request(
+            &mut wire,
+            &head,
             req.static_headers
                 .iter()
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
@@ -457,8 +472,8 @@ async fn exchange(
     pool: &mut Pool,
     connector: &Connector,
     origin: &Arc<Origin>,
-    wire: &[u8],
-    want: Want,
+    request: h1::Request<'_>,
+    keep: Keep,
 ) -> Outcome {
     let mut retried = false;
     loop {
@@ -470,10 +485,10 @@ async fn exchange(
             Ok(c) => c,
             Err(e) => return Outcome::failed(0, e.to_string()),
         };
-        let used = conn.used();
-        match conn.exchange(wire, want).await {
+        let reused = conn.served();
+        match conn.exchange(request, keep).await {
             Ok(response) => {
-                if !conn.usable(false) {
+                if !conn.is_open() {
                     // Closed by the server (or out of step): free its socket now, not when the
                     // user next needs a connection.
                     pool.discard(origin);
@@ -483,7 +498,7 @@ async fn exchange(
                     response,
                 };
             }
-            Err(e) if e.is_stale() && used && !retried => retried = true,
+            Err(e) if e.is_stale() && reused && !retried => retried = true,
             Err(e) => {
                 pool.discard(origin);
                 return Outcome::failed(0, e.to_string());
@@ -494,12 +509,6 @@ async fn exchange(
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn fmt_duration(d: Duration) -> String {

@@ -9,20 +9,18 @@ mod csv;
 mod diagnostics;
 mod parse;
 mod request;
-pub(crate) mod suggest;
 mod yaml;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use bundle::Bundle;
 pub use diagnostics::{Diagnostic, Diagnostics};
 
 use crate::jsonpath::JsonPath;
-use crate::template::{JsonTemplate, Template};
+use crate::template::{JsonTemplate, Table, Template, VarId};
 use crate::Method;
 
 /// A validated, compiled plan. Cheap to share (`Arc<Plan>`) between users.
@@ -31,8 +29,9 @@ pub struct Plan {
     /// Base URL (`http(s)://host[:port][/base]`) for relative request paths; `--host` overrides it.
     pub host: Option<String>,
     pub users: Vec<UserClass>,
-    /// Feeders, indexed by [`FeederId`]; templates refer to them by index.
-    pub feeders: Vec<Feeder>,
+    /// The feeders' tables (`data:`), indexed by [`FeederId`](crate::template::FeederId);
+    /// templates refer to them by index.
+    pub feeders: Vec<Table>,
     pub shape: Option<Shape>,
     pub thresholds: Vec<Threshold>,
 }
@@ -138,25 +137,6 @@ pub enum CaptureSource {
     Header(String),
     /// `{regex: 'id="(\d+)"'}`: the first group, or the whole match when there is none.
     Regex(regex_lite::Regex),
-}
-
-/// Index of a variable in [`UserClass::vars`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct VarId(pub u32);
-
-/// Index of a feeder in [`Plan::feeders`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FeederId(pub u32);
-
-/// Rows of data handed to users in turn: user *n* gets row *n mod rows*.
-#[derive(Debug, Clone)]
-pub struct Feeder {
-    pub name: String,
-    /// The file it came from, as written in the plan.
-    pub path: String,
-    pub columns: Vec<String>,
-    /// Non-empty, each row as long as `columns`.
-    pub rows: Arc<Vec<Vec<String>>>,
 }
 
 /// A load shape: stages run one after another; each ramps to `users` at `spawn_rate` and holds

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::yaml::{self, Ctx, Node};
-use super::{csv, request, suggest};
-use super::{Diagnostic, Diagnostics, Feeder, FileSource, Metric, Plan, Shape, Stage, Threshold};
+use super::{csv, request};
+use super::{Diagnostic, Diagnostics, FileSource, Metric, Plan, Shape, Stage, Threshold};
 use crate::duration;
-use crate::template::Resolver;
+use crate::suggest;
+use crate::template::{Resolver, Table};
+use crate::validate;
 
 const TOP_KEYS: [&str; 6] = ["host", "users", "data", "shape", "thresholds", "vars"];
 const METRICS: [&str; 8] = [
@@ -125,9 +127,9 @@ fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan
 /// A base URL: `http(s)://host[:port][/path]`, kept without a trailing `/`.
 pub(super) fn host(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<String> {
     let text = cx.string(node, "`host`")?;
-    match host_problem(&text) {
-        None => Some(text.trim_end_matches('/').to_string()),
-        Some(problem) => {
+    match validate::host_url(&text) {
+        Ok(_) => Some(text.trim_end_matches('/').to_string()),
+        Err(problem) => {
             cx.error_hint(
                 node,
                 format!("`host` {problem}"),
@@ -136,32 +138,6 @@ pub(super) fn host(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<String> {
             None
         }
     }
-}
-
-fn host_problem(url: &str) -> Option<&'static str> {
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-    else {
-        return Some("must start with http:// or https://");
-    };
-    if url.chars().any(char::is_whitespace) {
-        return Some("cannot contain spaces");
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let (host, port) = match host_port.rfind(':') {
-        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
-        _ => (host_port, None),
-    };
-    if host.is_empty() {
-        return Some("has no host name");
-    }
-    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-        return Some("has an invalid port (expected a number from 0 to 65535)");
-    }
-    None
 }
 
 /// True when `name` can be written in a template (`{{ name }}`, `row.name.column`).
@@ -204,7 +180,7 @@ fn vars(cx: &mut Ctx<'_>, node: &Node<'_>) -> Vec<(String, String)> {
     out
 }
 
-fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Feeder> {
+fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Table> {
     let Some(fields) = cx.mapping(node, "`data`") else {
         return Vec::new();
     };
@@ -233,9 +209,8 @@ fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Fee
             Err(e) => Err(format!("cannot read feeder file `{path}`: {e}")),
         };
         match table {
-            Ok(t) if valid => out.push(Feeder {
+            Ok(t) if valid => out.push(Table {
                 name: name.clone(),
-                path,
                 columns: t.columns,
                 rows: Arc::new(t.rows),
             }),
@@ -430,6 +405,10 @@ mod tests {
         for bad in ["p0", "p101", "p", "p.5", "p9x", "P95", "p-1", "mean"] {
             assert_eq!(metric(bad), None, "{bad}");
         }
+    }
+
+    fn host_problem(url: &str) -> Option<validate::HostProblem> {
+        validate::host_url(url).err()
     }
 
     #[test]

@@ -7,9 +7,10 @@ use saphyr::{Scalar, YamlData};
 
 use super::parse::{check_name, host};
 use super::yaml::{self, data, Ctx, Fields, Node};
-use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, VarId, Wait};
+use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, Wait};
 use crate::jsonpath::JsonPath;
-use crate::template::{JsonTemplate, Resolver, Template};
+use crate::template::{JsonTemplate, Resolver, Template, VarId};
+use crate::validate;
 use crate::Method;
 
 const CLASS_KEYS: [&str; 8] = [
@@ -338,8 +339,8 @@ fn request_from(
     };
     let url = url(cx, url_node, r);
     let name = f.get("name").map(|n| cx.text(n, "`name`"));
-    let headers = f.get("headers").map(|n| pairs(cx, n, "`headers`", r));
-    let query = f.get("query").map(|n| pairs(cx, n, "`query`", r));
+    let headers = f.get("headers").map(|n| pairs(cx, n, "`headers`", r, true));
+    let query = f.get("query").map(|n| pairs(cx, n, "`query`", r, false));
     let body = body(cx, f, r);
     let timeout = f.get("timeout").map(|n| cx.duration(n, "`timeout`"));
     let check = f.get("check").map(|n| check(cx, n));
@@ -382,19 +383,41 @@ fn pairs(
     node: &Node<'_>,
     label: &str,
     r: &Resolver<'_>,
+    headers: bool,
 ) -> Option<Vec<(String, Template)>> {
     let fields = cx.mapping(node, label)?;
     let all: Vec<Option<(String, Template)>> = fields
         .entries
         .iter()
-        .map(|(k, _, v)| {
-            Some((
-                k.clone(),
-                cx.template(v, &format!("the value of `{k}`"), r)?,
-            ))
+        .map(|(k, key, v)| {
+            let template = cx.template(v, &format!("the value of `{k}`"), r)?;
+            if headers && !sendable_header(cx, (k, key), (&template, v)) {
+                return None;
+            }
+            Some((k.clone(), template))
         })
         .collect();
     all.into_iter().collect()
+}
+
+/// A header as a worker can send it: a token for a name, and a value (when it needs no
+/// rendering) of visible ASCII.
+fn sendable_header(
+    cx: &mut Ctx<'_>,
+    (name, key): (&str, &Node<'_>),
+    (value, node): (&Template, &Node<'_>),
+) -> bool {
+    if let Err(e) = validate::header_name(name) {
+        cx.error(key, e);
+        return false;
+    }
+    match value.as_static().map(|v| validate::header_value(name, v)) {
+        Some(Err(e)) => {
+            cx.error(node, e);
+            false
+        }
+        _ => true,
+    }
 }
 
 fn body(cx: &mut Ctx<'_>, f: &Fields<'_, '_>, r: &Resolver<'_>) -> Option<Body> {

@@ -382,6 +382,23 @@ fn a_host_needs_a_scheme_and_a_host_name() {
 }
 
 #[test]
+fn a_host_or_header_a_worker_cannot_send_is_refused_where_it_is_written() {
+    // The headers loaded before and then failed on every worker; the host rule is the one the
+    // worker, the master and the operator use too.
+    let src = "host: http://h:99999\nusers: [{name: U, tasks: [{get: /}]}]\n";
+    assert_eq!(
+        problem(src).2,
+        "`host` has an invalid port (expected a number from 0 to 65535)"
+    );
+    let src = with_tasks("- get: /\n  headers: {\"bad name\": x}");
+    assert_eq!(problem(&src).2, "invalid header name \"bad name\"");
+    let src = with_tasks("- get: /\n  headers: {x-a: \"a\\u007fb\"}");
+    assert_eq!(problem(&src).2, "invalid value for header x-a");
+    let src = with_tasks("- get: /\n  headers: {x-a: \"{{ rand.uuid() }}\"}");
+    assert!(parse(&src).is_ok());
+}
+
+#[test]
 fn every_duplicate_key_is_reported_along_with_other_problems() {
     let src = "users:\n  - name: A\n    name: B\n    tasks: [{get: /, get: /x}]\n    wieght: 2\n";
     let found: Vec<(u32, u32, String)> = problems(src)

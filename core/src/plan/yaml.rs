@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
-use super::suggest;
 use super::Diagnostic;
 use crate::duration;
+use crate::suggest;
 use crate::template::{Resolver, Template, TemplateError};
 
 pub(super) type Node<'i> = MarkedYaml<'i>;

@@ -28,7 +28,7 @@ pub struct ErrorStat {
 }
 
 impl ErrorStat {
-    pub(super) fn merge(&mut self, other: &ErrorStat) {
+    pub(crate) fn merge(&mut self, other: &ErrorStat) {
         self.occurrences += other.occurrences;
         self.first_seen_s = self.first_seen_s.min(other.first_seen_s);
         self.last_seen_s = self.last_seen_s.max(other.last_seen_s);

@@ -1,8 +1,7 @@
 //! One `{{ ... }}` expression: tokens, then a name or call resolved to a [`Segment`].
 
-use super::{Resolver, Segment, TemplateError};
-use crate::plan::suggest;
-use crate::plan::{FeederId, VarId};
+use super::{FeederId, Resolver, Segment, TemplateError, VarId};
+use crate::suggest;
 
 /// Longest `rand.string(n)`: long enough for any payload padding, short enough to stay a typo
 /// guard.

@@ -210,14 +210,10 @@ fn decode_entry(p: proto::Entry) -> Result<Row, Error> {
             last_seen_s: e.last_seen_s,
         };
         if e.message == OTHER_ERRORS {
-            other_errors = Some(match other_errors {
-                Some(o) => ErrorStat {
-                    occurrences: o.occurrences + stat.occurrences,
-                    first_seen_s: o.first_seen_s.min(stat.first_seen_s),
-                    last_seen_s: o.last_seen_s.max(stat.last_seen_s),
-                },
-                None => stat,
-            });
+            match &mut other_errors {
+                Some(o) => o.merge(&stat),
+                None => other_errors = Some(stat),
+            }
         } else {
             entry.add_error(&e.message, stat);
         }

@@ -253,7 +253,7 @@ fn chart(o: &mut String, title: &str, points: &[Point], series: &[Series]) {
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time, UTC.
 fn utc(unix: u64) -> String {
     let mut s = String::new();
-    let _ = hatchery_core::template::write_rfc3339(unix, &mut s);
+    let _ = hatchery_core::timestamp::write_rfc3339(unix, &mut s);
     s.replace('T', " ").trim_end_matches('Z').to_string()
 }
 

@@ -16,12 +16,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hatchery_core::apportion::Claim;
 use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
+use hatchery_core::timestamp::unix_now;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
@@ -555,10 +556,4 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
         m.reported.iter_mut().for_each(|n| *n = 0);
     }
     complete
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -312,14 +312,7 @@ impl Run<'_> {
         if Some(host) == self.host.as_deref() {
             return Ok(());
         }
-        let valid = ["http://", "https://"]
-            .iter()
-            .any(|p| host.len() > p.len() && host.starts_with(p));
-        if !valid {
-            return Err(format!(
-                "host must be an http:// or https:// URL, got {host:?}"
-            ));
-        }
+        hatchery_core::validate::host_url(host).map_err(|p| format!("host {host:?} {p}"))?;
         self.host = Some(host.to_string());
         self.fleet.broadcast(&ToWorker::SetHost(host.to_string()));
         self.publish();

@@ -22,12 +22,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
-use crate::resources::{Blueprint, Role, GATE_CONDITION, LABEL_LOADTEST, LABEL_ROLE, WEB_PORT};
+use crate::resources::{self, Blueprint, Role, GATE_CONDITION, WEB_PORT};
 use crate::status::{self, MasterReport, MasterState, Observation, PodProblem, WorkerPods};
 use crate::telemetry::Metrics;
 
-/// Field manager of every server-side apply.
-pub const MANAGER: &str = "hatchery-operator";
+pub use crate::resources::MANAGER;
 const FINALIZER: &str = "hatchery.io/cleanup";
 /// How often a live test is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -124,7 +123,7 @@ async fn watch(
     ctx: Arc<Context>,
 ) {
     use futures_util::StreamExt;
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hatchery-operator");
+    let owned = watcher::Config::default().labels(&resources::managed_selector());
     ctx.metrics.set_ready();
     Controller::new(loadtests, watcher::Config::default())
         .owns(deployments, owned.clone())
@@ -281,8 +280,8 @@ async fn after_finish(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, 
     let params = PatchParams::default();
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let master = format!("{name}-master");
-    let workers = format!("{name}-workers");
+    let master = resources::master_name(&name);
+    let workers = resources::workers_name(&name);
     let scaled = deployments
         .get_opt(&master)
         .await?
@@ -333,11 +332,7 @@ where
 }
 
 fn role_pods(bp: &Blueprint<'_>, role: Role) -> ListParams {
-    ListParams::default().labels(&format!(
-        "{LABEL_LOADTEST}={},{LABEL_ROLE}={}",
-        bp.name(),
-        role.as_str()
-    ))
+    ListParams::default().labels(&bp.selector_query(role))
 }
 
 /// The master's `/stats/requests`, through the API server's pod proxy (it works whether the

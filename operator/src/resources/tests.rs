@@ -558,6 +558,20 @@ fn spawn_rate_host_and_tags_are_checked() {
 }
 
 #[test]
+fn a_host_that_a_worker_cannot_use_is_refused_like_a_worker_would() {
+    // Each passed the operator's old prefix check, and then failed on every worker.
+    for host in ["http://:8080", "http://demo:99999", "http://demo/\u{7f}"] {
+        let mut lt = LoadTest::test();
+        lt.spec.host = Some(host.to_string());
+        let e = error(lt).to_string();
+        assert!(e.starts_with("spec.host:"), "{host}: {e}");
+    }
+    let mut lt = LoadTest::test();
+    lt.spec.host = Some("http://demo-target:8080/api/".to_string());
+    assert!(Blueprint::new(&lt).is_ok());
+}
+
+#[test]
 fn master_flags_that_would_lock_the_operator_out_of_its_api_are_refused() {
     let mut lt = LoadTest::test();
     lt.spec.master.extra_args = strings(&["--web-auth=admin:secret"]);

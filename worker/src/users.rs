@@ -1,5 +1,5 @@
-//! The worker's control loop: reconciles its users to the latest assignment, reports stats
-//! deltas at a fixed interval, and stops users within the stop timeout.
+//! The user supervisor and the worker's control loop: reconciles its users to the latest
+//! assignment, reports stats deltas at a fixed interval, and stops users within the stop timeout.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,7 +29,7 @@ use crate::usage::{rss_bytes, Usage};
 
 /// How a worker reaches its master.
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+pub struct LinkConfig {
     /// `http://HOST:PORT` of the master's coordinator port.
     pub endpoint: String,
     /// Stable for the life of the process, so the master re-adopts it after a reconnect.
@@ -49,7 +49,7 @@ pub struct ClientConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum LinkError {
     /// The master refused this worker (protocol version, plan hash, token, a full fleet):
     /// retrying cannot help.
     #[error("the master refused this worker: {0}")]
@@ -78,8 +78,8 @@ struct Pending {
     sent: bool,
 }
 
-struct Client {
-    cfg: ClientConfig,
+struct Link {
+    cfg: LinkConfig,
     users: tokio::runtime::Handle,
     engine: Option<Engine>,
     pending: VecDeque<Pending>,
@@ -102,8 +102,8 @@ enum End {
 }
 
 /// Runs the worker until the master says quit. Users run on `users`.
-pub async fn run(cfg: ClientConfig, users: tokio::runtime::Handle) -> Result<(), ClientError> {
-    let mut client = Client {
+pub async fn run(cfg: LinkConfig, users: tokio::runtime::Handle) -> Result<(), LinkError> {
+    let mut link = Link {
         cfg,
         users,
         engine: None,
@@ -115,8 +115,8 @@ pub async fn run(cfg: ClientConfig, users: tokio::runtime::Handle) -> Result<(),
         usage: Usage::default(),
         last_contact: Instant::now(),
     };
-    let result = client.run().await;
-    if let Some(engine) = &client.engine {
+    let result = link.run().await;
+    if let Some(engine) = &link.engine {
         let _ = engine.to_worker.send(ToWorker::Quit).await;
     }
     result
@@ -126,18 +126,18 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Client {
-    async fn run(&mut self) -> Result<(), ClientError> {
+impl Link {
+    async fn run(&mut self) -> Result<(), LinkError> {
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let channel =
                 match dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref()).await {
                     Ok(c) => c,
-                    Err(DialError::Fatal(why)) => return Err(ClientError::Tls(why)),
+                    Err(DialError::Fatal(why)) => return Err(LinkError::Tls(why)),
                     Err(DialError::Unreachable(why)) => {
                         tracing::debug!("cannot reach {}: {why}", self.cfg.endpoint);
                         if self.last_contact.elapsed() >= self.cfg.master_timeout {
-                            return Err(ClientError::MasterLost {
+                            return Err(LinkError::MasterLost {
                                 endpoint: self.cfg.endpoint.clone(),
                                 after: self.cfg.master_timeout,
                             });
@@ -177,7 +177,7 @@ impl Client {
         }
     }
 
-    /// Queues a report under the next wire sequence number (this client numbers them, so a
+    /// Queues a report under the next wire sequence number (this link numbers them, so a
     /// report it makes up, like the totals for a restarted master, never collides); unsent ones
     /// merge, so a long outage holds one report, not thousands.
     fn keep(&mut self, mut report: Report) {
@@ -217,7 +217,7 @@ impl Client {
         .into()
     }
 
-    async fn session(&mut self, channel: Channel) -> Result<End, ClientError> {
+    async fn session(&mut self, channel: Channel) -> Result<End, LinkError> {
         let (out, out_rx) = mpsc::channel::<proto::WorkerMessage>(256);
         let _ = out.send(self.hello()).await;
         let mut grpc = CoordinatorClient::new(channel)
@@ -226,9 +226,7 @@ impl Client {
         let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
         if let Some(token) = &self.cfg.token {
             let value = format!("Bearer {token}").parse().map_err(|_| {
-                ClientError::Config(
-                    "the worker token holds characters a header cannot carry".into(),
-                )
+                LinkError::Config("the worker token holds characters a header cannot carry".into())
             })?;
             request.metadata_mut().insert("authorization", value);
         }
@@ -243,7 +241,7 @@ impl Client {
                         | Code::ResourceExhausted
                 ) =>
             {
-                return Err(ClientError::Refused(s.message().to_string()));
+                return Err(LinkError::Refused(s.message().to_string()));
             }
             Err(s) => return Ok(End::Lost(s.message().to_string())),
         };
@@ -253,13 +251,13 @@ impl Client {
                 _ => return Ok(End::Lost("the first message was not Welcome".into())),
             },
             Ok(Err(s)) if s.code() == Code::FailedPrecondition => {
-                return Err(ClientError::Refused(s.message().to_string()));
+                return Err(LinkError::Refused(s.message().to_string()));
             }
             Ok(Err(s)) => return Ok(End::Lost(s.message().to_string())),
             Ok(Ok(None)) | Err(_) => return Ok(End::Lost("no Welcome".into())),
         };
         wire::check_version(welcome.protocol_version)
-            .map_err(|e| ClientError::Refused(e.to_string()))?;
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
         self.last_contact = Instant::now();
         self.adopt(&welcome)?;
         tracing::info!(master = %self.cfg.endpoint, "connected; plan {}", &welcome.plan_hash[..welcome.plan_hash.len().min(12)]);
@@ -293,10 +291,10 @@ impl Client {
     }
 
     /// Starts the engine from the first Welcome; later ones must carry the same plan.
-    fn adopt(&mut self, w: &proto::Welcome) -> Result<(), ClientError> {
+    fn adopt(&mut self, w: &proto::Welcome) -> Result<(), LinkError> {
         if let Some(engine) = &self.engine {
             if engine.plan_hash != w.plan_hash {
-                return Err(ClientError::Refused(format!(
+                return Err(LinkError::Refused(format!(
                     "the master now runs another plan ({}), not the one this worker runs ({})",
                     w.plan_hash, engine.plan_hash
                 )));
@@ -309,13 +307,11 @@ impl Client {
             files: w.files.clone().into_iter().collect(),
         };
         if bundle.hash() != w.plan_hash {
-            return Err(ClientError::Refused(
+            return Err(LinkError::Refused(
                 "the plan arrived damaged (hash mismatch)".to_string(),
             ));
         }
-        let mut plan: Plan = bundle
-            .parse()
-            .map_err(|d| ClientError::Plan(d.to_string()))?;
+        let mut plan: Plan = bundle.parse().map_err(|d| LinkError::Plan(d.to_string()))?;
         plan.filter_tags(&w.tags, &w.exclude_tags);
         let config = crate::Config {
             node: self.cfg.worker_id.clone(),
@@ -328,7 +324,7 @@ impl Client {
         let (to_worker, from_master) = mpsc::channel(64);
         let (to_master, from_worker) = mpsc::channel(64);
         let engine = crate::start(Arc::new(plan), config, from_master, to_master)
-            .map_err(|e| ClientError::Config(e.to_string()))?;
+            .map_err(|e| LinkError::Config(e.to_string()))?;
         self.users.spawn(engine);
         self.engine = Some(Engine {
             to_worker,
@@ -344,7 +340,7 @@ impl Client {
         out: &mpsc::Sender<proto::WorkerMessage>,
         interval: Duration,
         liveness: Duration,
-    ) -> Result<End, ClientError> {
+    ) -> Result<End, LinkError> {
         let mut beat = tokio::time::interval(interval);
         loop {
             let engine = self.engine.as_mut().expect("adopted before driving");
