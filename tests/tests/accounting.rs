@@ -3,6 +3,7 @@
 //! those are in no row but counted as `abandoned_requests`, so the rows plus the abandoned
 //! requests are exactly what the target served, standalone and distributed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use hatchery_e2e::{
@@ -19,6 +20,29 @@ const PLAN: &str = "users:
       - {get: /sleep/150, name: slow}
       - {get: /a, name: fast}
 ";
+
+/// A standalone run of `plan` with `users` users for `time` against `target`, `--json`.
+async fn standalone(plan: &Path, users: &str, time: &str, target: &Target) -> Finished {
+    let out = hatchery(&[
+        "-f",
+        plan.to_str().unwrap(),
+        "--headless",
+        "-u",
+        users,
+        "-r",
+        "1000",
+        "-t",
+        time,
+        "--host",
+        &target.url(),
+        "--only-summary",
+        "--json",
+    ])
+    .run()
+    .await;
+    out.expect_code(0);
+    out
+}
 
 /// The rows plus the abandoned requests (`--json`) equal the target's count, to the request.
 async fn assert_accounted(target: &Target, out: &Finished, what: &str) -> u64 {
@@ -45,24 +69,7 @@ async fn standalone_rows_plus_abandoned_requests_are_what_the_target_served() {
     for users in ["8", "24", "40"] {
         // A target per run, so each count starts from zero.
         let target = Target::start().await;
-        let out = hatchery(&[
-            "-f",
-            plan.to_str().unwrap(),
-            "--headless",
-            "-u",
-            users,
-            "-r",
-            "1000",
-            "-t",
-            "1s",
-            "--host",
-            &target.url(),
-            "--only-summary",
-            "--json",
-        ])
-        .run()
-        .await;
-        out.expect_code(0);
+        let out = standalone(&plan, users, "1s", &target).await;
         let abandoned = assert_accounted(&target, &out, &format!("{users} users")).await;
         assert!(abandoned > 0, "requests were in flight at the deadline");
         // The summary (on stderr with --json) says so and what to do about it.
@@ -125,23 +132,6 @@ async fn a_fast_target_hammered_by_eight_users_served_the_rows_plus_the_abandone
         "users:\n  - name: Fast\n    wait: {constant: 0s}\n    tasks: [{get: /a}]\n",
     );
     let target = Target::start().await;
-    let out = hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--headless",
-        "-u",
-        "8",
-        "-r",
-        "1000",
-        "-t",
-        "2s",
-        "--host",
-        &target.url(),
-        "--only-summary",
-        "--json",
-    ])
-    .run()
-    .await;
-    out.expect_code(0);
+    let out = standalone(&plan, "8", "2s", &target).await;
     assert_accounted(&target, &out, "8 users, fast target").await;
 }
