@@ -66,6 +66,9 @@ impl Console {
         if stats.errors().next().is_some() {
             let _ = writeln!(self.out, "{}", console::errors_table(stats));
         }
+        if let Some(note) = console::abandoned_note(stats, args.stop_timeout) {
+            let _ = writeln!(self.out, "{note}");
+        }
         let verdicts = thresholds::evaluate(&plan.thresholds, stats, secs);
         if !verdicts.is_empty() {
             let _ = writeln!(self.out, "{}", thresholds::verdict_table(&verdicts));

@@ -7,10 +7,12 @@
 //! - [`local`]: an in-process worker joined to the run (standalone mode).
 //! - [`server`]: the gRPC coordinator service: one session per worker on port 5557.
 //! - [`tls`]: the master's certificate on both ports, and the connections it accepts.
+//! - [`gate`]: the bound on each port's connections and their handshake deadline.
 //! - [`report`]: what the run's numbers look like outside: the console table, Locust's CSV
 //!   files, JSON, and threshold verdicts.
 
 pub mod api;
+pub mod gate;
 pub mod local;
 pub mod report;
 pub mod run;

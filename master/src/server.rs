@@ -28,6 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::gate::{Gate, Guarded, Peer, WORKER_PORT_SPARE};
 use crate::run::{self, FleetEvent};
 use crate::tls::{self, Conn, Identity, Opening};
 
@@ -126,8 +127,10 @@ impl wire::Coordinator for Coordinator {
         &self,
         request: Request<Streaming<proto::WorkerMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let peer = request
-            .remote_addr()
+        let connection = request.extensions().get::<Peer>().cloned();
+        let peer = connection
+            .as_ref()
+            .and_then(|c| c.addr)
             .map_or_else(|| "unknown peer".to_string(), |a: SocketAddr| a.to_string());
         if let Some(token) = &self.offer.token {
             let expected = format!("Bearer {token}");
@@ -184,6 +187,10 @@ impl wire::Coordinator for Coordinator {
                 short(&self.offer.plan_hash)
             );
             return Err(refuse(&peer, Status::failed_precondition(msg)));
+        }
+        // A worker: its connection may now outlive the handshake deadline.
+        if let Some(c) = &connection {
+            c.admit();
         }
         let id = hello.worker_id.clone();
         let acked = *self
@@ -332,10 +339,15 @@ pub async fn serve(
     tls: Option<&Identity>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let (conns, conns_rx) = mpsc::channel::<io::Result<Conn>>(64);
-    let (plain, plain_rx) = mpsc::channel::<io::Result<TcpStream>>(64);
+    let (conns, conns_rx) = mpsc::channel::<io::Result<Guarded<Conn>>>(64);
+    let (plain, plain_rx) = mpsc::channel::<io::Result<Guarded<TcpStream>>>(64);
     let acceptor = tls.map(|identity| identity.acceptor(b"h2"));
-    let accepting = tokio::spawn(accept_workers(listener, acceptor, conns, plain));
+    let max = coordinator
+        .offer
+        .max_workers
+        .saturating_add(WORKER_PORT_SPARE);
+    let gate = Gate::new("workers'", max);
+    let accepting = tokio::spawn(accept_workers(listener, gate, acceptor, conns, plain));
     // Plaintext workers of a TLS master meet this service, which tells them what they lack.
     let refusing = tokio::spawn(
         Server::builder()
@@ -354,42 +366,52 @@ pub async fn serve(
     result
 }
 
-/// Sorts each new connection by its first byte: the sessions' server gets TLS connections
-/// (with `tls`) or plaintext ones (without); the others are refused with a reason.
+/// Sorts each new connection, under the port's gate, by its first byte: the sessions' server
+/// gets TLS connections (with `tls`) or plaintext ones (without); the others are refused with a
+/// reason.
 async fn accept_workers(
     listener: TcpListener,
+    mut gate: Gate,
     tls: Option<TlsAcceptor>,
-    conns: mpsc::Sender<io::Result<Conn>>,
-    plain: mpsc::Sender<io::Result<TcpStream>>,
+    conns: mpsc::Sender<io::Result<Guarded<Conn>>>,
+    plain: mpsc::Sender<io::Result<Guarded<TcpStream>>>,
 ) {
     loop {
         let (stream, peer) = tls::accept(&listener).await;
+        let Some(pass) = gate.pass(peer) else {
+            continue;
+        };
         let (tls, conns, plain) = (tls.clone(), conns.clone(), plain.clone());
         tokio::spawn(async move {
-            match (tls::opening(&stream).await, tls) {
+            match (tls::opening(&stream, pass.deadline()).await, tls) {
                 (Opening::Nothing, _) => {}
                 (Opening::Plain, None) => {
-                    let _ = conns.send(Ok(Conn::Plain(stream))).await;
+                    let _ = conns.send(Ok(pass.wrap(Conn::Plain(stream)))).await;
                 }
-                (Opening::Tls, Some(acceptor)) => match tls::handshake(&acceptor, stream).await {
-                    Ok(s) => {
-                        let _ = conns.send(Ok(Conn::Tls(Box::new(s)))).await;
+                (Opening::Tls, Some(acceptor)) => {
+                    match tls::handshake(&acceptor, stream, pass.deadline()).await {
+                        Ok(s) => {
+                            let _ = conns.send(Ok(pass.wrap(Conn::Tls(Box::new(s))))).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, "refused a worker connection: TLS handshake failed: {e}");
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(%peer, "refused a worker connection: TLS handshake failed: {e}");
-                    }
-                },
+                }
                 (Opening::Plain, Some(_)) => {
                     tracing::warn!(%peer, "refused a plaintext worker connection: this master requires TLS (start the worker with --tls-ca)");
-                    let _ = plain.send(Ok(stream)).await;
+                    let _ = plain.send(Ok(pass.wrap(stream))).await;
                 }
                 (Opening::Tls, None) => {
                     tracing::warn!(%peer, "refused a TLS worker connection: this master has no --tls-cert/--tls-key (start the worker without --tls-ca, or the master with them)");
                     // Not a TLS record: the worker's TLS library reports a peer that does not
                     // speak TLS, and a person trying with `openssl s_client` reads why.
                     let mut stream = stream;
-                    let _ = stream.write_all(NOT_TLS).await;
-                    let _ = stream.shutdown().await;
+                    let _ = tokio::time::timeout_at(pass.deadline(), async {
+                        let _ = stream.write_all(NOT_TLS).await;
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
                 }
             }
         });

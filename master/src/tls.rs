@@ -20,9 +20,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::gate::{Gate, Guarded, HANDSHAKE_TIMEOUT, MAX_WEB_CONNECTIONS};
 
 /// The master's certificate chain and private key, for both ports.
 #[derive(Debug, Clone)]
@@ -83,9 +86,6 @@ impl Identity {
     }
 }
 
-/// How long a new connection may take to send its first byte and finish the handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What a new connection opened with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Opening {
@@ -100,27 +100,28 @@ pub(crate) enum Opening {
 /// The content type byte of a TLS record that carries a handshake message.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Waits for the peer's first byte, without consuming it.
-pub(crate) async fn opening(stream: &TcpStream) -> Opening {
+/// Waits for the peer's first byte, without consuming it, until `deadline`.
+pub(crate) async fn opening(stream: &TcpStream, deadline: Instant) -> Opening {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Opening::Tls,
         Ok(Ok(1)) => Opening::Plain,
         _ => Opening::Nothing,
     }
 }
 
-/// Completes the server side of a TLS handshake within [`HANDSHAKE_TIMEOUT`]. `Err` says why
-/// it failed, with a hint when the peer refused our certificate.
+/// Completes the server side of a TLS handshake by `deadline`. `Err` says why it failed, with
+/// a hint when the peer refused our certificate.
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,
+    deadline: Instant,
 ) -> Result<TlsStream<TcpStream>, String> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(describe(&e)),
         Err(_) => Err(format!(
-            "no TLS handshake within {} s",
+            "no TLS handshake within {} s of connecting",
             HANDSHAKE_TIMEOUT.as_secs()
         )),
     }
@@ -234,13 +235,13 @@ pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
-/// The web port over TLS, as an axum listener. Handshakes run in tasks of their own, so a slow
-/// or silent client never holds up the others; a plain HTTP request is answered with a 400 that
-/// says to use https.
+/// The web port over TLS, as an axum listener, under its gate ([`crate::gate`]). Handshakes
+/// run in tasks of their own, so a slow or silent client never holds up the others; a plain
+/// HTTP request is answered with a 400 that says to use https.
 #[derive(Debug)]
 pub(crate) struct HttpsListener {
     local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(Guarded<TlsStream<TcpStream>>, SocketAddr)>,
     task: JoinHandle<()>,
 }
 
@@ -252,19 +253,26 @@ impl HttpsListener {
         let local = listener.local_addr()?;
         let acceptor = identity.acceptor(b"http/1.1");
         let (tx, ready) = mpsc::channel(64);
+        let mut gate = Gate::new("web", MAX_WEB_CONNECTIONS);
         let task = tokio::spawn(async move {
             loop {
                 let (stream, peer) = accept(&listener).await;
+                let Some(pass) = gate.pass(peer) else {
+                    continue;
+                };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match opening(&stream).await {
-                        Opening::Tls => match handshake(&acceptor, stream).await {
+                    match opening(&stream, pass.deadline()).await {
+                        Opening::Tls => match handshake(&acceptor, stream, pass.deadline()).await {
                             Ok(tls) => {
-                                let _ = tx.send((tls, peer)).await;
+                                let _ = tx.send((pass.wrap(tls), peer)).await;
                             }
                             Err(e) => tracing::debug!(%peer, "web: TLS handshake failed: {e}"),
                         },
-                        Opening::Plain => answer_plain(stream).await,
+                        Opening::Plain => {
+                            let _ = tokio::time::timeout_at(pass.deadline(), answer_plain(stream))
+                                .await;
+                        }
                         Opening::Nothing => {}
                     }
                 });
@@ -294,7 +302,7 @@ impl Drop for HttpsListener {
 }
 
 impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Guarded<TlsStream<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod faults;
+mod settle;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -116,7 +117,12 @@ impl Target {
                 let (c, p) = (c.clone(), p.clone());
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(c.clone(), p.clone(), peer.ip(), req));
+                    let svc = service_fn(move |req| {
+                        // Counted as the head arrives, not in `answer`: hyper drops a handler
+                        // it has not polled yet when the client closes right after sending.
+                        count(&c, &p, peer.ip(), &req);
+                        answer(req)
+                    });
                     let http = http1::Builder::new();
                     let _ = match tls {
                         Some(tls) => match tls.accept(stream).await {
@@ -182,28 +188,29 @@ impl Drop for Target {
     }
 }
 
-async fn answer(
-    counts: Arc<Mutex<HashMap<String, u64>>>,
-    peers: Arc<Mutex<HashMap<IpAddr, u64>>>,
+/// Counts a request whose head was received.
+fn count(
+    counts: &Mutex<HashMap<String, u64>>,
+    peers: &Mutex<HashMap<IpAddr, u64>>,
     peer: IpAddr,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    req: &Request<Incoming>,
+) {
     let key = format!("{} {}", req.method(), req.uri().path());
-    let path = req.uri().path().to_string();
     let auth = req
         .headers()
         .get("authorization")
         .map(|v| format!("authorization {}", v.to_str().unwrap_or("?")));
-    // Count only once the request is fully received, as the load generator counts responses.
-    let _ = req.into_body().collect().await;
-    {
-        let mut counts = counts.lock().expect("counts lock");
-        *counts.entry(key).or_default() += 1;
-        if let Some(auth) = auth {
-            *counts.entry(auth).or_default() += 1;
-        }
-        *peers.lock().expect("peers lock").entry(peer).or_default() += 1;
+    let mut counts = counts.lock().expect("counts lock");
+    *counts.entry(key).or_default() += 1;
+    if let Some(auth) = auth {
+        *counts.entry(auth).or_default() += 1;
     }
+    *peers.lock().expect("peers lock").entry(peer).or_default() += 1;
+}
+
+async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let _ = req.into_body().collect().await;
     let (status, body): (StatusCode, &'static str) =
         if let Some(code) = path.strip_prefix("/status/") {
             (

@@ -102,6 +102,9 @@ pub struct Conn<S> {
     /// At least one exchange completed on it (so a close before the response is a stale
     /// keep-alive connection, worth one retry on a new one).
     served: bool,
+    /// A request is in flight: a first byte of it was written and its exchange has not ended.
+    /// Still set when the exchange was dropped midway (its user aborted).
+    in_flight: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -112,7 +115,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             pos: 0,
             open: true,
             served: false,
+            in_flight: false,
         }
+    }
+
+    /// Whether a request was sent on it (at least its first byte written) and the exchange
+    /// that sent it neither returned nor failed: it was abandoned midway.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
     }
 
     /// Whether a previous exchange on this connection completed.
@@ -155,15 +165,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Sends `request` and reads the response, keeping what `keep` asks for.
     pub async fn exchange(&mut self, request: Request<'_>, keep: Keep) -> Result<Response, Error> {
+        let result = self.send_and_receive(request, keep).await;
+        self.in_flight = false;
+        result
+    }
+
+    async fn send_and_receive(
+        &mut self,
+        request: Request<'_>,
+        keep: Keep,
+    ) -> Result<Response, Error> {
         self.open = false;
         // `open` meant nothing is left from the last response.
         self.buf.clear();
         self.pos = 0;
-        let written = match self.io.write_all(request.bytes).await {
-            Ok(()) => self.io.flush().await,
-            Err(e) => Err(e),
-        };
-        written.map_err(stale_or_io)?;
+        self.write_request(request.bytes)
+            .await
+            .map_err(stale_or_io)?;
         let head = loop {
             match parse_head(&self.buf[self.pos..], keep.headers)? {
                 Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
@@ -214,6 +232,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             body: kept.map_or_else(Bytes::new, Bytes::from),
             body_len,
         })
+    }
+
+    /// Writes the whole request, marking it in flight from its first byte written (one write
+    /// for any request that fits the socket's send buffer).
+    async fn write_request(&mut self, request: &[u8]) -> io::Result<()> {
+        let mut rest = request;
+        while !rest.is_empty() {
+            let n = self.io.write(rest).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.in_flight = true;
+            rest = &rest[n..];
+        }
+        self.io.flush().await
     }
 
     /// Whether any byte has been received in this exchange. The buffer is cleared at the start
@@ -512,6 +545,44 @@ mod tests {
             headers: true,
             body: true,
         }
+    }
+
+    /// Polls `exchange` once (as a user aborted at that point would have) and drops it.
+    async fn abandon<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) {
+        let exchange = conn.exchange(GET, all());
+        tokio::pin!(exchange);
+        assert!(poll_once(exchange.as_mut()).await.is_none());
+    }
+
+    async fn poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut f).poll(cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_request_is_in_flight_from_its_first_byte_written_until_its_exchange_ends() {
+        // Written, never answered, dropped: in flight.
+        let (client, _server) = duplex(64 * 1024);
+        let mut conn = Conn::new(client);
+        abandon(&mut conn).await;
+        assert!(conn.in_flight());
+
+        // Nothing written (the pipe is full), dropped: never sent.
+        let (mut client, _server) = duplex(4);
+        client.write_all(b"full").await.unwrap();
+        let mut conn = Conn::new(client);
+        abandon(&mut conn).await;
+        assert!(!conn.in_flight());
+
+        // Answered: no longer in flight.
+        let mut conn = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"], 64);
+        conn.exchange(GET, all()).await.unwrap();
+        assert!(!conn.in_flight());
     }
 
     #[tokio::test]

@@ -241,6 +241,11 @@ impl Pool {
         self.conns.retain(|(o, _)| **o != *origin);
     }
 
+    /// Requests sent on these connections whose exchange was dropped before it ended.
+    pub fn in_flight(&self) -> u64 {
+        self.conns.iter().filter(|(_, c)| c.in_flight()).count() as u64
+    }
+
     /// The user is about to wait: read buffers go back, and the next request checks that its
     /// connection is still open.
     pub fn idle(&mut self) {

@@ -99,6 +99,9 @@ struct Link {
 enum End {
     Quit,
     Lost(String),
+    /// No session came of the connection (closed before `Welcome`, e.g. by a master that holds
+    /// its maximum of connections): retried like an unreachable master, with backoff.
+    NoSession(String),
 }
 
 /// Runs the worker until the master says quit. Users run on `users`.
@@ -130,28 +133,28 @@ impl Link {
     async fn run(&mut self) -> Result<(), LinkError> {
         let mut backoff = INITIAL_BACKOFF;
         loop {
-            let channel =
-                match dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref()).await {
-                    Ok(c) => c,
-                    Err(DialError::Fatal(why)) => return Err(LinkError::Tls(why)),
-                    Err(DialError::Unreachable(why)) => {
-                        tracing::debug!("cannot reach {}: {why}", self.cfg.endpoint);
-                        if self.last_contact.elapsed() >= self.cfg.master_timeout {
-                            return Err(LinkError::MasterLost {
-                                endpoint: self.cfg.endpoint.clone(),
-                                after: self.cfg.master_timeout,
-                            });
-                        }
-                        self.wait(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        continue;
-                    }
-                };
-            match self.session(channel).await? {
+            let dialed = dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref()).await;
+            let end = match dialed {
+                Ok(channel) => self.session(channel).await?,
+                Err(DialError::Fatal(why)) => return Err(LinkError::Tls(why)),
+                Err(DialError::Unreachable(why)) => End::NoSession(why),
+            };
+            match end {
                 End::Quit => return Ok(()),
                 End::Lost(why) => {
                     tracing::warn!("lost the master: {why}; reconnecting");
                     backoff = INITIAL_BACKOFF;
+                }
+                End::NoSession(why) => {
+                    tracing::debug!("no session with {}: {why}", self.cfg.endpoint);
+                    if self.last_contact.elapsed() >= self.cfg.master_timeout {
+                        return Err(LinkError::MasterLost {
+                            endpoint: self.cfg.endpoint.clone(),
+                            after: self.cfg.master_timeout,
+                        });
+                    }
+                    self.wait(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -243,18 +246,18 @@ impl Link {
             {
                 return Err(LinkError::Refused(s.message().to_string()));
             }
-            Err(s) => return Ok(End::Lost(s.message().to_string())),
+            Err(s) => return Ok(End::NoSession(s.message().to_string())),
         };
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(m))) => match m.into_kind() {
                 Ok(master_message::Kind::Welcome(w)) => w,
-                _ => return Ok(End::Lost("the first message was not Welcome".into())),
+                _ => return Ok(End::NoSession("the first message was not Welcome".into())),
             },
             Ok(Err(s)) if s.code() == Code::FailedPrecondition => {
                 return Err(LinkError::Refused(s.message().to_string()));
             }
-            Ok(Err(s)) => return Ok(End::Lost(s.message().to_string())),
-            Ok(Ok(None)) | Err(_) => return Ok(End::Lost("no Welcome".into())),
+            Ok(Err(s)) => return Ok(End::NoSession(s.message().to_string())),
+            Ok(Ok(None)) | Err(_) => return Ok(End::NoSession("no Welcome".into())),
         };
         wire::check_version(welcome.protocol_version)
             .map_err(|e| LinkError::Refused(e.to_string()))?;

@@ -37,6 +37,11 @@ impl Recorder {
         self.shard().record(method, name, sample);
     }
 
+    /// `n` requests were abandoned in flight by a user stopped without waiting.
+    pub fn abandon(&self, n: u64) {
+        self.shard().abandon(n);
+    }
+
     pub fn exception(&self, message: &str) {
         self.shard().record_exception(message, &self.node);
     }

@@ -405,6 +405,18 @@ impl User {
     }
 }
 
+/// A user aborted in the middle of a request (a stop that does not wait: `--stop-timeout 0`,
+/// or a timeout that ran out) leaves that request unrecorded, as Locust does; it is counted as
+/// abandoned instead, so that what the stats hold plus what was abandoned is every request sent.
+impl Drop for User {
+    fn drop(&mut self) {
+        let abandoned = self.pool.in_flight();
+        if abandoned > 0 {
+            self.shared.recorder.abandon(abandoned);
+        }
+    }
+}
+
 /// When a paced user's tasks are due: task *k* at `first + k * every`, a fixed grid (wrk2's
 /// schedule). A task that overruns its slot delays the next ones, which then start at once, one
 /// after another, until the user is back on the grid; the lateness of each start is what a

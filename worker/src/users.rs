@@ -69,12 +69,18 @@ impl Users {
         let Running { stop, mut task } = user;
         if timeout.is_zero() {
             task.abort();
+            // Waited for like any stopping user: the abort has dropped the user (and counted
+            // its request in flight as abandoned) once this ends, before a final report.
+            self.stopping.spawn(async move {
+                let _ = task.await;
+            });
             return;
         }
         let _ = stop.send(true);
         self.stopping.spawn(async move {
             if tokio::time::timeout(timeout, &mut task).await.is_err() {
                 task.abort();
+                let _ = task.await;
             }
         });
     }

@@ -134,6 +134,9 @@ pub struct Stats {
     exceptions: BTreeMap<Box<str>, Exception>,
     folded_entries: u64,
     folded_errors: u64,
+    /// Requests sent (at least a byte written) whose user was aborted before the response was
+    /// recorded: in no row, but the server may well have served them.
+    abandoned: u64,
 }
 
 impl Stats {
@@ -229,6 +232,19 @@ impl Stats {
         }
         self.folded_entries += other.folded_entries;
         self.folded_errors += other.folded_errors;
+        self.abandon(other.abandoned);
+    }
+
+    /// Counts `n` requests abandoned in flight (see [`Stats::abandoned_requests`]).
+    pub fn abandon(&mut self, n: u64) {
+        self.abandoned = self.abandoned.saturating_add(n);
+    }
+
+    /// Requests that were sent but never finished because their user was stopped without
+    /// waiting (Locust drops them too): in no row, so the rows plus these add up to every request
+    /// sent.
+    pub fn abandoned_requests(&self) -> u64 {
+        self.abandoned
     }
 
     /// Merges one row (from [`Stats::merge`], or a row rebuilt from the wire) into its row and
@@ -268,11 +284,12 @@ impl Stats {
         self.exceptions.clear();
         self.folded_entries = 0;
         self.folded_errors = 0;
+        self.abandoned = 0;
     }
 
-    /// No request and no exception recorded.
+    /// No request, no abandoned request and no exception recorded.
     pub fn is_empty(&self) -> bool {
-        self.total.num_requests == 0 && self.exceptions.is_empty()
+        self.total.num_requests == 0 && self.exceptions.is_empty() && self.abandoned == 0
     }
 
     /// The Aggregated entry.
@@ -356,6 +373,7 @@ impl PartialEq for Stats {
             && self.exceptions == other.exceptions
             && self.folded_entries == other.folded_entries
             && self.folded_errors == other.folded_errors
+            && self.abandoned == other.abandoned
     }
 }
 

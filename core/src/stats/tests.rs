@@ -287,3 +287,23 @@ fn recording_into_an_existing_row_is_fast() {
         "{per_record:?} per record"
     );
 }
+
+#[test]
+fn abandoned_requests_merge_by_adding_and_go_with_take_and_reset() {
+    let mut worker = Stats::new();
+    worker.abandon(2);
+    assert!(
+        !worker.is_empty(),
+        "abandoned requests are something to report"
+    );
+    let mut master = Stats::new();
+    master.merge(&worker.take());
+    assert_eq!(worker.abandoned_requests(), 0);
+    worker.abandon(3);
+    master.merge(&worker);
+    assert_eq!(master.abandoned_requests(), 5);
+    master.abandon(u64::MAX);
+    assert_eq!(master.abandoned_requests(), u64::MAX, "saturates");
+    master.reset();
+    assert_eq!(master.abandoned_requests(), 0);
+}

@@ -33,6 +33,7 @@ impl From<&Stats> for proto::Stats {
                         .collect(),
                 })
                 .collect(),
+            abandoned_requests: stats.abandoned_requests(),
         }
     }
 }
@@ -92,6 +93,7 @@ impl TryFrom<proto::Stats> for Stats {
         for (message, e) in &exceptions {
             stats.add_exception(message, e);
         }
+        stats.abandon(p.abandoned_requests);
         Ok(stats)
     }
 }

@@ -97,7 +97,7 @@ fn get(name: &str, requests: u64) -> proto::Entry {
 fn decode_entries(entries: Vec<proto::Entry>) -> Result<Stats, Error> {
     Stats::try_from(proto::Stats {
         entries,
-        exceptions: vec![],
+        ..Default::default()
     })
 }
 
@@ -419,8 +419,8 @@ fn too_many_exceptions_or_nodes_are_refused() {
     };
     let decode = |exceptions| {
         Stats::try_from(proto::Stats {
-            entries: vec![],
             exceptions,
+            ..Default::default()
         })
     };
     assert!(decode((0..MAX_EXCEPTIONS).map(|i| exception(i, 1)).collect()).is_ok());
@@ -474,4 +474,21 @@ fn heartbeats_must_carry_a_percentage() {
     assert!(Heartbeat::try_from(h.clone()).is_ok());
     h.cpu_percent = f32::NAN;
     assert!(Heartbeat::try_from(h).is_err());
+}
+
+#[test]
+fn abandoned_requests_cross_the_wire_and_a_peer_without_the_field_sent_none() {
+    let mut stats = Stats::new();
+    stats.abandon(7);
+    assert_eq!(round_trip(&stats).map(|s| s.abandoned_requests()), Ok(7));
+    // Encoded by a peer built before field 3: the field is absent.
+    let old = proto::Stats {
+        entries: vec![get("/a", 2)],
+        exceptions: vec![],
+        abandoned_requests: 0,
+    };
+    let bytes = old.encode_to_vec();
+    let decoded = Stats::try_from(proto::Stats::decode(&*bytes).unwrap()).unwrap();
+    assert_eq!(decoded.abandoned_requests(), 0);
+    assert_eq!(decoded.total().num_requests, 2);
 }

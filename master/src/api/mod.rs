@@ -158,7 +158,10 @@ pub async fn serve(
     web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(handle, &web);
+    // Both listeners bound their connections and cut those not admitted in time (crate::gate).
+    let app = router(handle, &web)
+        .layer(middleware::from_fn(crate::gate::admit_web))
+        .into_make_service_with_connect_info::<crate::gate::Peer>();
     match &web.tls {
         Some(identity) => {
             let listener = crate::tls::HttpsListener::new(listener, identity)?;
@@ -167,7 +170,7 @@ pub async fn serve(
                 .await
         }
         None => {
-            axum::serve(listener, app)
+            axum::serve(crate::gate::PlainListener::new(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

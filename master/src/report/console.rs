@@ -7,6 +7,7 @@
 //! is as wide as the longest name instead of cutting names off.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use hatchery_core::stats::{Entry, Stats, PERCENTILES};
 use hatchery_core::Method;
@@ -193,6 +194,31 @@ pub fn errors_table(stats: &Stats) -> String {
     out
 }
 
+/// The summary's line about requests abandoned in flight, `None` when there were none. They are
+/// in no row (as in Locust), so this line is what makes the table add up to what was sent.
+pub fn abandoned_note(stats: &Stats, stop_timeout: Duration) -> Option<String> {
+    let n = stats.abandoned_requests();
+    if n == 0 {
+        return None;
+    }
+    let requests = if n == 1 {
+        "request was"
+    } else {
+        "requests were"
+    };
+    let hint = if stop_timeout.is_zero() {
+        "give users time to finish them with --stop-timeout (e.g. -s 10s)".to_owned()
+    } else {
+        format!(
+            "a --stop-timeout longer than {} s lets users finish them",
+            stop_timeout.as_secs_f64()
+        )
+    };
+    Some(format!(
+        "{n} {requests} abandoned in flight when users stopped (sent, not in the table above); {hint}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use hatchery_core::stats::Sample;
@@ -292,5 +318,22 @@ Error report
 ";
         assert_eq!(errors_table(&stats()), want);
         assert_eq!(errors_table(&Stats::new()), "");
+    }
+
+    #[test]
+    fn the_summary_counts_abandoned_requests_and_suggests_a_stop_timeout() {
+        let mut s = stats();
+        assert_eq!(abandoned_note(&s, Duration::ZERO), None);
+        s.abandon(6);
+        assert_eq!(
+            abandoned_note(&s, Duration::ZERO).as_deref(),
+            Some("6 requests were abandoned in flight when users stopped (sent, not in the table above); give users time to finish them with --stop-timeout (e.g. -s 10s)")
+        );
+        s.reset();
+        s.abandon(1);
+        assert_eq!(
+            abandoned_note(&s, Duration::from_millis(1500)).as_deref(),
+            Some("1 request was abandoned in flight when users stopped (sent, not in the table above); a --stop-timeout longer than 1.5 s lets users finish them")
+        );
     }
 }

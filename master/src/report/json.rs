@@ -3,7 +3,8 @@
 //! Same keys as Locust's, so its clients read ours. Times are milliseconds as floats with
 //! microsecond precision (Locust rounds min and max to whole milliseconds, which hides a fast
 //! server's latency). The top-level `total_rps` is over the whole run; Locust puts the current
-//! rate there, which is `current_rps` here.
+//! rate there, which is `current_rps` here. One key is ours: `abandoned_requests`, the requests
+//! sent that no row holds because their users were stopped without waiting for them.
 
 use serde_json::{json, Map, Value};
 
@@ -73,6 +74,7 @@ pub fn requests_json(
         "user_count": user_count,
         "workers": [],
         "worker_count": 0,
+        "abandoned_requests": stats.abandoned_requests(),
     })
 }
 
@@ -164,6 +166,7 @@ mod tests {
         assert_eq!(
             keys(&doc),
             [
+                "abandoned_requests",
                 "current_fail_per_sec",
                 "current_response_time_percentiles",
                 "current_rps",
@@ -205,6 +208,7 @@ mod tests {
         );
         assert_eq!(doc["workers"], json!([]));
         assert_eq!(doc["worker_count"], json!(0));
+        assert_eq!(doc["abandoned_requests"], json!(0));
     }
 
     #[test]

@@ -177,6 +177,10 @@ pub struct Stats {
     pub entries: ::prost::alloc::vec::Vec<Entry>,
     #[prost(message, repeated, tag = "2")]
     pub exceptions: ::prost::alloc::vec::Vec<Exception>,
+    /// Requests sent (a first byte written) whose user was stopped before their response was
+    /// recorded: in no entry. 0 from peers that predate the field, which counted none.
+    #[prost(uint64, tag = "3")]
+    pub abandoned_requests: u64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Entry {
