@@ -57,6 +57,7 @@ pub fn config(args: &RunArgs, title: &str, plan: &Plan) -> Result<WebConfig, Str
         } else {
             args.user_classes.clone()
         },
+        thresholds: plan.thresholds.clone(),
     })
 }
 

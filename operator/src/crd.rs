@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name": "RPS", "type": "number", "jsonPath": ".status.rps", "description": "requests per second (current while running, over the run once finished)"}"#,
     printcolumn = r#"{"name": "Fail%", "type": "number", "jsonPath": ".status.failPercent", "description": "failed requests, percent of all"}"#,
     printcolumn = r#"{"name": "P95", "type": "number", "jsonPath": ".status.p95", "description": "95th percentile response time, ms"}"#,
+    printcolumn = r#"{"name": "Verdict", "type": "string", "jsonPath": ".status.verdict", "description": "passed, or what failed: the plan's thresholds when it has them, else any failed request"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -417,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn crd_prints_phase_workers_users_rps_fail_p95_and_age() {
+    fn crd_prints_phase_workers_users_rps_fail_p95_verdict_and_age() {
         let cols = version()
             .additional_printer_columns
             .expect("printer columns");
@@ -434,6 +435,7 @@ mod tests {
                 ("RPS", "number", ".status.rps"),
                 ("Fail%", "number", ".status.failPercent"),
                 ("P95", "number", ".status.p95"),
+                ("Verdict", "string", ".status.verdict"),
                 ("Age", "date", ".metadata.creationTimestamp"),
             ]
         );

@@ -86,9 +86,28 @@ pub struct MasterReport {
     pub fail_ratio: f64,
     /// Milliseconds; `None` before the first response.
     pub p95_ms: Option<f64>,
-    /// The master's own verdict on a finished run (failed thresholds), once its API reports
-    /// one; `None` means "no failure reported".
-    pub failure: Option<String>,
+    /// The plan's thresholds as the master judged them on its statistics so far; empty when
+    /// the plan has none (then any failed request fails the run, as the CLI's exit code).
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// One threshold's result in the master's `/stats/requests` (`thresholds`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdResult {
+    /// The rule as a person reads it, e.g. `p95 <= 500 ms`.
+    pub description: String,
+    /// The measured value with its unit, e.g. `3.20 ms`; `None` while nothing in its scope ran.
+    pub measured: Option<String>,
+    pub passed: bool,
+}
+
+impl std::fmt::Display for ThresholdResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.measured {
+            Some(m) => write!(f, "{} (measured {m})", self.description),
+            None => f.write_str(&self.description),
+        }
+    }
 }
 
 /// Something wrong with a pod, with the Kubernetes reason (`ImagePullBackOff`, `OOMKilled`,
@@ -247,7 +266,7 @@ pub fn derive(previous: Option<&LoadTestStatus>, obs: &Observation) -> LoadTestS
     record_degraded(&mut next, obs);
     match step(&next, obs) {
         Step::To(phase) => next.phase = phase,
-        Step::Pass => finish(&mut next, obs, Phase::Succeeded, "Passed", "passed".into()),
+        Step::Pass(message) => finish(&mut next, obs, Phase::Succeeded, "Passed", message),
         Step::Fail { reason, message } => finish(&mut next, obs, Phase::Failed, &reason, message),
     }
     next
@@ -282,7 +301,7 @@ pub fn invalid_spec(
 
 enum Step {
     To(Phase),
-    Pass,
+    Pass(String),
     Fail { reason: String, message: String },
 }
 
@@ -353,17 +372,31 @@ fn gate_timeout(next: &LoadTestStatus, obs: &Observation) -> Option<Step> {
     ))
 }
 
-/// The verdict on a finished run: the master's own, else the CLI's exit code rule (any
-/// failed request fails the run).
+/// The verdict on a finished run: the plan's thresholds when it has them (every failing one
+/// named), else the CLI's exit code rule (any failed request fails the run).
 fn verdict(master: &MasterReport) -> Step {
-    if let Some(failure) = &master.failure {
-        return fail("RunFailed", failure.clone());
+    let thresholds = &master.thresholds;
+    if !thresholds.is_empty() {
+        let failed: Vec<String> = thresholds
+            .iter()
+            .filter(|t| !t.passed)
+            .map(ToString::to_string)
+            .collect();
+        return match failed.len() {
+            0 if thresholds.len() == 1 => Step::Pass("passed: the threshold held".into()),
+            0 => Step::Pass(format!("passed: all {} thresholds held", thresholds.len())),
+            1 => fail("ThresholdFailed", format!("threshold {}", failed[0])),
+            n => fail(
+                "ThresholdFailed",
+                format!("{n} thresholds: {}", failed.join("; ")),
+            ),
+        };
     }
     if master.fail_ratio > 0.0 {
         let percent = round_to(master.fail_ratio * 100.0, 2);
         return fail("RequestsFailed", format!("{percent}% of requests failed"));
     }
-    Step::Pass
+    Step::Pass("passed".into())
 }
 
 fn finish(

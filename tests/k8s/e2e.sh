@@ -179,6 +179,54 @@ k get lt locked -o jsonpath='{.status.conditions[?(@.type=="SpecValid")].message
 [ -z "$(k get deploy,sts -l hatchery.io/loadtest=locked -o name)" ] || fail "an invalid LoadTest got children"
 log "a master flag that would lock the operator out is refused: $(k get lt locked -o jsonpath='{.status.verdict}')"
 
+# The verdict follows the plan's thresholds: ~10% failed requests under `fail_ratio max 0.5`
+# Succeed; a `p95 max 1ms` against a 20 ms path Fails, naming the threshold in the verdict and
+# in a Warning event. Both run at once.
+verdict_lt() {  # NAME TASKS THRESHOLD
+  cat <<YAML
+apiVersion: hatchery.io/v1alpha1
+kind: LoadTest
+metadata: {name: $1}
+spec:
+  image: localhost/hatchery:$tag
+  imagePullPolicy: IfNotPresent
+  workers: 1
+  users: 4
+  spawnRate: 4
+  runTime: 6s
+  expectWorkersMaxWait: 2m
+  plan:
+    inline: |
+      host: http://demo-target:8080
+      users:
+        - name: U
+          wait: {constant: 10ms}
+          tasks: $2
+      thresholds:
+        - $3
+YAML
+}
+verdict_lt tenpercent '[{weight: 9, get: /, name: ok}, {weight: 1, get: /status/500, name: fails}]' \
+  '{metric: fail_ratio, max: 0.5}' > "$work/tenpercent.yaml"
+verdict_lt slowp95 '[{get: "/slow?ms=20", name: slow}]' '{metric: p95, max: 1ms}' > "$work/slowp95.yaml"
+k apply -f "$work/tenpercent.yaml" -f "$work/slowp95.yaml" >/dev/null
+until_ok "both threshold tests finish" 180 bash -c 'for lt in tenpercent slowp95; do
+  case "$(kubectl -n "$ns" get lt $lt -o jsonpath={.status.phase} 2>/dev/null)" in Succeeded|Failed) ;; *) exit 1 ;; esac; done'
+[ "$(k get lt tenpercent -o jsonpath='{.status.phase}')" = Succeeded ] \
+  || fail "10% failures under fail_ratio max 0.5 did not succeed: $(k get lt tenpercent -o jsonpath='{.status.verdict}')"
+fail_percent=$(k get lt tenpercent -o jsonpath='{.status.failPercent}')
+awk -v p="$fail_percent" 'BEGIN { exit !(p > 2 && p < 30) }' || fail "tenpercent failed $fail_percent% of its requests, not about 10%"
+log "fail_ratio max 0.5 with $fail_percent% failed: $(k get lt tenpercent -o jsonpath='{.status.phase}: {.status.verdict}')"
+[ "$(k get lt slowp95 -o jsonpath='{.status.phase}')" = Failed ] || fail "p95 max 1ms against a 20 ms path did not fail"
+k get lt slowp95 -o jsonpath='{.status.verdict}' | grep -q 'p95 <= 1 ms (measured' \
+  || fail "the verdict does not name the p95 threshold: $(k get lt slowp95 -o jsonpath='{.status.verdict}')"
+[ "$(k get lt slowp95 -o jsonpath='{.status.conditions[?(@.type=="Finished")].reason}')" = ThresholdFailed ] \
+  || fail "the Finished condition's reason is not ThresholdFailed"
+until_ok "a Warning event names the threshold" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=slowp95,type=Warning -o jsonpath="{.items[*].message}" 2>/dev/null | grep -q "p95 <= 1 ms"'
+kc get lt -n "$ns" slowp95 | grep -q 'failed: threshold p95' || fail "kubectl get does not show the verdict column"
+log "p95 max 1ms: $(k get lt slowp95 -o jsonpath='{.status.phase}: {.status.verdict}')"
+k delete lt tenpercent slowp95 --wait=false >/dev/null
+
 # The chart with watchNamespaces: nothing cluster-wide, a Role in this namespace only, and an
 # operator that watches just this namespace. It runs a test through.
 kc delete clusterrolebinding,clusterrole hatchery-operator >/dev/null

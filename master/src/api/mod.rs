@@ -15,6 +15,7 @@ mod downloads;
 mod views;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::middleware;
@@ -24,6 +25,8 @@ use axum::Router;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use hatchery_core::plan::Threshold;
 
 use crate::run::{Command, Point, Snapshot, Status};
 
@@ -72,6 +75,8 @@ pub struct WebConfig {
     pub plan_host: Option<String>,
     /// The user classes this run runs; `/swarm` refuses Locust's class picker choosing others.
     pub classes: Vec<String>,
+    /// The plan's thresholds, whose results `/stats/requests` reports (the operator's verdict).
+    pub thresholds: Vec<Threshold>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +85,7 @@ struct Api {
     title: String,
     plan_host: Option<String>,
     classes: Vec<String>,
+    thresholds: Arc<[Threshold]>,
 }
 
 impl Api {
@@ -105,6 +111,7 @@ pub fn router(handle: RunHandle, web: &WebConfig) -> Router {
         title: web.title.clone(),
         plan_host: web.plan_host.clone(),
         classes: web.classes.clone(),
+        thresholds: web.thresholds.clone().into(),
     };
     let p = |path: &str| format!("{base}{path}");
     let protected = Router::new()

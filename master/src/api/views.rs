@@ -8,8 +8,10 @@ use hatchery_core::timestamp::unix_now;
 use serde_json::{json, Value};
 
 use super::{gone, Api};
+use crate::report::thresholds::verdicts_json;
 use crate::report::{json::requests_json, metrics};
 use crate::run::Snapshot;
+use hatchery_core::plan::Threshold;
 
 /// 200 once the expected workers are connected, 503 before (and the counts either way).
 pub(super) async fn readyz(Extract(api): Extract<Api>) -> Response {
@@ -30,7 +32,7 @@ pub(super) async fn readyz(Extract(api): Extract<Api>) -> Response {
 
 pub(super) async fn stats_requests(Extract(api): Extract<Api>) -> Response {
     match api.snapshot().await {
-        Some(snap) => Json(snapshot_json(&snap)).into_response(),
+        Some(snap) => Json(snapshot_json(&snap, &api.thresholds)).into_response(),
         None => gone(),
     }
 }
@@ -72,8 +74,9 @@ pub(super) async fn prometheus(Extract(api): Extract<Api>) -> Response {
         .into_response()
 }
 
-/// A snapshot in Locust's `/stats/requests` shape, with `host`, `workers` and `worker_count`.
-pub fn snapshot_json(snap: &Snapshot) -> Value {
+/// A snapshot in Locust's `/stats/requests` shape, with `host`, `workers`, `worker_count` and
+/// each threshold's result so far (`thresholds`: the operator's verdict).
+pub fn snapshot_json(snap: &Snapshot, thresholds: &[Threshold]) -> Value {
     let mut doc = requests_json(
         &snap.stats,
         &snap.window,
@@ -98,5 +101,6 @@ pub fn snapshot_json(snap: &Snapshot) -> Value {
     doc["worker_count"] = json!(workers.len());
     doc["workers"] = Value::Array(workers);
     doc["host"] = json!(snap.host);
+    doc["thresholds"] = verdicts_json(thresholds, &snap.stats, snap.elapsed.as_secs_f64());
     doc
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use hatchery_core::plan::{Metric, Threshold};
 use hatchery_core::stats::{Entry, Stats};
+use serde_json::{json, Value};
 
 /// The outcome of one threshold.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,39 @@ fn verdict(t: &Threshold, stats: &Stats, run_seconds: f64) -> Verdict {
     }
 }
 
+/// Each threshold's result as the API reports it, live and at the end: `metric` (as the plan
+/// writes it), `name` (`null`: Aggregated), `limit` (`min`/`max` in the metric's unit), `value`
+/// (`null` while nothing in its scope ran), `passed` and `description`.
+pub fn verdicts_json(thresholds: &[Threshold], stats: &Stats, run_seconds: f64) -> Value {
+    let list = thresholds
+        .iter()
+        .map(|t| {
+            let v = verdict(t, stats, run_seconds);
+            json!({
+                "metric": metric_name(t.metric),
+                "name": t.name,
+                "limit": {"min": t.min, "max": t.max},
+                "value": v.actual,
+                "measured": v.actual.map(|a| measured(t.metric, a)),
+                "passed": v.passed,
+                "description": v.description,
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// The metric as a plan names it: `fail_ratio`, `rps`, `avg`, `max`, `p95`, `p99.9`.
+pub fn metric_name(metric: Metric) -> String {
+    match metric {
+        Metric::FailRatio => "fail_ratio".to_owned(),
+        Metric::Rps => "rps".to_owned(),
+        Metric::Percentile(q) => format!("p{}", number(q * 100.0)),
+        Metric::AvgResponseTime => "avg".to_owned(),
+        Metric::MaxResponseTime => "max".to_owned(),
+    }
+}
+
 /// Aggregated, or every method's row of one name taken together.
 fn scope<'a>(stats: &'a Stats, name: Option<&str>) -> Cow<'a, Entry> {
     let Some(name) = name else {
@@ -88,10 +122,9 @@ fn measure(metric: Metric, e: &Entry, run_seconds: f64) -> f64 {
 fn describe(t: &Threshold) -> String {
     let mut s = match t.metric {
         Metric::FailRatio => "fail ratio".to_owned(),
-        Metric::Rps => "rps".to_owned(),
-        Metric::Percentile(q) => format!("p{}", number(q * 100.0)),
         Metric::AvgResponseTime => "avg response time".to_owned(),
         Metric::MaxResponseTime => "max response time".to_owned(),
+        other => metric_name(other),
     };
     if let Some(name) = &t.name {
         let _ = write!(s, " of {name}");
@@ -285,5 +318,45 @@ Thresholds
 ";
         assert_eq!(verdict_table(&evaluate(&ts, &stats(), 2.0)), want);
         assert_eq!(verdict_table(&[]), "");
+    }
+
+    #[test]
+    fn the_api_reports_each_threshold_with_its_limit_value_and_result() {
+        let rules = [
+            threshold(Metric::Percentile(0.95), None, None, Some(1.0)),
+            threshold(Metric::FailRatio, None, None, Some(0.5)),
+            threshold(Metric::Rps, Some("/nothing"), Some(1.0), None),
+        ];
+        let doc = verdicts_json(&rules, &stats(), 2.0);
+        let list = doc.as_array().expect("a list");
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0]["metric"], "p95");
+        assert_eq!(list[0]["name"], Value::Null);
+        assert_eq!(list[0]["limit"], json!({"min": null, "max": 1.0}));
+        assert_eq!(list[0]["passed"], false);
+        assert!(list[0]["value"].as_f64().expect("a value") > 1.0);
+        assert_eq!(list[0]["description"], "p95 <= 1 ms");
+        assert_eq!(list[1]["metric"], "fail_ratio");
+        assert_eq!(list[1]["value"], 0.25);
+        assert_eq!(list[1]["measured"], "25.00%");
+        assert_eq!(list[1]["passed"], true);
+        assert_eq!(list[2]["name"], "/nothing");
+        assert_eq!(list[2]["value"], Value::Null);
+        assert_eq!(list[2]["passed"], false);
+    }
+
+    #[test]
+    fn metrics_are_named_as_the_plan_writes_them() {
+        let names: Vec<String> = [
+            Metric::FailRatio,
+            Metric::Rps,
+            Metric::Percentile(0.999),
+            Metric::AvgResponseTime,
+            Metric::MaxResponseTime,
+        ]
+        .into_iter()
+        .map(metric_name)
+        .collect();
+        assert_eq!(names, ["fail_ratio", "rps", "p99.9", "avg", "max"]);
     }
 }

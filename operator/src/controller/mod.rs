@@ -23,7 +23,9 @@ use serde_json::{json, Value};
 
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
 use crate::resources::{self, Blueprint, Role, GATE_CONDITION, WEB_PORT};
-use crate::status::{self, MasterReport, MasterState, Observation, PodProblem, WorkerPods};
+use crate::status::{
+    self, MasterReport, MasterState, Observation, PodProblem, ThresholdResult, WorkerPods,
+};
 use crate::telemetry::Metrics;
 
 pub use crate::resources::MANAGER;
@@ -366,7 +368,18 @@ pub fn parse_report(doc: &Value, expected: u32) -> Option<MasterReport> {
         total_rps: doc["total_rps"].as_f64().unwrap_or(0.0),
         fail_ratio: doc["fail_ratio"].as_f64().unwrap_or(0.0),
         p95_ms,
-        failure: None,
+        thresholds: doc["thresholds"]
+            .as_array()
+            .map(|list| list.iter().filter_map(threshold).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn threshold(t: &Value) -> Option<ThresholdResult> {
+    Some(ThresholdResult {
+        description: t["description"].as_str()?.to_owned(),
+        measured: t["measured"].as_str().map(str::to_owned),
+        passed: t["passed"].as_bool()?,
     })
 }
 
@@ -469,6 +482,38 @@ mod tests {
         assert_eq!((r.workers, r.users), (3, 12));
         assert_eq!(r.p95_ms, Some(12.5));
         assert!(parse_report(&json!({"state": "weird"}), 1).is_none());
+    }
+
+    #[test]
+    fn the_masters_threshold_results_are_read() {
+        let doc = json!({"state": "stopped", "worker_count": 1, "thresholds": [
+            {"metric": "p95", "name": null, "limit": {"min": null, "max": 1.0}, "value": 3.2,
+             "measured": "3.20 ms", "passed": false, "description": "p95 <= 1 ms"},
+            {"metric": "rps", "name": "/a", "limit": {"min": 1.0, "max": null}, "value": null,
+             "measured": null, "passed": false, "description": "rps of /a >= 1/s (no request named /a ran)"},
+            {"passed": true}
+        ]});
+        let r = parse_report(&doc, 1).unwrap();
+        assert_eq!(
+            r.thresholds,
+            vec![
+                ThresholdResult {
+                    description: "p95 <= 1 ms".into(),
+                    measured: Some("3.20 ms".into()),
+                    passed: false
+                },
+                ThresholdResult {
+                    description: "rps of /a >= 1/s (no request named /a ran)".into(),
+                    measured: None,
+                    passed: false
+                },
+            ],
+            "an entry without a description is skipped"
+        );
+        assert!(parse_report(&json!({"state": "ready"}), 1)
+            .unwrap()
+            .thresholds
+            .is_empty());
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn master(state: MasterState, workers: u32) -> MasterReport {
         total_rps: 0.0,
         fail_ratio: 0.0,
         p95_ms: None,
-        failure: None,
+        thresholds: Vec::new(),
     }
 }
 
@@ -208,10 +208,37 @@ fn a_stopped_run_with_failed_requests_fails_as_the_cli_exit_code_would() {
     assert_eq!(condition(&s, FINISHED).reason, "RequestsFailed");
 }
 
+fn threshold(description: &str, measured: &str, passed: bool) -> ThresholdResult {
+    ThresholdResult {
+        description: description.into(),
+        measured: Some(measured.into()),
+        passed,
+    }
+}
+
 #[test]
-fn a_failure_the_master_reports_fails_the_run_with_its_words() {
+fn with_thresholds_failed_requests_within_them_pass() {
     let report = MasterReport {
-        failure: Some("threshold p95 < 800ms: 912ms".to_string()),
+        thresholds: vec![threshold("fail ratio <= 50%", "10.00%", true)],
+        ..stopped(5.0, 0.1)
+    };
+    let s = walk([
+        with_master(running(10, 5.0), at(10)),
+        with_master(report, at(70)),
+    ]);
+    assert_eq!(s.phase, Phase::Succeeded);
+    assert_eq!(s.verdict.as_deref(), Some("passed: the threshold held"));
+    assert_eq!(s.fail_percent, Some(10.0));
+    assert_eq!(condition(&s, FINISHED).reason, "Passed");
+}
+
+#[test]
+fn a_failed_threshold_fails_the_run_naming_it_though_no_request_failed() {
+    let report = MasterReport {
+        thresholds: vec![
+            threshold("fail ratio <= 1%", "0.00%", true),
+            threshold("p95 <= 1 ms", "3.20 ms", false),
+        ],
         ..stopped(5.0, 0.0)
     };
     let s = walk([
@@ -221,9 +248,39 @@ fn a_failure_the_master_reports_fails_the_run_with_its_words() {
     assert_eq!(s.phase, Phase::Failed);
     assert_eq!(
         s.verdict.as_deref(),
-        Some("failed: threshold p95 < 800ms: 912ms")
+        Some("failed: threshold p95 <= 1 ms (measured 3.20 ms)")
     );
-    assert_eq!(condition(&s, FINISHED).reason, "RunFailed");
+    assert_eq!(condition(&s, FINISHED).reason, "ThresholdFailed");
+}
+
+#[test]
+fn every_failed_threshold_is_named() {
+    let report = MasterReport {
+        thresholds: vec![
+            threshold("fail ratio <= 1%", "4.00%", false),
+            threshold("p95 <= 1 ms", "3.20 ms", false),
+            threshold("rps >= 1/s", "5.00/s", true),
+        ],
+        ..stopped(5.0, 0.04)
+    };
+    let s = walk([with_master(report, at(70))]);
+    assert_eq!(
+        s.verdict.as_deref(),
+        Some("failed: 2 thresholds: fail ratio <= 1% (measured 4.00%); p95 <= 1 ms (measured 3.20 ms)")
+    );
+}
+
+#[test]
+fn when_every_threshold_holds_the_verdict_says_how_many() {
+    let report = MasterReport {
+        thresholds: vec![
+            threshold("fail ratio <= 1%", "0.00%", true),
+            threshold("p95 <= 500 ms", "3.20 ms", true),
+        ],
+        ..stopped(5.0, 0.0)
+    };
+    let s = walk([with_master(report, at(70))]);
+    assert_eq!(s.verdict.as_deref(), Some("passed: all 2 thresholds held"));
 }
 
 #[test]
