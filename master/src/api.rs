@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::report::{csv, html, json::requests_json, metrics};
-use crate::run::{Command, Point, Snapshot, Status, Swarm};
+use crate::run::{Command, Point, Snapshot, Status, Swarm, SwarmError};
 
 const INDEX: &str = include_str!("web/index.html");
 const APP_JS: &str = include_str!("web/app.js");
@@ -237,7 +237,7 @@ fn refuse(code: StatusCode, message: String) -> Response {
 }
 
 async fn swarm(Extract(api): Extract<Api>, Form(form): Form<SwarmForm>) -> Response {
-    let Ok(users) = form.user_count.trim().parse::<u32>() else {
+    let Ok(users) = form.user_count.trim().parse::<u64>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
             format!(
@@ -246,17 +246,11 @@ async fn swarm(Extract(api): Extract<Api>, Form(form): Form<SwarmForm>) -> Respo
             ),
         );
     };
-    let spawn_rate = match form.spawn_rate.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => r,
-        _ => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "spawn_rate must be a number above 0, got {:?}",
-                    form.spawn_rate
-                ),
-            )
-        }
+    let Ok(spawn_rate) = form.spawn_rate.trim().parse::<f64>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("spawn_rate must be a number, got {:?}", form.spawn_rate),
+        );
     };
     let run_time = match form
         .run_time
@@ -294,7 +288,12 @@ async fn swarm(Extract(api): Extract<Api>, Form(form): Form<SwarmForm>) -> Respo
         Ok(Ok(message)) => {
             Json(json!({"success": true, "message": message, "host": host})).into_response()
         }
-        Ok(Err(message)) => refuse(StatusCode::CONFLICT, message),
+        Ok(Err(e @ (SwarmError::Limit(_) | SwarmError::Host(_)))) => {
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e @ (SwarmError::NoWorkers | SwarmError::Stopping))) => {
+            refuse(StatusCode::CONFLICT, e.to_string())
+        }
         Err(_) => gone(),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hatchery_core::dispatch::{self, Assignment, Change};
+use hatchery_core::dispatch::{self, Assignment, Schedule};
 use hatchery_core::protocol::{self, ToWorker};
 use tokio::sync::mpsc;
 
@@ -107,23 +107,15 @@ impl Fleet {
             .unzip()
     }
 
-    /// Applies one dispatch step; `ids` maps its worker indices. Steps for a worker that left
-    /// meanwhile are skipped.
-    pub fn apply(&mut self, ids: &[WorkerId], change: Change) {
-        let mut one = |w: usize, f: &mut dyn FnMut(&mut Vec<u32>)| {
-            if let Some(m) = ids.get(w).and_then(|id| self.members.get_mut(id)) {
-                f(&mut m.assigned);
-                m.unsent = true;
-            }
-        };
-        match change {
-            Change::Start { worker, class } => one(worker, &mut |a| a[class] += 1),
-            Change::Stop { worker, class } => {
-                one(worker, &mut |a| a[class] = a[class].saturating_sub(1))
-            }
-            Change::Move { from, to, class } => {
-                one(from, &mut |a| a[class] = a[class].saturating_sub(1));
-                one(to, &mut |a| a[class] += 1);
+    /// Takes `rows` (in the order of `ids`) as the workers' assignments; a worker that left
+    /// meanwhile is skipped, and only changed assignments are sent.
+    pub fn assign(&mut self, ids: &[WorkerId], rows: Assignment) {
+        for (id, row) in ids.iter().zip(rows) {
+            if let Some(m) = self.members.get_mut(id) {
+                if m.assigned != row {
+                    m.assigned = row;
+                    m.unsent = true;
+                }
             }
         }
     }
@@ -189,10 +181,9 @@ impl Fleet {
     }
 }
 
-/// The assignment that spreads `per_class` over the fleet, and the steps from the current one.
-pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Vec<Change>) {
+/// The assignment that spreads `per_class` over the fleet, and the way to it from the current one.
+pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Schedule) {
     let (ids, current) = fleet.assignment();
-    let target = dispatch::dispatch(ids.len(), per_class);
-    let steps = dispatch::changes(&current, &target);
-    (ids, steps)
+    let target = dispatch::rebalance(&current, per_class);
+    (ids, Schedule::new(current, target))
 }

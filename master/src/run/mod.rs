@@ -19,6 +19,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hatchery_core::apportion::Claim;
+use hatchery_core::limits::LimitError;
 use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
@@ -36,6 +37,8 @@ pub struct RunConfig {
     /// Base URL the workers send relative paths to (`--host`; `None`: the plan's).
     pub host: Option<String>,
     pub users: u32,
+    /// The most users a test may ask for (`--max-users`); `/swarm` refuses more.
+    pub max_users: u32,
     /// Users started (or stopped) per second.
     pub spawn_rate: f64,
     pub run_time: Option<Duration>,
@@ -129,7 +132,8 @@ pub enum FleetEvent {
 /// A test to start, or the new target of a running one (`POST /swarm`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Swarm {
-    pub users: u32,
+    /// Checked against [`RunConfig::max_users`] by the run.
+    pub users: u64,
     pub spawn_rate: f64,
     /// Only used when a test starts.
     pub run_time: Option<Duration>,
@@ -146,12 +150,29 @@ pub enum Command {
     History(oneshot::Sender<Vec<Point>>),
     /// Starts a test, or changes the users and rate of the running one; the reply says which,
     /// or why not.
-    Swarm(Swarm, oneshot::Sender<Result<String, String>>),
+    Swarm(Swarm, oneshot::Sender<Result<String, SwarmError>>),
     /// Stops the running test (the master keeps serving).
     Stop,
     ResetStats,
     /// Ends the run loop (after stopping a running test).
     Quit,
+}
+
+/// Why a swarm command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SwarmError {
+    /// Users, spawn rate or run time out of bounds: the request is wrong.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The host is not an http:// or https:// URL: the request is wrong.
+    #[error("host must be an http:// or https:// URL, got {0:?}")]
+    Host(String),
+    /// No worker to run users yet: try again later.
+    #[error("no worker is connected yet")]
+    NoWorkers,
+    /// The previous test is still stopping: try again later.
+    #[error("the test is stopping; try again in a moment")]
+    Stopping,
 }
 
 /// What the loop does after a command.
@@ -397,7 +418,7 @@ impl Idle {
             if self.autostart && run.fleet.len() >= run.config.expect_workers {
                 self.autostart = false;
                 return Ok(Swarm {
-                    users: run.config.users,
+                    users: u64::from(run.config.users),
                     spawn_rate: run.config.spawn_rate,
                     run_time: run.config.run_time,
                     host: None,
@@ -458,9 +479,14 @@ async fn drive(
             .iter()
             .map(|s| (s.duration, s.users, s.spawn_rate))
             .collect(),
-        None => vec![(Duration::MAX, swarm.users, swarm.spawn_rate)],
+        // The run checked the users against --max-users, a u32.
+        None => vec![(
+            Duration::MAX,
+            u32::try_from(swarm.users).unwrap_or(u32::MAX),
+            swarm.spawn_rate,
+        )],
     };
-    let deadline = swarm.run_time.map(|t| now + t);
+    let deadline = swarm.run_time.and_then(|t| now.checked_add(t));
     let mut stage = 0usize;
     let mut stage_end = now.checked_add(stages[0].0);
     if run.config.shape.is_some() {

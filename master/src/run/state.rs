@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use hatchery_core::apportion::apportion;
-use hatchery_core::dispatch::Change;
+use hatchery_core::dispatch::Schedule;
+use hatchery_core::limits;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
 use tokio::sync::watch;
@@ -13,15 +14,15 @@ use super::fleet::{rebalance, Fleet, WorkerId};
 use super::history::{History, Point};
 use super::{
     unix_now, Action, Command, Event, FleetEvent, Observer, RunConfig, Snapshot, State, Status,
-    StopReason, View,
+    StopReason, Swarm, SwarmError, View,
 };
 
-/// Dispatch steps applied at the spawn rate: the first at once, step *k* at `k / rate` seconds.
+/// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
+/// `k / rate` seconds.
 #[derive(Debug)]
 pub(super) struct Ramp {
     ids: Vec<WorkerId>,
-    steps: Vec<Change>,
-    done: usize,
+    schedule: Schedule,
     started: Instant,
     rate: f64,
 }
@@ -30,22 +31,23 @@ impl Ramp {
     pub(super) fn idle(now: Instant) -> Ramp {
         Ramp {
             ids: Vec::new(),
-            steps: Vec::new(),
-            done: 0,
+            schedule: Schedule::new(Vec::new(), Vec::new()),
             started: now,
             rate: 1.0,
         }
     }
 
-    pub(super) fn due(&self, now: Instant) -> usize {
+    pub(super) fn due(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
-        let due = (elapsed * self.rate).floor() as usize + 1;
-        due.min(self.steps.len())
+        // Saturates: a float past u64::MAX converts to u64::MAX.
+        let due = ((elapsed * self.rate).floor() as u64).saturating_add(1);
+        due.min(self.schedule.len())
     }
 
     pub(super) fn next_at(&self) -> Option<Instant> {
-        (self.done < self.steps.len())
-            .then(|| self.started + Duration::from_secs_f64(self.done as f64 / self.rate))
+        let done = self.schedule.done();
+        (!self.schedule.is_finished())
+            .then(|| self.started + Duration::from_secs_f64(done as f64 / self.rate))
     }
 }
 
@@ -131,19 +133,18 @@ impl Run<'_> {
 
     /// Recomputes the steps toward the target, e.g. after a worker joined or left.
     pub(super) fn replan(&mut self) {
-        let (ids, steps) = rebalance(&self.fleet, &self.target);
+        let (ids, schedule) = rebalance(&self.fleet, &self.target);
         self.ramp = Ramp {
             ids,
-            steps,
-            done: 0,
+            schedule,
             started: Instant::now(),
             rate: self.rate,
         };
-        if self.state == State::Running && !self.ramp.steps.is_empty() {
+        if self.state == State::Running && !self.ramp.schedule.is_empty() {
             self.state = State::Spawning;
         }
         self.publish();
-        if self.ramp.steps.is_empty() {
+        if self.ramp.schedule.is_empty() {
             // Already there (workers that kept their users): settle at once.
             self.spawn_due();
         }
@@ -152,12 +153,13 @@ impl Run<'_> {
     /// Applies the steps due now and sends the changed assignments.
     pub(super) fn spawn_due(&mut self) {
         let due = self.ramp.due(Instant::now());
-        for k in self.ramp.done..due {
-            self.fleet.apply(&self.ramp.ids, self.ramp.steps[k]);
+        if due > self.ramp.schedule.done() {
+            self.ramp.schedule.advance_to(due);
+            self.fleet
+                .assign(&self.ramp.ids, self.ramp.schedule.assignment());
         }
-        self.ramp.done = due;
         self.fleet.send_assignments(self.config.stop_timeout);
-        if self.ramp.done == self.ramp.steps.len() && self.state == State::Spawning {
+        if self.ramp.schedule.is_finished() && self.state == State::Spawning {
             self.state = State::Running;
             self.publish();
             if !self.spawned_reported {
@@ -283,29 +285,47 @@ impl Run<'_> {
                 }
             }
             Command::Quit => return Action::Quit,
-            Command::Swarm(swarm, reply) => {
-                if !(swarm.spawn_rate.is_finite() && swarm.spawn_rate > 0.0) {
-                    let _ = reply.send(Err("spawn_rate must be a number above 0".into()));
-                } else if self.fleet.len() == 0 {
-                    let _ = reply.send(Err("no worker is connected yet".into()));
-                } else if matches!(self.state, State::Spawning | State::Running) {
-                    self.retarget(swarm.users, swarm.spawn_rate);
-                    let _ = reply.send(Ok(format!("Swarming: {} users", swarm.users)));
-                } else if self.state == State::Stopping {
-                    let _ = reply.send(Err("the test is stopping; try again in a moment".into()));
-                } else if let Err(e) = self.set_host(swarm.host.as_deref()) {
-                    let _ = reply.send(Err(e));
-                } else {
-                    let _ = reply.send(Ok(format!("Swarming started: {} users", swarm.users)));
-                    return Action::Start(swarm);
+            Command::Swarm(swarm, reply) => match self.swarm(&swarm) {
+                Ok((message, start)) => {
+                    let _ = reply.send(Ok(message));
+                    if start {
+                        return Action::Start(swarm);
+                    }
                 }
-            }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
         }
         Action::None
     }
 
+    /// Checks a swarm command and retargets a running test; says whether a test is to start.
+    fn swarm(&mut self, swarm: &Swarm) -> Result<(String, bool), SwarmError> {
+        limits::check_users(swarm.users, self.config.max_users)?;
+        limits::check_spawn_rate(swarm.spawn_rate)?;
+        if let Some(t) = swarm.run_time {
+            limits::check_run_time(t)?;
+        }
+        let users = u32::try_from(swarm.users).unwrap_or(u32::MAX);
+        if self.fleet.len() == 0 {
+            return Err(SwarmError::NoWorkers);
+        }
+        match self.state {
+            State::Spawning | State::Running => {
+                self.retarget(users, swarm.spawn_rate);
+                Ok((format!("Swarming: {users} users"), false))
+            }
+            State::Stopping => Err(SwarmError::Stopping),
+            State::Ready | State::Stopped => {
+                self.set_host(swarm.host.as_deref())?;
+                Ok((format!("Swarming started: {users} users"), true))
+            }
+        }
+    }
+
     /// Points the workers at another host (between tests).
-    fn set_host(&mut self, host: Option<&str>) -> Result<(), String> {
+    fn set_host(&mut self, host: Option<&str>) -> Result<(), SwarmError> {
         let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
             return Ok(());
         };
@@ -316,9 +336,7 @@ impl Run<'_> {
             .iter()
             .any(|p| host.len() > p.len() && host.starts_with(p));
         if !valid {
-            return Err(format!(
-                "host must be an http:// or https:// URL, got {host:?}"
-            ));
+            return Err(SwarmError::Host(host.to_string()));
         }
         self.host = Some(host.to_string());
         self.fleet.broadcast(&ToWorker::SetHost(host.to_string()));

@@ -21,6 +21,7 @@ fn config(users: u32, rate: f64, run_time: Duration) -> RunConfig {
     RunConfig {
         host: None,
         users,
+        max_users: 1000,
         spawn_rate: rate,
         run_time: Some(run_time),
         stop_timeout: Duration::ZERO,
@@ -456,7 +457,7 @@ async fn ask(commands: &mpsc::Sender<Command>) -> Snapshot {
     rx.await.unwrap()
 }
 
-async fn swarm(commands: &mpsc::Sender<Command>, users: u32) -> Result<String, String> {
+async fn swarm(commands: &mpsc::Sender<Command>, users: u64) -> Result<String, SwarmError> {
     let (tx, rx) = oneshot::channel();
     let s = Swarm {
         users,
@@ -496,6 +497,19 @@ async fn with_a_ui_tests_start_change_and_stop_on_commands_while_the_master_serv
         tokio::time::sleep(Duration::from_secs(2)).await;
         let s = ask(&commands).await;
         assert_eq!((s.state, s.user_count), (State::Running, 4));
+        // More than --max-users (1000 here) is refused, and the test goes on as it was.
+        let refused = swarm(&commands, 1_000_000_000).await;
+        assert!(
+            matches!(
+                refused,
+                Err(SwarmError::Limit(LimitError::TooManyUsers {
+                    max: 1000,
+                    ..
+                }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(ask(&commands).await.user_count, 4);
         swarm(&commands, 2).await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(ask(&commands).await.user_count, 2);
