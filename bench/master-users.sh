@@ -7,7 +7,7 @@
 #
 #   bench/master-users.sh [WORKERS=1000]
 #
-# Needs a release build: cargo build --release -p hatchery-cli -p hatchery-master --example fleet
+# Needs release builds: cargo build --release -p hatchery-cli --bin hatchery && cargo build --release -p hatchery-master --example fleet
 set -euo pipefail
 workers=${1:-1000}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +15,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 bin=${HATCHERY_BIN:-$target/release/hatchery}
 fleet=${FLEET_BIN:-$target/release/examples/fleet}
 for b in "$bin" "$fleet"; do
-  [ -x "$b" ] || { echo "build first: cargo build --release -p hatchery-cli -p hatchery-master --example fleet ($b)" >&2; exit 2; }
+  [ -x "$b" ] || { echo "build first: cargo build --release -p hatchery-cli --bin hatchery and -p hatchery-master --example fleet ($b)" >&2; exit 2; }
 done
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 master=""

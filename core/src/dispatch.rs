@@ -75,9 +75,16 @@ pub fn rebalance(current: &[Vec<u32>], per_class: &[u32]) -> Assignment {
     if kept(&even) == current.iter().flatten().map(|&n| u64::from(n)).sum::<u64>() {
         return even;
     }
-    // Only when that stops nobody: a worker that joined takes its share by moves.
+    // Only when that stops nobody and leaves no idle worker (one that joined) below an even
+    // share: a worker that joined takes its share by moves.
     let in_place = place_in_place(workers, &base, &extras, &holds);
-    if kept(&in_place) == current.iter().flatten().map(|&n| u64::from(n)).sum::<u64>() {
+    let fair = per_class.iter().map(|&n| u64::from(n)).sum::<u64>() / workers as u64;
+    let sum = |row: &[u32]| row.iter().map(|&n| u64::from(n)).sum::<u64>();
+    let starved = current
+        .iter()
+        .zip(&in_place)
+        .any(|(now, next)| sum(now) == 0 && sum(next) < fair);
+    if !starved && kept(&in_place) == current.iter().map(|r| sum(r)).sum::<u64>() {
         in_place
     } else {
         even
@@ -138,9 +145,11 @@ fn place_in_place(
     let mut totals = vec![0usize; workers];
     let mut by_extras: Vec<usize> = (0..base.len()).collect();
     by_extras.sort_by_key(|&c| (Reverse(extras[c]), c));
-    for c in by_extras {
+    for (i, &c) in by_extras.iter().enumerate() {
+        // Counting the extras each worker holds of the classes still to place.
+        let held_later = |w: usize| by_extras[i + 1..].iter().filter(|&&d| holds(w, d)).count();
         let mut pick: Vec<usize> = (0..workers).collect();
-        pick.sort_by_key(|&w| (!holds(w, c), totals[w], w));
+        pick.sort_by_key(|&w| (!holds(w, c), totals[w] + held_later(w), w));
         for &w in pick.iter().take(extras[c]) {
             out[w][c] += 1;
             totals[w] += 1;
@@ -275,6 +284,50 @@ impl Schedule {
         }
         out
     }
+}
+
+/// What to send the workers now on the way to `wanted`, so that the users that may be running
+/// never exceed `limit` per class. A worker may be running more than it was last `sent` (a stop
+/// not yet done) or fewer (a start not yet done), so it counts with the larger of what it
+/// `reported` and what it was sent. Decreases go out at once; an increase waits for room, which
+/// a confirmed stop makes (a user moving between workers is stopped before it starts again).
+pub fn gate(
+    sent: &[Vec<u32>],
+    reported: &[Vec<u32>],
+    wanted: &[Vec<u32>],
+    limit: &[u32],
+) -> Assignment {
+    let mut out: Assignment = sent
+        .iter()
+        .zip(wanted)
+        .map(|(s, w)| s.iter().zip(w).map(|(&s, &w)| s.min(w)).collect())
+        .collect();
+    let zero = Vec::new();
+    for (c, &limit) in limit.iter().enumerate() {
+        let exposure = |out: &Assignment, w: usize| -> u64 {
+            let r = reported
+                .get(w)
+                .unwrap_or(&zero)
+                .get(c)
+                .copied()
+                .unwrap_or(0);
+            u64::from(r.max(out[w][c]))
+        };
+        let mut room =
+            u64::from(limit).saturating_sub((0..out.len()).map(|w| exposure(&out, w)).sum());
+        for w in 0..out.len() {
+            let want = wanted[w][c];
+            if want <= out[w][c] {
+                continue;
+            }
+            // Up to what the worker may run anyway costs nothing; beyond it, room.
+            let free = exposure(&out, w);
+            let grant = u64::from(want).min(free + room);
+            room -= grant.saturating_sub(free);
+            out[w][c] = out[w][c].max(u32::try_from(grant).unwrap_or(u32::MAX));
+        }
+    }
+    out
 }
 
 /// `amount` units spread over slots that take at most `gaps[i]` each, as evenly as possible
@@ -503,6 +556,57 @@ mod tests {
                     prop_assert!(t >= n, "a survivor lost a user: {:?} -> {:?} (before {:?})", current, target, before);
                 }
             }
+        }
+
+        #[test]
+        fn the_gate_never_lets_running_users_exceed_the_limit_and_gets_there(
+            (workers, joined, lost) in (1usize..6, 0usize..3, proptest::option::of(0usize..6)),
+            (from, to) in (proptest::collection::vec(0u32..30, 2), proptest::collection::vec(0u32..30, 2)),
+            order in proptest::collection::vec((0usize..9, any::<bool>()), 0..200),
+        ) {
+            // Workers run what they were last sent once they get to it (`apply`) and say so
+            // later (`report`), in any order; the master sends what the gate lets through.
+            let mut running = dispatch(workers, &from);
+            running.extend((0..joined).map(|_| vec![0; 2]));
+            if let Some(l) = lost {
+                if running.len() > 1 {
+                    running.remove(l % running.len());
+                }
+            }
+            let n = running.len();
+            let wanted = rebalance(&running, &to);
+            let mut reported = running.clone();
+            let mut sent = running.clone();
+            let start: Vec<u32> = class_totals(&running, 2);
+            let ceiling: Vec<u32> = start.iter().zip(&to).map(|(&a, &b)| a.max(b)).collect();
+            let mut at_most_limit = start.iter().zip(&to).map(|(a, b)| a <= b).collect::<Vec<_>>();
+            let step = |running: &mut Assignment, reported: &mut Assignment, sent: &mut Assignment, w: usize, apply: bool| {
+                *sent = gate(sent, reported, &wanted, &to);
+                if apply {
+                    running[w].clone_from(&sent[w]);
+                } else {
+                    reported[w].clone_from(&running[w]);
+                }
+            };
+            for &(w, apply) in &order {
+                step(&mut running, &mut reported, &mut sent, w % n, apply);
+                for c in 0..2 {
+                    let total: u32 = running.iter().map(|r| r[c]).sum();
+                    prop_assert!(total <= ceiling[c], "class {} ran {} users, above {}", c, total, ceiling[c]);
+                    if at_most_limit[c] {
+                        prop_assert!(total <= to[c], "class {} went back above its target", c);
+                    }
+                    at_most_limit[c] |= total <= to[c];
+                }
+            }
+            // Then every worker applies and reports in turn, until nothing changes.
+            for _ in 0..4 {
+                for w in 0..n {
+                    step(&mut running, &mut reported, &mut sent, w, true);
+                    step(&mut running, &mut reported, &mut sent, w, false);
+                }
+            }
+            prop_assert_eq!(&running, &wanted);
         }
 
         #[test]

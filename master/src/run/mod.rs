@@ -326,6 +326,7 @@ pub async fn run(
         target: vec![0; classes],
         rate: config.spawn_rate,
         ramp: Ramp::idle(now),
+        held: false,
         awaiting_reset: Vec::new(),
         reset_done: false,
         spawned_reported: false,
@@ -542,9 +543,7 @@ async fn drive(
 /// Tells every worker to stop and merges reports until each confirms (bounded).
 async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
     let timeout = run.config.stop_timeout;
-    for m in run.fleet.members.values_mut() {
-        m.stopped = false;
-    }
+    run.fleet.expect_stopped();
     for id in run.fleet.broadcast(&ToWorker::Stop { timeout }) {
         run.lose(&id, "session closed".to_string());
     }
@@ -557,9 +556,7 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
                 Some(FleetEvent::Joined { id, session, tx, running }) => {
                     let joined = FleetEvent::Joined { id: id.clone(), session, tx, running };
                     run.on_event(joined);
-                    if let Some(m) = run.fleet.members.get_mut(&id) {
-                        m.stopped = true;
-                    }
+                    run.fleet.mark_stopped(&id);
                 }
                 // Its last report is lost with it.
                 Some(FleetEvent::Left { id, session, reason }) => {
@@ -576,10 +573,7 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
         }
     }
     // Stopped workers hold no users: the next test starts every one of them again.
-    for m in run.fleet.members.values_mut() {
-        m.assigned.iter_mut().for_each(|n| *n = 0);
-        m.reported.iter_mut().for_each(|n| *n = 0);
-    }
+    run.fleet.clear_users();
     complete
 }
 

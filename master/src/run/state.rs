@@ -67,6 +67,8 @@ pub(super) struct Run<'o> {
     pub(super) target: Vec<u32>,
     pub(super) rate: f64,
     pub(super) ramp: Ramp,
+    /// A start is held back until a stop is confirmed: the next report may let it through.
+    pub(super) held: bool,
     /// Workers whose answer to a stats reset has not arrived: their reports are pre-reset.
     pub(super) awaiting_reset: Vec<WorkerId>,
     pub(super) reset_done: bool,
@@ -158,7 +160,7 @@ impl Run<'_> {
             self.fleet
                 .assign(&self.ramp.ids, self.ramp.schedule.assignment());
         }
-        self.fleet.send_assignments(self.config.stop_timeout);
+        self.send_assignments();
         if self.ramp.schedule.is_finished() && self.state == State::Spawning {
             self.state = State::Running;
             self.publish();
@@ -178,6 +180,13 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Sends what the gate lets through toward the target.
+    fn send_assignments(&mut self) {
+        self.held = self
+            .fleet
+            .send_assignments(self.config.stop_timeout, &self.target);
     }
 
     /// Handles one worker event; returns a reason to stop when the run cannot go on.
@@ -266,6 +275,10 @@ impl Run<'_> {
                 }
             }
             FromWorker::Stopped => member.stopped = true,
+        }
+        // A confirmed stop may make room for a start held back.
+        if self.held {
+            self.send_assignments();
         }
     }
 
@@ -384,7 +397,7 @@ impl Run<'_> {
             }
         }
         // A queue that was full last time may have room now.
-        self.fleet.send_assignments(self.config.stop_timeout);
+        self.send_assignments();
         None
     }
 }
