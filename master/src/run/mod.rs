@@ -26,10 +26,9 @@ use hatchery_core::stats::{Stats, Window};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
-use fleet::Fleet;
 pub use fleet::{WorkerId, WorkerView};
 pub use history::Point;
-use state::{Ramp, Run, FINAL_REPORT_MARGIN};
+use state::{Run, FINAL_REPORT_MARGIN};
 
 /// How to run: users and rate, or a shape; when to start and stop; how to watch workers.
 #[derive(Debug, Clone)]
@@ -85,6 +84,36 @@ impl State {
             State::Running => "running",
             State::Stopping => "stopping",
             State::Stopped => "stopped",
+        }
+    }
+}
+
+/// What moves a run from one state to another; [`State::after`] is the whole machine
+/// (docs/protocol.md draws it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// A test starts (the expected workers are here, or a swarm command came).
+    Start,
+    /// Users are to start, stop or move again: a new target, a stage, a worker came or went.
+    Replan,
+    /// Every user of the target runs.
+    Spawned,
+    /// The test must end: its users are told to stop.
+    Stop,
+    /// Its users stopped (or were lost with their workers), or the run ends.
+    Stopped,
+}
+
+impl State {
+    /// The state after `t`; a transition that does not apply leaves the state as it is.
+    pub fn after(self, t: Transition) -> State {
+        match (self, t) {
+            (State::Ready | State::Stopped, Transition::Start) => State::Spawning,
+            (State::Running, Transition::Replan) => State::Spawning,
+            (State::Spawning, Transition::Spawned) => State::Running,
+            (State::Spawning | State::Running, Transition::Stop) => State::Stopping,
+            (_, Transition::Stopped) => State::Stopped,
+            (state, _) => state,
         }
     }
 }
@@ -315,27 +344,8 @@ pub async fn run(
     observer: &mut dyn Observer,
     shutdown: impl Future<Output = ()>,
 ) -> Outcome {
-    let classes = config.claims.len();
     let now = Instant::now();
-    let mut run = Run {
-        stats: Stats::new(),
-        window: Window::default(),
-        fleet: Fleet::new(classes),
-        state: State::Ready,
-        started: None,
-        target: vec![0; classes],
-        rate: config.spawn_rate,
-        ramp: Ramp::idle(now),
-        held: false,
-        awaiting_reset: Vec::new(),
-        reset_done: false,
-        spawned_reported: false,
-        observer,
-        history: Default::default(),
-        host: config.host.clone(),
-        status: inbox.status.clone(),
-        config,
-    };
+    let mut run = Run::new(config, observer, inbox.status.clone(), now);
     run.publish();
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -366,15 +376,13 @@ pub async fn run(
         let complete = if reason == StopReason::WorkerLost {
             false
         } else {
-            run.state = State::Stopping;
-            run.publish();
+            run.transition(Transition::Stop);
             run.emit(Event::Stopping(reason));
             stop(&mut run, &mut inbox).await
         };
         let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
-        run.state = State::Stopped;
+        run.transition(Transition::Stopped);
         run.record_point();
-        run.publish();
         last = Some((reason, complete, elapsed));
         if matches!(reason, StopReason::Interrupted | StopReason::WorkerLost) {
             return finish(run, reason, complete, elapsed);
@@ -384,8 +392,7 @@ pub async fn run(
 }
 
 fn finish(mut run: Run<'_>, reason: StopReason, complete: bool, elapsed: Duration) -> Outcome {
-    run.state = State::Stopped;
-    run.publish();
+    run.transition(Transition::Stopped);
     let _ = run.fleet.broadcast(&ToWorker::Quit);
     Outcome {
         elapsed,
@@ -473,7 +480,7 @@ async fn drive(
     }
     run.started = Some(now);
     run.reset_done = false;
-    run.state = State::Spawning;
+    run.transition(Transition::Start);
     let stages: Vec<(Duration, u32, f64)> = match &run.config.shape {
         Some(shape) => shape
             .stages

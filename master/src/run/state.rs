@@ -14,7 +14,7 @@ use super::fleet::{rebalance, Fleet, WorkerId};
 use super::history::{History, Point};
 use super::{
     unix_now, Action, Command, Event, FleetEvent, Observer, RunConfig, Snapshot, State, Status,
-    StopReason, Swarm, SwarmError, View,
+    StopReason, Swarm, SwarmError, Transition, View,
 };
 
 /// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
@@ -61,7 +61,8 @@ pub(super) struct Run<'o> {
     pub(super) stats: Stats,
     pub(super) window: Window,
     pub(super) fleet: Fleet,
-    pub(super) state: State,
+    /// Changed by [`Run::transition`] only.
+    state: State,
     pub(super) started: Option<Instant>,
     /// Users per class the run aims at now (the stage's or the whole run's).
     pub(super) target: Vec<u32>,
@@ -80,7 +81,43 @@ pub(super) struct Run<'o> {
     pub(super) status: watch::Sender<Status>,
 }
 
-impl Run<'_> {
+impl<'o> Run<'o> {
+    pub(super) fn new(
+        config: RunConfig,
+        observer: &'o mut dyn Observer,
+        status: watch::Sender<Status>,
+        now: Instant,
+    ) -> Run<'o> {
+        let classes = config.claims.len();
+        Run {
+            stats: Stats::new(),
+            window: Window::default(),
+            fleet: Fleet::new(classes),
+            state: State::Ready,
+            started: None,
+            target: vec![0; classes],
+            rate: config.spawn_rate,
+            ramp: Ramp::idle(now),
+            held: false,
+            awaiting_reset: Vec::new(),
+            reset_done: false,
+            spawned_reported: false,
+            observer,
+            history: History::default(),
+            host: config.host.clone(),
+            status,
+            config,
+        }
+    }
+
+    /// The one place the run's state changes ([`State::after`]); observers see each change.
+    pub(super) fn transition(&mut self, t: Transition) {
+        let next = self.state.after(t);
+        if next != self.state {
+            self.state = next;
+            self.publish();
+        }
+    }
     pub(super) fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
         let users = self.fleet.reported_per_class();
         let view = View {
@@ -142,8 +179,8 @@ impl Run<'_> {
             started: Instant::now(),
             rate: self.rate,
         };
-        if self.state == State::Running && !self.ramp.schedule.is_empty() {
-            self.state = State::Spawning;
+        if !self.ramp.schedule.is_empty() {
+            self.transition(Transition::Replan);
         }
         self.publish();
         if self.ramp.schedule.is_empty() {
@@ -162,8 +199,7 @@ impl Run<'_> {
         }
         self.send_assignments();
         if self.ramp.schedule.is_finished() && self.state == State::Spawning {
-            self.state = State::Running;
-            self.publish();
+            self.transition(Transition::Spawned);
             if !self.spawned_reported {
                 self.spawned_reported = true;
                 let spawned = self

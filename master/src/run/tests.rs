@@ -672,3 +672,36 @@ async fn a_worker_back_from_a_partition_keeps_its_users_its_kept_report_counts_a
     // The report it kept through the silence is counted.
     assert_eq!(outcome.stats.total().num_requests, 7);
 }
+
+#[test]
+fn the_state_machine_moves_only_along_its_diagram() {
+    use Transition::*;
+    let all = [
+        State::Ready,
+        State::Spawning,
+        State::Running,
+        State::Stopping,
+        State::Stopped,
+    ];
+    let moves: Vec<(State, Transition, State)> = all
+        .iter()
+        .flat_map(|&s| [Start, Replan, Spawned, Stop, Stopped].map(|t| (s, t, s.after(t))))
+        .filter(|(from, _, to)| from != to)
+        .collect();
+    // Exactly the arrows of docs/protocol.md's run state diagram.
+    assert_eq!(
+        moves,
+        vec![
+            (State::Ready, Start, State::Spawning),
+            (State::Ready, Stopped, State::Stopped),
+            (State::Spawning, Spawned, State::Running),
+            (State::Spawning, Stop, State::Stopping),
+            (State::Spawning, Stopped, State::Stopped),
+            (State::Running, Replan, State::Spawning),
+            (State::Running, Stop, State::Stopping),
+            (State::Running, Stopped, State::Stopped),
+            (State::Stopping, Stopped, State::Stopped),
+            (State::Stopped, Start, State::Spawning),
+        ]
+    );
+}
