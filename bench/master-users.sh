@@ -5,7 +5,7 @@
 # (sampled every second) and the users the fleet was assigned at the peak. Loopback only; the
 # master stops by itself (--headless -t), the fleet with it.
 #
-#   bench/master-users.sh [WORKERS=1000]
+#   bench/master-users.sh [WORKERS=1000]     (RATE=N: every run at N users/s instead of users/4)
 #
 # Needs release builds: cargo build --release -p hatchery-cli --bin hatchery && cargo build --release -p hatchery-master --example fleet
 set -euo pipefail
@@ -25,7 +25,7 @@ echo "| users requested | master peak RSS (MB) | users assigned at the peak |"
 echo "|---:|---:|---:|"
 for users in 1000 10000 100000 1000000 10000000; do
   grpc=$(port); web=$(port)
-  rate=$(( users / 4 > 0 ? users / 4 : 1 ))
+  rate=${RATE:-$(( users / 4 > 0 ? users / 4 : 1 ))}
   "$bin" -f "$repo/bench/plan.yaml" --master --headless --master-bind-host 127.0.0.1 \
     --master-bind-port "$grpc" --web-host 127.0.0.1 --web-port "$web" \
     --expect-workers "$workers" --expect-workers-max-wait 60s \
