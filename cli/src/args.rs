@@ -111,6 +111,10 @@ pub struct RunArgs {
     )]
     pub spawn_rate: Option<f64>,
 
+    /// The most users a test may ask for (-u, a load shape's stages, the web UI's /swarm).
+    #[arg(long, env = "HATCHERY_MAX_USERS", value_name = "N", default_value_t = hatchery_core::limits::DEFAULT_MAX_USERS)]
+    pub max_users: u32,
+
     /// Stop after this long, e.g. 300s, 20m, 1h30m.
     #[arg(short = 't', long, env = "HATCHERY_RUN_TIME", value_name = "TIME", value_parser = parse_duration)]
     pub run_time: Option<Duration>,

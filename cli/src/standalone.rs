@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hatchery_core::limits::{self, LimitError};
+use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::Plan;
 use hatchery_master::local;
@@ -95,11 +97,7 @@ fn lifecycle(args: &RunArgs) -> (bool, Option<Duration>) {
 pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, String> {
     let users = args.users.unwrap_or(1);
     let spawn_rate = args.spawn_rate.unwrap_or(1.0);
-    if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
-        return Err(format!(
-            "--spawn-rate must be a number above 0, got {spawn_rate}"
-        ));
-    }
+    limits::check_spawn_rate(spawn_rate).map_err(|e| e.to_string())?;
     let shape = match (&plan.shape, args.step_load) {
         (Some(_), true) => {
             return Err("the plan has a load shape and --step-load makes one: use either".into())
@@ -112,6 +110,7 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         )?),
         (shape, false) => shape.clone(),
     };
+    check_limits(args, shape.as_ref(), users, spawn_rate).map_err(|e| e.to_string())?;
     if plan.shape.is_some() && (args.users.is_some() || args.spawn_rate.is_some()) {
         tracing::warn!("the plan has a load shape: -u/--users and -r/--spawn-rate are ignored");
     }
@@ -119,6 +118,7 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
     Ok(RunConfig {
         host: args.host.clone(),
         users,
+        max_users: args.max_users,
         spawn_rate,
         run_time: args.run_time,
         stop_timeout: args.stop_timeout,
@@ -133,6 +133,26 @@ pub(crate) fn run_config(args: &RunArgs, plan: &Plan) -> Result<RunConfig, Strin
         autostart,
         quit_after,
     })
+}
+
+/// Users, spawn rate and run time, of the flags and of every stage of a load shape, within
+/// bounds (`--max-users`).
+fn check_limits(
+    args: &RunArgs,
+    shape: Option<&Shape>,
+    users: u32,
+    rate: f64,
+) -> Result<(), LimitError> {
+    limits::check_users(u64::from(users), args.max_users)?;
+    limits::check_spawn_rate(rate)?;
+    if let Some(t) = args.run_time {
+        limits::check_run_time(t)?;
+    }
+    for stage in shape.iter().flat_map(|s| &s.stages) {
+        limits::check_users(u64::from(stage.users), args.max_users)?;
+        limits::check_spawn_rate(stage.spawn_rate)?;
+    }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM: stop the run gracefully (users get the stop timeout, outputs are written).

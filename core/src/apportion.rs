@@ -56,7 +56,10 @@ pub struct ClassChange {
 /// share of the change so far (Balinski and Young's quota method: among the classes still
 /// under their upper quota, the next step goes to the one with the largest weight per step
 /// taken plus one). Its length is the total absolute change.
-pub fn ramp(current: &[u32], target: &[u32]) -> Vec<ClassChange> {
+///
+/// The order is computed as it goes: the iterator holds a few numbers per class, never one per
+/// user, so a ramp to ten million users costs no more memory than a ramp to ten.
+pub fn ramp(current: &[u32], target: &[u32]) -> Interleave {
     assert_eq!(current.len(), target.len(), "one count per class");
     let deltas: Vec<i64> = current
         .iter()
@@ -64,37 +67,102 @@ pub fn ramp(current: &[u32], target: &[u32]) -> Vec<ClassChange> {
         .map(|(&c, &t)| i64::from(t) - i64::from(c))
         .collect();
     let weight: Vec<u64> = deltas.iter().map(|d| d.unsigned_abs()).collect();
-    let total: u64 = weight.iter().sum();
-    let mut done = vec![0u64; deltas.len()];
-    let mut steps = Vec::with_capacity(total as usize);
-    for n in 1..=total {
+    Interleave {
+        total: weight.iter().sum(),
+        start: deltas.iter().map(|&d| d > 0).collect(),
+        done: vec![0; weight.len()],
+        weight,
+        taken: 0,
+    }
+}
+
+/// The quota method's order as an iterator; see [`ramp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interleave {
+    /// Steps each class takes in all (its absolute change).
+    weight: Vec<u64>,
+    /// Whether the class grows (its steps are starts) or shrinks.
+    start: Vec<bool>,
+    /// Steps each class has taken so far.
+    done: Vec<u64>,
+    total: u64,
+    taken: u64,
+}
+
+impl Interleave {
+    /// Steps in all.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Steps taken so far.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Steps class `class` has taken so far.
+    pub fn done(&self, class: usize) -> u64 {
+        self.done.get(class).copied().unwrap_or(0)
+    }
+
+    /// Whether the steps of `class` start users (its count grows).
+    pub fn starts(&self, class: usize) -> bool {
+        self.start.get(class).copied().unwrap_or(false)
+    }
+
+    /// Takes every remaining step at once, in O(classes).
+    pub fn finish(&mut self) {
+        self.done.clone_from(&self.weight);
+        self.taken = self.total;
+    }
+
+    /// The class of the next step.
+    fn pick(&self) -> Option<usize> {
+        let n = self.taken + 1;
         let mut best: Option<usize> = None;
-        for i in 0..weight.len() {
+        for i in 0..self.weight.len() {
+            let (w, d) = (self.weight[i], self.done[i]);
             // Under its upper quota after this step: done < n * w / total.
-            let eligible = done[i] < weight[i]
-                && u128::from(done[i]) * u128::from(total) < u128::from(n) * u128::from(weight[i]);
+            let eligible =
+                d < w && u128::from(d) * u128::from(self.total) < u128::from(n) * u128::from(w);
             if !eligible {
                 continue;
             }
             // Largest w / (done + 1); on a tie the class with fewer steps so far (it has waited
             // longest), then the earlier one.
             let better = best.is_none_or(|b| {
-                let (wi, wb) = (u128::from(weight[i]), u128::from(weight[b]));
-                let (di, db) = (u128::from(done[i] + 1), u128::from(done[b] + 1));
-                wi * db > wb * di || (wi * db == wb * di && done[i] < done[b])
+                let (wi, wb) = (u128::from(w), u128::from(self.weight[b]));
+                let (di, db) = (u128::from(d + 1), u128::from(self.done[b] + 1));
+                wi * db > wb * di || (wi * db == wb * di && d < self.done[b])
             });
             if better {
                 best = Some(i);
             }
         }
-        let i = best.expect("the quota method always has an eligible class");
-        done[i] += 1;
-        steps.push(ClassChange {
-            class: i,
-            start: deltas[i] > 0,
-        });
+        best
     }
-    steps
+}
+
+impl Iterator for Interleave {
+    type Item = ClassChange;
+
+    fn next(&mut self) -> Option<ClassChange> {
+        if self.taken >= self.total {
+            return None;
+        }
+        // The quota method always has an eligible class while steps remain.
+        let class = self.pick()?;
+        self.done[class] += 1;
+        self.taken += 1;
+        Some(ClassChange {
+            class,
+            start: self.start[class],
+        })
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +211,7 @@ mod tests {
 
     #[test]
     fn ramp_interleaves_classes_by_share() {
-        let steps = ramp(&[0, 0], &[3, 1]);
+        let steps: Vec<ClassChange> = ramp(&[0, 0], &[3, 1]).collect();
         let classes: Vec<usize> = steps.iter().map(|s| s.class).collect();
         assert_eq!(classes, vec![0, 0, 1, 0]);
         assert!(steps.iter().all(|s| s.start));
@@ -153,7 +221,7 @@ mod tests {
     fn ramp_stays_within_one_of_each_share_where_smooth_round_robin_did_not() {
         // Found by the property test below when ramp was a smooth weighted round robin.
         let (cur, target) = ([177, 39, 132, 143, 34], [48, 38, 151, 60, 33]);
-        let steps = ramp(&cur, &target);
+        let steps: Vec<ClassChange> = ramp(&cur, &target).collect();
         let total = steps.len() as f64;
         let mut moved = [0f64; 5];
         for (k, s) in steps.iter().enumerate() {
@@ -167,10 +235,23 @@ mod tests {
 
     #[test]
     fn ramp_stops_users_when_the_target_shrinks() {
-        let steps = ramp(&[6, 2], &[3, 1]);
+        let steps: Vec<ClassChange> = ramp(&[6, 2], &[3, 1]).collect();
         assert_eq!(steps.len(), 4);
         assert!(steps.iter().all(|s| !s.start));
         assert_eq!(steps.iter().filter(|s| s.class == 0).count(), 3);
+    }
+
+    #[test]
+    fn a_ramp_to_billions_of_users_is_computed_as_it_goes() {
+        // A ramp that held one step per user needed 16 bytes each: 128 GB here.
+        let mut r = ramp(&[0, 0, 0], &[u32::MAX, u32::MAX / 2, 7]);
+        assert_eq!(r.len(), u64::from(u32::MAX) + u64::from(u32::MAX / 2) + 7);
+        assert_eq!(r.by_ref().take(3).filter(|s| s.class == 0).count(), 2);
+        r.finish();
+        assert_eq!(r.taken(), r.len());
+        assert_eq!(r.done(0), u64::from(u32::MAX));
+        assert_eq!(r.done(2), 7);
+        assert_eq!(r.next(), None);
     }
 
     proptest! {
@@ -194,7 +275,7 @@ mod tests {
             seed in proptest::collection::vec(0u32..200, 6),
         ) {
             let target: Vec<u32> = seed[..cur.len()].to_vec();
-            let steps = ramp(&cur, &target);
+            let steps: Vec<ClassChange> = ramp(&cur, &target).collect();
             let mut now: Vec<i64> = cur.iter().map(|&c| i64::from(c)).collect();
             let total = steps.len() as f64;
             for (k, s) in steps.iter().enumerate() {

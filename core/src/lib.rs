@@ -15,7 +15,9 @@
 //!   worker's per-second delta and the master's total are the same type.
 //! - [`apportion`]: exact largest-remainder apportionment of users to classes and the smooth order
 //!   in which to start or stop them.
-//! - [`dispatch`]: which worker runs which users, and the one-user steps between assignments.
+//! - [`dispatch`]: which worker runs which users, and the schedule (computed as it goes) between
+//!   assignments.
+//! - [`limits`]: bounds on users, spawn rate and run time, checked by every way into a run.
 //! - [`secret`]: constant-time comparison of tokens and passwords.
 //! - [`protocol`]: the messages between the run coordinator (master) and a worker.
 //! - `wire` (cargo feature `wire`, on by default; the operator builds without it): the gRPC
@@ -26,6 +28,7 @@ pub mod dispatch;
 pub mod duration;
 pub mod histogram;
 pub mod jsonpath;
+pub mod limits;
 mod method;
 pub mod plan;
 pub mod protocol;

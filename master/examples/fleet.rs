@@ -15,6 +15,7 @@
 //! busy endpoint fills in a second) and a failure message on every tenth row. The master's
 //! merge does not depend on the values being different.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,18 @@ enum Event {
     Started(Instant),
     Reported,
     Ended(Result<(), String>),
+}
+
+/// Users assigned to the whole fleet now, and the most seen.
+static ASSIGNED: AtomicU64 = AtomicU64::new(0);
+static PEAK_ASSIGNED: AtomicU64 = AtomicU64::new(0);
+
+fn reassign(old: &[u32], new: &[u32]) {
+    let sum = |v: &[u32]| v.iter().map(|&u| u64::from(u)).sum::<u64>();
+    let now = ASSIGNED.fetch_add(sum(new), Ordering::Relaxed) + sum(new);
+    let now = now - sum(old);
+    ASSIGNED.fetch_sub(sum(old), Ordering::Relaxed);
+    PEAK_ASSIGNED.fetch_max(now, Ordering::Relaxed);
 }
 
 /// The report every worker sends this second.
@@ -211,10 +224,12 @@ async fn worker(
                             started = true;
                             let _ = events.send(Event::Started(Instant::now()));
                         }
+                        reassign(&users, &a.users);
                         users = a.users;
                     }
                     Ok(master_message::Kind::Stop(_)) => {
                         let last = send_report(&mut seq, &users, started);
+                        reassign(&users, &[]);
                         users.iter_mut().for_each(|u| *u = 0);
                         let stopped = worker_message::Kind::Stopped(proto::Stopped {});
                         if out.send(last).await.is_err() || out.send(stopped.into()).await.is_err() {
@@ -262,6 +277,13 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One `GET /stats/requests` on a fresh connection: the time to the whole answer.
@@ -318,6 +340,7 @@ async fn main() {
     let mut window_end: Option<(Instant, f64, u64)> = None;
     let mut latencies = Vec::new();
     let pid = args.master_pid.map(|p| p.to_string());
+    let mut peak_rss = 0u64;
     let own = std::process::id().to_string();
     let own0 = cpu_seconds(&own).unwrap_or(0.0);
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
@@ -349,6 +372,9 @@ async fn main() {
             _ = refresh.tick() => {
                 *current.lock().unwrap_or_else(|e| e.into_inner()) =
                     Arc::new(build_stats(args.endpoints, args.samples, &mut rng));
+                if let Some(kib) = pid.as_deref().and_then(rss_kib) {
+                    peak_rss = peak_rss.max(kib);
+                }
                 // The steady-state window: from the 3rd second after the start to the last
                 // second seen before the stop.
                 if let (Some(s), Some(p)) = (first_start, pid.as_deref()) {
@@ -386,7 +412,7 @@ async fn main() {
     };
     let own_cpu = cpu_seconds(&own).unwrap_or(0.0) - own0;
     println!(
-        "{{\"workers\":{},\"endpoints\":{},\"samples\":{},\"connected_ms\":{:.1},\"start_after_last_ready_ms\":{:.1},\"reports\":{},\"failed_sessions\":{},\"master_cores\":{:.3},\"master_us_per_report\":{:.1},\"stats_requests\":{},\"stats_requests_p50_ms\":{:.1},\"stats_requests_p99_ms\":{:.1},\"stats_requests_max_ms\":{:.1},\"driver_cpu_s\":{:.2}}}",
+        "{{\"workers\":{},\"endpoints\":{},\"samples\":{},\"connected_ms\":{:.1},\"start_after_last_ready_ms\":{:.1},\"reports\":{},\"failed_sessions\":{},\"master_cores\":{:.3},\"master_us_per_report\":{:.1},\"stats_requests\":{},\"stats_requests_p50_ms\":{:.1},\"stats_requests_p99_ms\":{:.1},\"stats_requests_max_ms\":{:.1},\"driver_cpu_s\":{:.2},\"master_peak_rss_mb\":{:.1},\"peak_users_assigned\":{}}}",
         args.workers,
         args.endpoints,
         args.samples,
@@ -401,6 +427,8 @@ async fn main() {
         pct(&latencies, 0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         own_cpu,
+        peak_rss as f64 / 1024.0,
+        PEAK_ASSIGNED.load(Ordering::Relaxed),
     );
     if let Some(e) = failed.first() {
         eprintln!("fleet: first session error: {e}");

@@ -206,16 +206,16 @@ impl wire::Coordinator for Coordinator {
         let this = self.clone();
         tokio::spawn(async move {
             let _seat = seat;
-            let reason = this.serve(&id, session, hello.users, inbound, out_tx).await;
-            if reason == "the run has ended" {
-                tracing::info!(worker = %id, %peer, "session ended: {reason}");
+            let end = this.serve(&id, session, hello.users, inbound, out_tx).await;
+            if end == SessionEnd::RunEnded {
+                tracing::info!(worker = %id, %peer, "session ended: {end}");
             } else {
-                tracing::warn!(worker = %id, %peer, "session ended: {reason}");
+                tracing::warn!(worker = %id, %peer, "session ended: {end}");
             }
             let left = FleetEvent::Left {
                 id,
                 session,
-                reason,
+                reason: end.to_string(),
             };
             let _ = this.events.send(left).await;
         });
@@ -232,7 +232,7 @@ impl Coordinator {
         running: Vec<u32>,
         mut inbound: Streaming<proto::WorkerMessage>,
         out: Outbound,
-    ) -> String {
+    ) -> SessionEnd {
         let (to_worker, mut from_run) = mpsc::channel::<ToWorker>(256);
         let joined = FleetEvent::Joined {
             id: id.to_string(),
@@ -241,39 +241,39 @@ impl Coordinator {
             running,
         };
         if self.events.send(joined).await.is_err() {
-            return "the run has ended".to_string();
+            return SessionEnd::RunEnded;
         }
         let mut beat = tokio::time::interval(self.offer.heartbeat_interval);
         loop {
             tokio::select! {
                 msg = inbound.message() => match msg {
                     Ok(Some(m)) => {
-                        if let Err(reason) = self.on_message(id, m, &out).await {
-                            let _ = out.send(Err(Status::invalid_argument(reason.clone()))).await;
-                            return reason;
+                        if let Err(end) = self.on_message(id, m, &out).await {
+                            let _ = out.send(Err(Status::invalid_argument(end.to_string()))).await;
+                            return end;
                         }
                     }
-                    Ok(None) => return "the worker closed the session".to_string(),
-                    Err(status) => return format!("stream error: {}", status.message()),
+                    Ok(None) => return SessionEnd::WorkerClosed,
+                    Err(status) => return SessionEnd::Stream(status.message().to_string()),
                 },
                 cmd = from_run.recv() => match cmd {
                     Some(cmd) => {
                         let quit = matches!(cmd, ToWorker::Quit);
                         if out.send(Ok((&cmd).into())).await.is_err() {
-                            return "the worker went away".to_string();
+                            return SessionEnd::WorkerGone;
                         }
                         if quit {
-                            return "the run has ended".to_string();
+                            return SessionEnd::RunEnded;
                         }
                     }
                     // The run let go of this session: it gave the worker up (silent past the
                     // liveness), or a newer session of the same worker replaced it.
-                    None => return "the master gave this session up".to_string(),
+                    None => return SessionEnd::GivenUp,
                 },
                 _ = beat.tick() => {
                     let hb = master_message::Kind::MasterHeartbeat(proto::Heartbeat::default());
                     if out.send(Ok(hb.into())).await.is_err() {
-                        return "the worker went away".to_string();
+                        return SessionEnd::WorkerGone;
                     }
                 }
             }
@@ -286,13 +286,14 @@ impl Coordinator {
         id: &str,
         m: proto::WorkerMessage,
         out: &Outbound,
-    ) -> Result<(), String> {
-        let kind = m.into_kind().map_err(|e| e.to_string())?;
+    ) -> Result<(), SessionEnd> {
+        let invalid = SessionEnd::Invalid;
+        let kind = m.into_kind().map_err(|e| invalid(e.to_string()))?;
         let msg = match kind {
             worker_message::Kind::Report(r) => {
                 let report: hatchery_core::protocol::Report = r
                     .try_into()
-                    .map_err(|e: wire::Error| format!("bad report: {e}"))?;
+                    .map_err(|e: wire::Error| invalid(format!("bad report: {e}")))?;
                 let seq = report.seq;
                 let fresh = {
                     let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,14 +312,17 @@ impl Coordinator {
             }
             worker_message::Kind::Heartbeat(h) => FromWorker::Heartbeat(
                 h.try_into()
-                    .map_err(|e: wire::Error| format!("bad heartbeat: {e}"))?,
+                    .map_err(|e: wire::Error| invalid(format!("bad heartbeat: {e}")))?,
             ),
             worker_message::Kind::Stopped(_) => FromWorker::Stopped,
             worker_message::Kind::StatsReset(_) => FromWorker::StatsReset,
             worker_message::Kind::Rejected(r) => {
-                return Err(format!("the worker rejected the plan: {}", r.reason));
+                return Err(invalid(format!(
+                    "the worker rejected the plan: {}",
+                    r.reason
+                )));
             }
-            worker_message::Kind::Hello(_) => return Err("a second Hello".to_string()),
+            worker_message::Kind::Hello(_) => return Err(invalid("a second Hello".to_string())),
         };
         let event = FleetEvent::Message {
             id: id.to_string(),
@@ -327,8 +331,29 @@ impl Coordinator {
         self.events
             .send(event)
             .await
-            .map_err(|_| "the run has ended".to_string())
+            .map_err(|_| SessionEnd::RunEnded)
     }
+}
+
+/// Why a worker session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SessionEnd {
+    /// The run is over (the worker was told to quit, or the run loop is gone).
+    #[error("the run has ended")]
+    RunEnded,
+    #[error("the worker closed the session")]
+    WorkerClosed,
+    #[error("the worker went away")]
+    WorkerGone,
+    /// The run let go of this session: it gave the worker up (silent past the liveness), or a
+    /// newer session of the same worker replaced it.
+    #[error("the master gave this session up")]
+    GivenUp,
+    #[error("stream error: {0}")]
+    Stream(String),
+    /// The worker sent something it must not.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Serves the coordinator on `listener` until `shutdown` resolves, then waits for the open

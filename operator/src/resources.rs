@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use hatchery_core::{duration, Diagnostics, Plan};
+use hatchery_core::{duration, limits, Diagnostics, Plan};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet, StatefulSetSpec,
 };
@@ -632,11 +632,14 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
         return Err(invalid("image", "must name an image"));
     }
     if let Some(rate) = spec.spawn_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(invalid(
-                "spawnRate",
-                format!("must be more than 0, not {rate}"),
-            ));
+        if let Err(e) = limits::check_spawn_rate(rate) {
+            return Err(invalid("spawnRate", e.to_string()));
+        }
+    }
+    if let Some(users) = spec.users {
+        // The master runs with the default --max-users.
+        if let Err(e) = limits::check_users(u64::from(users), limits::DEFAULT_MAX_USERS) {
+            return Err(invalid("users", e.to_string()));
         }
     }
     if let Some(host) = &spec.host {

@@ -453,3 +453,125 @@ async fn a_master_with_a_token_refuses_workers_without_it() {
     );
     assert!(target.count("GET", "/a") > 0);
 }
+
+/// Two classes of equal weight, each announcing its start on the target.
+const TWO_CLASSES: &str = "users:
+  - name: A
+    wait: {constant: 50ms}
+    on_start: [{get: /start/a}]
+    tasks: [{get: /a}]
+  - name: B
+    wait: {constant: 50ms}
+    on_start: [{get: /start/b}]
+    tasks: [{get: /b}]
+";
+
+/// The worker processes in the master's order (by worker id; ids hold the pid), as indices
+/// into `pids`.
+fn master_order(s: &serde_json::Value, pids: &[u32]) -> Option<Vec<usize>> {
+    s["workers"]
+        .as_array()?
+        .iter()
+        .map(|w| {
+            let id = w["id"].as_str()?;
+            pids.iter()
+                .position(|pid| id.split('-').any(|part| part == pid.to_string()))
+        })
+        .collect()
+}
+
+/// Kills a worker and waits until `left` workers run the two users.
+async fn kill_and_settle(mut worker: Running, web: u16, left: u64) {
+    worker.kill().await;
+    let what = format!("{left} worker(s) run both users");
+    eventually(&what, Duration::from_secs(20), || async {
+        let s = stats(web).await?;
+        (s["worker_count"] == left && s["user_count"] == 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_users_move_the_fleet_never_runs_more_than_the_target() {
+    let target = Target::start().await;
+    let dir = TempDir::new("moves");
+    let plan = dir.write("plan.yaml", TWO_CLASSES);
+    let m = master(&plan, &target)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("60s")
+        .workers(3)
+        .spawn()
+        .await;
+    let mut workers: Vec<Option<Running>> =
+        (0..3).map(|_| Some(worker(m.grpc, &[]).spawn())).collect();
+    let pids: Vec<u32> = workers.iter().flatten().map(Running::pid).collect();
+    let s = eventually(
+        "two users on three workers",
+        Duration::from_secs(20),
+        || async {
+            let s = stats(m.web).await?;
+            (s["user_count"] == 2 && s["worker_count"] == 3).then_some(s)
+        },
+    )
+    .await;
+    // Sample the fleet's user count as fast as the API answers while users move.
+    let (done, watching) = tokio::sync::watch::channel(false);
+    let web = m.web;
+    let sampler = tokio::spawn(async move {
+        let (mut peak, mut samples) = (0u64, 0u64);
+        while !*watching.borrow() {
+            if let Some(s) = stats(web).await {
+                peak = peak.max(s["user_count"].as_u64().unwrap_or(0));
+                samples += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        (peak, samples)
+    });
+    // The first worker runs the A user, the second the B user, the third none. Without the
+    // first, an even spread over two could also move B to the third worker and start A on the
+    // second; only A may start again.
+    let order = master_order(&s, &pids).expect("every worker listed");
+    let starts = || target.count("GET", "/start/a") + target.count("GET", "/start/b");
+    let started_before = starts();
+    let first = workers[order[0]].take().expect("the first worker");
+    kill_and_settle(first, m.web, 2).await;
+    assert_eq!(
+        (starts() - started_before, target.count("GET", "/start/b")),
+        (1, 1),
+        "only the lost worker's user started again; the B user was not stopped and restarted"
+    );
+    // Down to one worker with both users; then a newcomer takes one over: stopped on the old
+    // worker before it starts on the new one.
+    let second = workers[order[1]].take().expect("the second worker");
+    kill_and_settle(second, m.web, 1).await;
+    let newcomer = worker(m.grpc, &[]).spawn();
+    eventually(
+        "the newcomer gets its share",
+        Duration::from_secs(20),
+        || async {
+            let s = stats(m.web).await?;
+            let users: Vec<u64> = s["workers"]
+                .as_array()?
+                .iter()
+                .filter_map(|w| w["user_count"].as_u64())
+                .collect();
+            (users == vec![1, 1]).then_some(())
+        },
+    )
+    .await;
+    let _ = done.send(true);
+    let (peak, samples) = sampler.await.expect("the sampler");
+    assert!(samples > 10, "only {samples} samples");
+    assert!(
+        peak <= 2,
+        "the fleet ran {peak} users, above the target of 2"
+    );
+    assert_eq!(http_get(m.web, "/stop").await.map(|r| r.0), Some(200));
+    m.process.finish().await.expect_code(0);
+    newcomer.finish().await.expect_code(0);
+    for w in workers.into_iter().flatten() {
+        w.finish().await.expect_code(0);
+    }
+}

@@ -94,6 +94,22 @@ async fn the_rest_api_starts_changes_stops_and_reports_a_test() {
         .await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("user_count"), "{body}");
+    // Numbers out of bounds too: a billion users once grew the master by 1.2 GB/s until it was
+    // killed, and a run time past what an Instant holds panicked the run.
+    for (form, word) in [
+        ("user_count=1000000000&spawn_rate=1e308", "--max-users"),
+        ("user_count=4&spawn_rate=1e308", "spawn rate"),
+        ("user_count=4&spawn_rate=0", "spawn rate"),
+        (
+            "user_count=4&spawn_rate=1&run_time=99999999999999h",
+            "run time",
+        ),
+    ] {
+        let (code, body) = ui.call("POST", "/swarm", Some(form)).await;
+        assert_eq!(code, 400, "{form}: {body}");
+        assert!(body.contains(word), "{form}: {body}");
+    }
+    assert_eq!(ui.stats().await["state"], "ready");
 
     let (code, body) = ui
         .call("POST", "/swarm", Some("user_count=4&spawn_rate=100"))

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::{gone, Api};
-use crate::run::{Command, Swarm};
+use crate::run::{Command, Swarm, SwarmError};
 
 /// Locust's form fields (`user_classes` repeats, once per class its picker chose).
 #[derive(Debug, Default)]
@@ -66,7 +66,7 @@ pub(super) async fn swarm(
     if let Err(reason) = check_classes(&api, &form.user_classes) {
         return refuse(StatusCode::BAD_REQUEST, reason);
     }
-    let Ok(users) = form.user_count.trim().parse::<u32>() else {
+    let Ok(users) = form.user_count.trim().parse::<u64>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
             format!(
@@ -75,17 +75,11 @@ pub(super) async fn swarm(
             ),
         );
     };
-    let spawn_rate = match form.spawn_rate.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => r,
-        _ => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "spawn_rate must be a number above 0, got {:?}",
-                    form.spawn_rate
-                ),
-            )
-        }
+    let Ok(spawn_rate) = form.spawn_rate.trim().parse::<f64>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("spawn_rate must be a number, got {:?}", form.spawn_rate),
+        );
     };
     let run_time = match form
         .run_time
@@ -124,7 +118,12 @@ pub(super) async fn swarm(
             let host = host.or_else(|| api.host());
             Json(json!({"success": true, "message": message, "host": host})).into_response()
         }
-        Ok(Err(message)) => refuse(StatusCode::CONFLICT, message),
+        Ok(Err(e @ (SwarmError::Limit(_) | SwarmError::Host { .. }))) => {
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e @ (SwarmError::NoWorkers | SwarmError::Stopping))) => {
+            refuse(StatusCode::CONFLICT, e.to_string())
+        }
         Err(_) => gone(),
     }
 }

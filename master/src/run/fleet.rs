@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hatchery_core::dispatch::{self, Assignment, Change};
+use hatchery_core::dispatch::{self, Assignment, Schedule};
 use hatchery_core::protocol::{self, ToWorker};
 use tokio::sync::mpsc;
 
@@ -23,7 +23,10 @@ pub struct WorkerView {
 pub(super) struct Member {
     tx: mpsc::Sender<ToWorker>,
     session: u64,
+    /// What the dispatch wants this worker to run.
     pub assigned: Vec<u32>,
+    /// What it was last told to run (the gate holds starts back until stops are confirmed).
+    sent: Vec<u32>,
     pub reported: Vec<u32>,
     /// Heartbeat intervals since the worker was last heard from.
     pub missed: u32,
@@ -79,6 +82,7 @@ impl Fleet {
             tx,
             session,
             assigned: running.clone(),
+            sent: running.clone(),
             reported: running,
             missed: 0,
             stopped: false,
@@ -107,35 +111,66 @@ impl Fleet {
             .unzip()
     }
 
-    /// Applies one dispatch step; `ids` maps its worker indices. Steps for a worker that left
-    /// meanwhile are skipped.
-    pub fn apply(&mut self, ids: &[WorkerId], change: Change) {
-        let mut one = |w: usize, f: &mut dyn FnMut(&mut Vec<u32>)| {
-            if let Some(m) = ids.get(w).and_then(|id| self.members.get_mut(id)) {
-                f(&mut m.assigned);
-                m.unsent = true;
-            }
-        };
-        match change {
-            Change::Start { worker, class } => one(worker, &mut |a| a[class] += 1),
-            Change::Stop { worker, class } => {
-                one(worker, &mut |a| a[class] = a[class].saturating_sub(1))
-            }
-            Change::Move { from, to, class } => {
-                one(from, &mut |a| a[class] = a[class].saturating_sub(1));
-                one(to, &mut |a| a[class] += 1);
+    /// Takes `rows` (in the order of `ids`) as what the workers should run; a worker that left
+    /// meanwhile is skipped.
+    pub fn assign(&mut self, ids: &[WorkerId], rows: Assignment) {
+        for (id, row) in ids.iter().zip(rows) {
+            if let Some(m) = self.members.get_mut(id) {
+                m.assigned = row;
             }
         }
     }
 
-    /// Sends every changed assignment. A full session queue keeps it pending for the next call.
-    pub fn send_assignments(&mut self, stop_timeout: std::time::Duration) {
-        for m in self.members.values_mut().filter(|m| m.unsent) {
-            let a = protocol::Assignment {
-                users: m.assigned.clone(),
-                stop_timeout,
-            };
-            m.unsent = m.tx.try_send(ToWorker::Assign(a)).is_err();
+    /// Sends every changed assignment, as far as the gate lets it: the users the workers may
+    /// be running never exceed `limit` per class, so a user moving between workers stops before
+    /// it starts again. A full session queue keeps it pending for the next call. Returns whether
+    /// a start is held back (a report will let it through).
+    pub fn send_assignments(&mut self, stop_timeout: std::time::Duration, limit: &[u32]) -> bool {
+        let rows = |f: fn(&Member) -> &Vec<u32>| -> Assignment {
+            self.members.values().map(|m| f(m).clone()).collect()
+        };
+        let allowed = dispatch::gate(
+            &rows(|m| &m.sent),
+            &rows(|m| &m.reported),
+            &rows(|m| &m.assigned),
+            limit,
+        );
+        let mut held = false;
+        for (m, row) in self.members.values_mut().zip(allowed) {
+            held |= row != m.assigned;
+            if row != m.sent {
+                m.sent = row;
+                m.unsent = true;
+            }
+            if m.unsent {
+                let a = protocol::Assignment {
+                    users: m.sent.clone(),
+                    stop_timeout,
+                };
+                m.unsent = m.tx.try_send(ToWorker::Assign(a)).is_err();
+            }
+        }
+        held
+    }
+
+    /// Every worker is to confirm that its users stopped.
+    pub fn expect_stopped(&mut self) {
+        self.members.values_mut().for_each(|m| m.stopped = false);
+    }
+
+    /// Marks a worker as holding no user of this test (it joined while the test stopped).
+    pub fn mark_stopped(&mut self, id: &str) {
+        if let Some(m) = self.members.get_mut(id) {
+            m.stopped = true;
+        }
+    }
+
+    /// After a test: every worker runs nothing.
+    pub fn clear_users(&mut self) {
+        for m in self.members.values_mut() {
+            for row in [&mut m.assigned, &mut m.sent, &mut m.reported] {
+                row.iter_mut().for_each(|n| *n = 0);
+            }
         }
     }
 
@@ -189,10 +224,9 @@ impl Fleet {
     }
 }
 
-/// The assignment that spreads `per_class` over the fleet, and the steps from the current one.
-pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Vec<Change>) {
+/// The assignment that spreads `per_class` over the fleet, and the way to it from the current one.
+pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Schedule) {
     let (ids, current) = fleet.assignment();
-    let target = dispatch::dispatch(ids.len(), per_class);
-    let steps = dispatch::changes(&current, &target);
-    (ids, steps)
+    let target = dispatch::rebalance(&current, per_class);
+    (ids, Schedule::new(current, target))
 }

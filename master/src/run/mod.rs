@@ -19,6 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use hatchery_core::apportion::Claim;
+use hatchery_core::limits::LimitError;
 use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
@@ -26,10 +27,9 @@ use hatchery_core::timestamp::unix_now;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
-use fleet::Fleet;
 pub use fleet::{WorkerId, WorkerView};
 pub use history::Point;
-use state::{Ramp, Run, FINAL_REPORT_MARGIN};
+use state::{Run, FINAL_REPORT_MARGIN};
 
 /// How to run: users and rate, or a shape; when to start and stop; how to watch workers.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct RunConfig {
     /// Base URL the workers send relative paths to (`--host`; `None`: the plan's).
     pub host: Option<String>,
     pub users: u32,
+    /// The most users a test may ask for (`--max-users`); `/swarm` refuses more.
+    pub max_users: u32,
     /// Users started (or stopped) per second.
     pub spawn_rate: f64,
     pub run_time: Option<Duration>,
@@ -87,6 +89,36 @@ impl State {
     }
 }
 
+/// What moves a run from one state to another; [`State::after`] is the whole machine
+/// (docs/protocol.md draws it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// A test starts (the expected workers are here, or a swarm command came).
+    Start,
+    /// Users are to start, stop or move again: a new target, a stage, a worker came or went.
+    Replan,
+    /// Every user of the target runs.
+    Spawned,
+    /// The test must end: its users are told to stop.
+    Stop,
+    /// Its users stopped (or were lost with their workers), or the run ends.
+    Stopped,
+}
+
+impl State {
+    /// The state after `t`; a transition that does not apply leaves the state as it is.
+    pub fn after(self, t: Transition) -> State {
+        match (self, t) {
+            (State::Ready | State::Stopped, Transition::Start) => State::Spawning,
+            (State::Running, Transition::Replan) => State::Spawning,
+            (State::Spawning, Transition::Spawned) => State::Running,
+            (State::Spawning | State::Running, Transition::Stop) => State::Stopping,
+            (_, Transition::Stopped) => State::Stopped,
+            (state, _) => state,
+        }
+    }
+}
+
 /// Why the run stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -130,7 +162,8 @@ pub enum FleetEvent {
 /// A test to start, or the new target of a running one (`POST /swarm`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Swarm {
-    pub users: u32,
+    /// Checked against [`RunConfig::max_users`] by the run.
+    pub users: u64,
     pub spawn_rate: f64,
     /// Only used when a test starts.
     pub run_time: Option<Duration>,
@@ -147,12 +180,32 @@ pub enum Command {
     History(oneshot::Sender<Vec<Point>>),
     /// Starts a test, or changes the users and rate of the running one; the reply says which,
     /// or why not.
-    Swarm(Swarm, oneshot::Sender<Result<String, String>>),
+    Swarm(Swarm, oneshot::Sender<Result<String, SwarmError>>),
     /// Stops the running test (the master keeps serving).
     Stop,
     ResetStats,
     /// Ends the run loop (after stopping a running test).
     Quit,
+}
+
+/// Why a swarm command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SwarmError {
+    /// Users, spawn rate or run time out of bounds: the request is wrong.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The host is not a URL a worker can use (`core::validate`): the request is wrong.
+    #[error("host {host:?} {problem}")]
+    Host {
+        host: String,
+        problem: hatchery_core::validate::HostProblem,
+    },
+    /// No worker to run users yet: try again later.
+    #[error("no worker is connected yet")]
+    NoWorkers,
+    /// The previous test is still stopping: try again later.
+    #[error("the test is stopping; try again in a moment")]
+    Stopping,
 }
 
 /// What the loop does after a command.
@@ -295,26 +348,8 @@ pub async fn run(
     observer: &mut dyn Observer,
     shutdown: impl Future<Output = ()>,
 ) -> Outcome {
-    let classes = config.claims.len();
     let now = Instant::now();
-    let mut run = Run {
-        stats: Stats::new(),
-        window: Window::default(),
-        fleet: Fleet::new(classes),
-        state: State::Ready,
-        started: None,
-        target: vec![0; classes],
-        rate: config.spawn_rate,
-        ramp: Ramp::idle(now),
-        awaiting_reset: Vec::new(),
-        reset_done: false,
-        spawned_reported: false,
-        observer,
-        history: Default::default(),
-        host: config.host.clone(),
-        status: inbox.status.clone(),
-        config,
-    };
+    let mut run = Run::new(config, observer, inbox.status.clone(), now);
     run.publish();
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -345,15 +380,13 @@ pub async fn run(
         let complete = if reason == StopReason::WorkerLost {
             false
         } else {
-            run.state = State::Stopping;
-            run.publish();
+            run.transition(Transition::Stop);
             run.emit(Event::Stopping(reason));
             stop(&mut run, &mut inbox).await
         };
         let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
-        run.state = State::Stopped;
+        run.transition(Transition::Stopped);
         run.record_point();
-        run.publish();
         last = Some((reason, complete, elapsed));
         if matches!(reason, StopReason::Interrupted | StopReason::WorkerLost) {
             return finish(run, reason, complete, elapsed);
@@ -363,8 +396,7 @@ pub async fn run(
 }
 
 fn finish(mut run: Run<'_>, reason: StopReason, complete: bool, elapsed: Duration) -> Outcome {
-    run.state = State::Stopped;
-    run.publish();
+    run.transition(Transition::Stopped);
     let _ = run.fleet.broadcast(&ToWorker::Quit);
     Outcome {
         elapsed,
@@ -398,7 +430,7 @@ impl Idle {
             if self.autostart && run.fleet.len() >= run.config.expect_workers {
                 self.autostart = false;
                 return Ok(Swarm {
-                    users: run.config.users,
+                    users: u64::from(run.config.users),
                     spawn_rate: run.config.spawn_rate,
                     run_time: run.config.run_time,
                     host: None,
@@ -452,16 +484,21 @@ async fn drive(
     }
     run.started = Some(now);
     run.reset_done = false;
-    run.state = State::Spawning;
+    run.transition(Transition::Start);
     let stages: Vec<(Duration, u32, f64)> = match &run.config.shape {
         Some(shape) => shape
             .stages
             .iter()
             .map(|s| (s.duration, s.users, s.spawn_rate))
             .collect(),
-        None => vec![(Duration::MAX, swarm.users, swarm.spawn_rate)],
+        // The run checked the users against --max-users, a u32.
+        None => vec![(
+            Duration::MAX,
+            u32::try_from(swarm.users).unwrap_or(u32::MAX),
+            swarm.spawn_rate,
+        )],
     };
-    let deadline = swarm.run_time.map(|t| now + t);
+    let deadline = swarm.run_time.and_then(|t| now.checked_add(t));
     let mut stage = 0usize;
     let mut stage_end = now.checked_add(stages[0].0);
     if run.config.shape.is_some() {
@@ -517,9 +554,7 @@ async fn drive(
 /// Tells every worker to stop and merges reports until each confirms (bounded).
 async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
     let timeout = run.config.stop_timeout;
-    for m in run.fleet.members.values_mut() {
-        m.stopped = false;
-    }
+    run.fleet.expect_stopped();
     for id in run.fleet.broadcast(&ToWorker::Stop { timeout }) {
         run.lose(&id, "session closed".to_string());
     }
@@ -532,9 +567,7 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
                 Some(FleetEvent::Joined { id, session, tx, running }) => {
                     let joined = FleetEvent::Joined { id: id.clone(), session, tx, running };
                     run.on_event(joined);
-                    if let Some(m) = run.fleet.members.get_mut(&id) {
-                        m.stopped = true;
-                    }
+                    run.fleet.mark_stopped(&id);
                 }
                 // Its last report is lost with it.
                 Some(FleetEvent::Left { id, session, reason }) => {
@@ -551,9 +584,6 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
         }
     }
     // Stopped workers hold no users: the next test starts every one of them again.
-    for m in run.fleet.members.values_mut() {
-        m.assigned.iter_mut().for_each(|n| *n = 0);
-        m.reported.iter_mut().for_each(|n| *n = 0);
-    }
+    run.fleet.clear_users();
     complete
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use hatchery_core::apportion::apportion;
-use hatchery_core::dispatch::Change;
+use hatchery_core::dispatch::Schedule;
+use hatchery_core::limits;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
 use tokio::sync::watch;
@@ -13,15 +14,15 @@ use super::fleet::{rebalance, Fleet, WorkerId};
 use super::history::{History, Point};
 use super::{
     unix_now, Action, Command, Event, FleetEvent, Observer, RunConfig, Snapshot, State, Status,
-    StopReason, View,
+    StopReason, Swarm, SwarmError, Transition, View,
 };
 
-/// Dispatch steps applied at the spawn rate: the first at once, step *k* at `k / rate` seconds.
+/// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
+/// `k / rate` seconds.
 #[derive(Debug)]
 pub(super) struct Ramp {
     ids: Vec<WorkerId>,
-    steps: Vec<Change>,
-    done: usize,
+    schedule: Schedule,
     started: Instant,
     rate: f64,
 }
@@ -30,22 +31,23 @@ impl Ramp {
     pub(super) fn idle(now: Instant) -> Ramp {
         Ramp {
             ids: Vec::new(),
-            steps: Vec::new(),
-            done: 0,
+            schedule: Schedule::new(Vec::new(), Vec::new()),
             started: now,
             rate: 1.0,
         }
     }
 
-    pub(super) fn due(&self, now: Instant) -> usize {
+    pub(super) fn due(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
-        let due = (elapsed * self.rate).floor() as usize + 1;
-        due.min(self.steps.len())
+        // Saturates: a float past u64::MAX converts to u64::MAX.
+        let due = ((elapsed * self.rate).floor() as u64).saturating_add(1);
+        due.min(self.schedule.len())
     }
 
     pub(super) fn next_at(&self) -> Option<Instant> {
-        (self.done < self.steps.len())
-            .then(|| self.started + Duration::from_secs_f64(self.done as f64 / self.rate))
+        let done = self.schedule.done();
+        (!self.schedule.is_finished())
+            .then(|| self.started + Duration::from_secs_f64(done as f64 / self.rate))
     }
 }
 
@@ -59,12 +61,15 @@ pub(super) struct Run<'o> {
     pub(super) stats: Stats,
     pub(super) window: Window,
     pub(super) fleet: Fleet,
-    pub(super) state: State,
+    /// Changed by [`Run::transition`] only.
+    state: State,
     pub(super) started: Option<Instant>,
     /// Users per class the run aims at now (the stage's or the whole run's).
     pub(super) target: Vec<u32>,
     pub(super) rate: f64,
     pub(super) ramp: Ramp,
+    /// A start is held back until a stop is confirmed: the next report may let it through.
+    pub(super) held: bool,
     /// Workers whose answer to a stats reset has not arrived: their reports are pre-reset.
     pub(super) awaiting_reset: Vec<WorkerId>,
     pub(super) reset_done: bool,
@@ -76,7 +81,43 @@ pub(super) struct Run<'o> {
     pub(super) status: watch::Sender<Status>,
 }
 
-impl Run<'_> {
+impl<'o> Run<'o> {
+    pub(super) fn new(
+        config: RunConfig,
+        observer: &'o mut dyn Observer,
+        status: watch::Sender<Status>,
+        now: Instant,
+    ) -> Run<'o> {
+        let classes = config.claims.len();
+        Run {
+            stats: Stats::new(),
+            window: Window::default(),
+            fleet: Fleet::new(classes),
+            state: State::Ready,
+            started: None,
+            target: vec![0; classes],
+            rate: config.spawn_rate,
+            ramp: Ramp::idle(now),
+            held: false,
+            awaiting_reset: Vec::new(),
+            reset_done: false,
+            spawned_reported: false,
+            observer,
+            history: History::default(),
+            host: config.host.clone(),
+            status,
+            config,
+        }
+    }
+
+    /// The one place the run's state changes ([`State::after`]); observers see each change.
+    pub(super) fn transition(&mut self, t: Transition) {
+        let next = self.state.after(t);
+        if next != self.state {
+            self.state = next;
+            self.publish();
+        }
+    }
     pub(super) fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
         let users = self.fleet.reported_per_class();
         let view = View {
@@ -131,19 +172,18 @@ impl Run<'_> {
 
     /// Recomputes the steps toward the target, e.g. after a worker joined or left.
     pub(super) fn replan(&mut self) {
-        let (ids, steps) = rebalance(&self.fleet, &self.target);
+        let (ids, schedule) = rebalance(&self.fleet, &self.target);
         self.ramp = Ramp {
             ids,
-            steps,
-            done: 0,
+            schedule,
             started: Instant::now(),
             rate: self.rate,
         };
-        if self.state == State::Running && !self.ramp.steps.is_empty() {
-            self.state = State::Spawning;
+        if !self.ramp.schedule.is_empty() {
+            self.transition(Transition::Replan);
         }
         self.publish();
-        if self.ramp.steps.is_empty() {
+        if self.ramp.schedule.is_empty() {
             // Already there (workers that kept their users): settle at once.
             self.spawn_due();
         }
@@ -152,14 +192,14 @@ impl Run<'_> {
     /// Applies the steps due now and sends the changed assignments.
     pub(super) fn spawn_due(&mut self) {
         let due = self.ramp.due(Instant::now());
-        for k in self.ramp.done..due {
-            self.fleet.apply(&self.ramp.ids, self.ramp.steps[k]);
+        if due > self.ramp.schedule.done() {
+            self.ramp.schedule.advance_to(due);
+            self.fleet
+                .assign(&self.ramp.ids, self.ramp.schedule.assignment());
         }
-        self.ramp.done = due;
-        self.fleet.send_assignments(self.config.stop_timeout);
-        if self.ramp.done == self.ramp.steps.len() && self.state == State::Spawning {
-            self.state = State::Running;
-            self.publish();
+        self.send_assignments();
+        if self.ramp.schedule.is_finished() && self.state == State::Spawning {
+            self.transition(Transition::Spawned);
             if !self.spawned_reported {
                 self.spawned_reported = true;
                 let spawned = self
@@ -176,6 +216,13 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Sends what the gate lets through toward the target.
+    fn send_assignments(&mut self) {
+        self.held = self
+            .fleet
+            .send_assignments(self.config.stop_timeout, &self.target);
     }
 
     /// Handles one worker event; returns a reason to stop when the run cannot go on.
@@ -265,6 +312,10 @@ impl Run<'_> {
             }
             FromWorker::Stopped => member.stopped = true,
         }
+        // A confirmed stop may make room for a start held back.
+        if self.held {
+            self.send_assignments();
+        }
     }
 
     /// Handles a command from the web layer; says what the loop must do.
@@ -283,36 +334,59 @@ impl Run<'_> {
                 }
             }
             Command::Quit => return Action::Quit,
-            Command::Swarm(swarm, reply) => {
-                if !(swarm.spawn_rate.is_finite() && swarm.spawn_rate > 0.0) {
-                    let _ = reply.send(Err("spawn_rate must be a number above 0".into()));
-                } else if self.fleet.len() == 0 {
-                    let _ = reply.send(Err("no worker is connected yet".into()));
-                } else if matches!(self.state, State::Spawning | State::Running) {
-                    self.retarget(swarm.users, swarm.spawn_rate);
-                    let _ = reply.send(Ok(format!("Swarming: {} users", swarm.users)));
-                } else if self.state == State::Stopping {
-                    let _ = reply.send(Err("the test is stopping; try again in a moment".into()));
-                } else if let Err(e) = self.set_host(swarm.host.as_deref()) {
-                    let _ = reply.send(Err(e));
-                } else {
-                    let _ = reply.send(Ok(format!("Swarming started: {} users", swarm.users)));
-                    return Action::Start(swarm);
+            Command::Swarm(swarm, reply) => match self.swarm(&swarm) {
+                Ok((message, start)) => {
+                    let _ = reply.send(Ok(message));
+                    if start {
+                        return Action::Start(swarm);
+                    }
                 }
-            }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
         }
         Action::None
     }
 
+    /// Checks a swarm command and retargets a running test; says whether a test is to start.
+    fn swarm(&mut self, swarm: &Swarm) -> Result<(String, bool), SwarmError> {
+        limits::check_users(swarm.users, self.config.max_users)?;
+        limits::check_spawn_rate(swarm.spawn_rate)?;
+        if let Some(t) = swarm.run_time {
+            limits::check_run_time(t)?;
+        }
+        let users = u32::try_from(swarm.users).unwrap_or(u32::MAX);
+        if self.fleet.len() == 0 {
+            return Err(SwarmError::NoWorkers);
+        }
+        match self.state {
+            State::Spawning | State::Running => {
+                self.retarget(users, swarm.spawn_rate);
+                Ok((format!("Swarming: {users} users"), false))
+            }
+            State::Stopping => Err(SwarmError::Stopping),
+            State::Ready | State::Stopped => {
+                self.set_host(swarm.host.as_deref())?;
+                Ok((format!("Swarming started: {users} users"), true))
+            }
+        }
+    }
+
     /// Points the workers at another host (between tests).
-    fn set_host(&mut self, host: Option<&str>) -> Result<(), String> {
+    fn set_host(&mut self, host: Option<&str>) -> Result<(), SwarmError> {
         let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
             return Ok(());
         };
         if Some(host) == self.host.as_deref() {
             return Ok(());
         }
-        hatchery_core::validate::host_url(host).map_err(|p| format!("host {host:?} {p}"))?;
+        if let Err(problem) = hatchery_core::validate::host_url(host) {
+            return Err(SwarmError::Host {
+                host: host.to_string(),
+                problem,
+            });
+        }
         self.host = Some(host.to_string());
         self.fleet.broadcast(&ToWorker::SetHost(host.to_string()));
         self.publish();
@@ -359,7 +433,7 @@ impl Run<'_> {
             }
         }
         // A queue that was full last time may have room now.
-        self.fleet.send_assignments(self.config.stop_timeout);
+        self.send_assignments();
         None
     }
 }

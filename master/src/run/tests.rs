@@ -21,6 +21,7 @@ fn config(users: u32, rate: f64, run_time: Duration) -> RunConfig {
     RunConfig {
         host: None,
         users,
+        max_users: 1000,
         spawn_rate: rate,
         run_time: Some(run_time),
         stop_timeout: Duration::ZERO,
@@ -456,7 +457,7 @@ async fn ask(commands: &mpsc::Sender<Command>) -> Snapshot {
     rx.await.unwrap()
 }
 
-async fn swarm(commands: &mpsc::Sender<Command>, users: u32) -> Result<String, String> {
+async fn swarm(commands: &mpsc::Sender<Command>, users: u64) -> Result<String, SwarmError> {
     let (tx, rx) = oneshot::channel();
     let s = Swarm {
         users,
@@ -496,6 +497,19 @@ async fn with_a_ui_tests_start_change_and_stop_on_commands_while_the_master_serv
         tokio::time::sleep(Duration::from_secs(2)).await;
         let s = ask(&commands).await;
         assert_eq!((s.state, s.user_count), (State::Running, 4));
+        // More than --max-users (1000 here) is refused, and the test goes on as it was.
+        let refused = swarm(&commands, 1_000_000_000).await;
+        assert!(
+            matches!(
+                refused,
+                Err(SwarmError::Limit(LimitError::TooManyUsers {
+                    max: 1000,
+                    ..
+                }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(ask(&commands).await.user_count, 4);
         swarm(&commands, 2).await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(ask(&commands).await.user_count, 2);
@@ -657,4 +671,37 @@ async fn a_worker_back_from_a_partition_keeps_its_users_its_kept_report_counts_a
     assert_eq!(a_last.iter().sum::<u32>(), 2, "{a_last:?}");
     // The report it kept through the silence is counted.
     assert_eq!(outcome.stats.total().num_requests, 7);
+}
+
+#[test]
+fn the_state_machine_moves_only_along_its_diagram() {
+    use Transition::*;
+    let all = [
+        State::Ready,
+        State::Spawning,
+        State::Running,
+        State::Stopping,
+        State::Stopped,
+    ];
+    let moves: Vec<(State, Transition, State)> = all
+        .iter()
+        .flat_map(|&s| [Start, Replan, Spawned, Stop, Stopped].map(|t| (s, t, s.after(t))))
+        .filter(|(from, _, to)| from != to)
+        .collect();
+    // Exactly the arrows of docs/protocol.md's run state diagram.
+    assert_eq!(
+        moves,
+        vec![
+            (State::Ready, Start, State::Spawning),
+            (State::Ready, Stopped, State::Stopped),
+            (State::Spawning, Spawned, State::Running),
+            (State::Spawning, Stop, State::Stopping),
+            (State::Spawning, Stopped, State::Stopped),
+            (State::Running, Replan, State::Spawning),
+            (State::Running, Stop, State::Stopping),
+            (State::Running, Stopped, State::Stopped),
+            (State::Stopping, Stopped, State::Stopped),
+            (State::Stopped, Start, State::Spawning),
+        ]
+    );
 }

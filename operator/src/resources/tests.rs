@@ -550,6 +550,13 @@ fn spawn_rate_host_and_tags_are_checked() {
     lt.spec.spawn_rate = Some(0.0);
     assert!(error(lt).to_string().starts_with("spec.spawnRate:"));
     let mut lt = LoadTest::test();
+    lt.spec.spawn_rate = Some(1e308);
+    assert!(error(lt).to_string().starts_with("spec.spawnRate:"));
+    let mut lt = LoadTest::test().users(1_000_000_000);
+    assert!(error(lt.clone()).to_string().starts_with("spec.users:"));
+    lt.spec.users = Some(hatchery_core::limits::DEFAULT_MAX_USERS);
+    assert!(Blueprint::new(&lt).is_ok());
+    let mut lt = LoadTest::test();
     lt.spec.host = Some("demo-target:8080".to_string());
     assert!(error(lt).to_string().starts_with("spec.host:"));
     let mut lt = LoadTest::test();
