@@ -138,6 +138,10 @@ fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
         return code;
     }
     if args.check {
+        if let Err(e) = check_setup(args, &plan) {
+            eprintln!("error: {origin}: {e}");
+            return exit::CONFIG;
+        }
         let tasks: usize = plan.users.iter().map(|c| c.tasks.len()).sum();
         println!(
             "{origin}: ok ({} user classes, {tasks} tasks)",
@@ -146,6 +150,19 @@ fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
         return exit::OK;
     }
     standalone::run(args, plan, origin)
+}
+
+/// What a worker checks before its first request (URLs, header names and values, framing
+/// headers), so that "ok" from --check means the run will not fail on setup. A plan without a
+/// host is checked against a stand-in one when the run can still be given a host (web UI or
+/// workers of a master); a headless standalone run cannot, and fails like the run would.
+fn check_setup(args: &RunArgs, plan: &Plan) -> Result<(), hatchery_worker::Error> {
+    let mut plan = plan.clone();
+    if args.host.is_none() && plan.host.is_none() && (args.master || !args.headless) {
+        plan.host = Some("http://host.invalid".to_string());
+    }
+    hatchery_worker::prepare::Prepared::new(std::sync::Arc::new(plan), args.host.as_deref())
+        .map(drop)
 }
 
 fn demo_target(d: &args::DemoArgs) -> i32 {

@@ -11,6 +11,7 @@
 //! # drop(out); }
 //! ```
 
+pub mod bad_servers;
 pub mod faults;
 mod settle;
 

@@ -1,5 +1,6 @@
 //! The HTTP/1.1 client protocol of one keep-alive connection, over any byte stream: write a
-//! request that was encoded into bytes, read the response head and body in place.
+//! request that was encoded into bytes, read the response head and body in place (`decode` is
+//! the parser, a pure state machine over the bytes received).
 //!
 //! A user sends one request at a time on its connection and nothing is shared, so there is no
 //! connection task, no channel and no per-request allocation on this path: one write and (for a
@@ -8,22 +9,21 @@
 //! memory.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+mod decode;
+
+pub use decode::{decode_all, Decoder, Event, Head, MAX_INFORMATIONAL, MAX_TRAILERS};
 
 /// Bytes asked for per read; the buffer grows past it only to hold a response head.
 const READ_SIZE: usize = 8 * 1024;
-/// A response head (status line and headers) larger than this is refused.
-const MAX_HEAD: usize = 64 * 1024;
-/// Response headers parsed at most.
-const MAX_HEADERS: usize = 100;
-/// A chunk-size line (with extensions) or a trailer line longer than this is refused.
-const MAX_LINE: usize = 4 * 1024;
+/// Body bytes kept for checks and captures when the plan sets no `max_body`.
+pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
 
 /// Why an exchange failed; its text becomes the failure message in the stats.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ pub enum Error {
     Invalid(&'static str),
     #[error("invalid response head: {0}")]
     Parse(#[from] httparse::Error),
+    /// The body to keep for checks and captures is longer than the plan's `max_body`.
+    #[error("response body larger than {0} bytes (max_body)")]
+    BodyTooLarge(u64),
 }
 
 /// A request encoded for the wire, with what about it frames its response.
@@ -53,6 +56,9 @@ pub struct Request<'a> {
     pub bytes: &'a [u8],
     /// A HEAD request: no body follows whatever the response headers say.
     pub is_head: bool,
+    /// May be sent again when a reused connection closed before its response (RFC 9110
+    /// 9.2.2); a request that is not (POST, PATCH) may have taken effect, so it never is.
+    pub idempotent: bool,
 }
 
 /// What to keep of a response besides its status and body length.
@@ -60,6 +66,18 @@ pub struct Request<'a> {
 pub struct Keep {
     pub headers: bool,
     pub body: bool,
+    /// Body bytes kept at most ([`Error::BodyTooLarge`] beyond); 0 means [`DEFAULT_MAX_BODY`].
+    pub max_body: u64,
+}
+
+impl Keep {
+    fn body_limit(&self) -> u64 {
+        if self.max_body == 0 {
+            DEFAULT_MAX_BODY
+        } else {
+            self.max_body
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -71,23 +89,6 @@ pub struct Response {
     pub body: Bytes,
     /// Body bytes received (after chunked decoding), kept or not.
     pub body_len: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    /// Delimited by the server closing the connection.
-    Close,
-}
-
-struct Head {
-    status: u16,
-    len: usize,
-    framing: Framing,
-    keep_alive: bool,
-    headers: HeaderMap,
 }
 
 /// One open HTTP/1.1 connection.
@@ -182,54 +183,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.write_request(request.bytes)
             .await
             .map_err(stale_or_io)?;
-        let head = loop {
-            match parse_head(&self.buf[self.pos..], keep.headers)? {
-                Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
-                    self.pos += head.len;
-                }
-                Some(head) => break head,
-                None => {
-                    if self.buf.len() - self.pos > MAX_HEAD {
-                        return Err(Error::Invalid("response head too large"));
-                    }
-                    let nothing_yet = self.buf.len() == self.pos && !self.saw_bytes();
-                    match self.fill().await {
-                        Ok(0) if nothing_yet => return Err(Error::ClosedBeforeResponse),
-                        Ok(0) => return Err(Error::ClosedEarly),
-                        Ok(_) => {}
-                        Err(e) if nothing_yet => return Err(stale_or_io(e)),
-                        Err(e) => return Err(e.into()),
+        let mut decoder = Decoder::new(request.is_head, keep.headers);
+        let mut head = None;
+        let mut body = keep.body.then(Vec::new);
+        let mut body_len = 0u64;
+        let mut received = false;
+        loop {
+            let (used, event) = decoder.decode(&self.buf[self.pos..])?;
+            self.pos += used;
+            match event {
+                Event::Head(h) => head = Some(h),
+                Event::Body(bytes) => {
+                    body_len += bytes.len() as u64;
+                    if let Some(k) = body.as_mut() {
+                        kept(k, bytes, keep.body_limit())?;
                     }
                 }
+                Event::End => break,
+                Event::NeedMore => match self.fill().await {
+                    Ok(0) if !received => return Err(Error::ClosedBeforeResponse),
+                    Ok(0) => {
+                        decoder.at_close()?;
+                        break;
+                    }
+                    Ok(_) => received = true,
+                    Err(e) if !received => return Err(stale_or_io(e)),
+                    Err(e) => return Err(e.into()),
+                },
             }
-        };
-        self.pos += head.len;
-        let framing =
-            if request.is_head || head.status == 204 || head.status == 304 || head.status == 101 {
-                Framing::Empty
-            } else {
-                head.framing
-            };
-        let mut kept = keep.body.then(Vec::new);
-        let body_len = match framing {
-            Framing::Empty => 0,
-            Framing::Length(n) => {
-                self.body_bytes(n, kept.as_mut()).await?;
-                n
-            }
-            Framing::Chunked => self.chunked(kept.as_mut()).await?,
-            Framing::Close => self.until_close(kept.as_mut()).await?,
-        };
+        }
+        let head = head.ok_or(Error::ClosedEarly)?;
         self.served = true;
         // Bytes past the response were never asked for: the connection is out of step.
-        self.open = head.keep_alive
-            && framing != Framing::Close
-            && head.status != 101
-            && self.pos == self.buf.len();
+        self.open = decoder.reusable() && self.pos == self.buf.len();
         Ok(Response {
             status: head.status,
             headers: head.headers,
-            body: kept.map_or_else(Bytes::new, Bytes::from),
+            body: body.map_or_else(Bytes::new, Bytes::from),
             body_len,
         })
     }
@@ -249,12 +239,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.io.flush().await
     }
 
-    /// Whether any byte has been received in this exchange. The buffer is cleared at the start
-    /// of every read once consumed, so a non-zero `pos` means some response bytes arrived.
-    fn saw_bytes(&self) -> bool {
-        self.pos != 0
-    }
-
     /// Reads more bytes after `buf[pos..]`; 0 at end of stream.
     async fn fill(&mut self) -> io::Result<usize> {
         if self.pos == self.buf.len() && self.pos != 0 {
@@ -269,85 +253,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         self.io.read_buf(&mut self.buf).await
     }
+}
 
-    /// Consumes `n` body bytes, appending them to `keep`.
-    async fn body_bytes(
-        &mut self,
-        mut n: u64,
-        mut keep: Option<&mut Vec<u8>>,
-    ) -> Result<(), Error> {
-        loop {
-            let available = self.buf.len() - self.pos;
-            let take = available.min(usize::try_from(n).unwrap_or(usize::MAX));
-            if let Some(k) = keep.as_deref_mut() {
-                k.extend_from_slice(&self.buf[self.pos..self.pos + take]);
-            }
-            self.pos += take;
-            n -= take as u64;
-            if n == 0 {
-                return Ok(());
-            }
-            if self.fill().await? == 0 {
-                return Err(Error::ClosedEarly);
-            }
-        }
+/// Appends `bytes` to the kept body, refusing to grow it past `limit`.
+fn kept(k: &mut Vec<u8>, bytes: &[u8], limit: u64) -> Result<(), Error> {
+    if (k.len() + bytes.len()) as u64 > limit {
+        return Err(Error::BodyTooLarge(limit));
     }
-
-    /// One CRLF-terminated line, without the CRLF, as a range of `buf` (consumed).
-    async fn line(&mut self) -> Result<(usize, usize), Error> {
-        loop {
-            let rest = &self.buf[self.pos..];
-            if let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-                let start = self.pos;
-                self.pos += i + 2;
-                return Ok((start, start + i));
-            }
-            if rest.len() > MAX_LINE {
-                return Err(Error::Invalid("chunk line too long"));
-            }
-            if self.fill().await? == 0 {
-                return Err(Error::ClosedEarly);
-            }
-        }
-    }
-
-    async fn chunked(&mut self, mut keep: Option<&mut Vec<u8>>) -> Result<u64, Error> {
-        let mut total = 0u64;
-        loop {
-            let (a, b) = self.line().await?;
-            let size = chunk_size(&self.buf[a..b]).ok_or(Error::Invalid("bad chunk size"))?;
-            if size == 0 {
-                // Trailers, up to the empty line.
-                loop {
-                    let (a, b) = self.line().await?;
-                    if a == b {
-                        return Ok(total);
-                    }
-                }
-            }
-            self.body_bytes(size, keep.as_deref_mut()).await?;
-            total += size;
-            let (a, b) = self.line().await?;
-            if a != b {
-                return Err(Error::Invalid("chunk not followed by CRLF"));
-            }
-        }
-    }
-
-    async fn until_close(&mut self, mut keep: Option<&mut Vec<u8>>) -> Result<u64, Error> {
-        let mut total = 0u64;
-        loop {
-            let rest = &self.buf[self.pos..];
-            total += rest.len() as u64;
-            if let Some(k) = keep.as_deref_mut() {
-                k.extend_from_slice(rest);
-            }
-            self.pos = self.buf.len();
-            if self.fill().await? == 0 {
-                return Ok(total);
-            }
-        }
-    }
+    k.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// A reset or broken pipe before any response byte is the same race as a clean close.
@@ -371,112 +285,10 @@ impl Error {
     }
 }
 
-/// Parses a response head at the start of `bytes`; `None` while incomplete.
-fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Head>, Error> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    // Left uninitialized: writing 100 empty headers per response cost more than the parse.
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut response,
-        bytes,
-        &mut headers,
-    )? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => return Ok(None),
-    };
-    let status = response.code.unwrap_or(0);
-    let mut keep_alive = response.version == Some(1);
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut map = HeaderMap::new();
-    for h in response.headers.iter() {
-        let name = h.name.as_bytes();
-        // Dispatched on the length first: most headers are none of these three, and one
-        // comparison rules them out.
-        match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let n = parse_u64(h.value).ok_or(Error::Invalid("bad content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Error::Invalid("conflicting content-length"));
-                }
-                length = Some(n);
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                // Only the last coding decides the framing; anything but chunked there means
-                // the body runs to the close.
-                chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-                if !chunked {
-                    length = None;
-                    keep_alive = false;
-                }
-            }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for token in h.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive")
-                        && response.version == Some(0)
-                    {
-                        keep_alive = true;
-                    }
-                }
-            }
-            _ => {}
-        }
-        if want_headers {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(name),
-                HeaderValue::from_bytes(h.value),
-            ) {
-                map.append(k, v);
-            }
-        }
-    }
-    let framing = if chunked {
-        Framing::Chunked
-    } else {
-        match length {
-            Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-            None => Framing::Close,
-        }
-    };
-    Ok(Some(Head {
-        status,
-        len,
-        framing,
-        keep_alive,
-        headers: map,
-    }))
-}
-
-fn parse_u64(v: &[u8]) -> Option<u64> {
-    let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 19 {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, &b| {
-        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
-    })
-}
-
-fn last_token(v: &[u8]) -> &[u8] {
-    v.rsplit(|&b| b == b',').next().unwrap_or(v).trim_ascii()
-}
-
-fn chunk_size(line: &[u8]) -> Option<u64> {
-    let hex = line.split(|&b| b == b';').next()?.trim_ascii();
-    if hex.is_empty() || hex.len() > 15 {
-        return None;
-    }
-    hex.iter().try_fold(0u64, |n, &b| {
-        let d = (b as char).to_digit(16)?;
-        Some(n * 16 + u64::from(d))
-    })
+/// The failure message of a request that met a stale keep-alive connection and was not sent
+/// again because it is not idempotent.
+pub fn not_resent(e: &Error) -> String {
+    format!("{e} on a reused connection; not resent (the method is not idempotent)")
 }
 
 /// Appends a request head (request line, headers, and `content-length` when there is a body or
@@ -515,6 +327,7 @@ mod tests {
     const GET: Request<'static> = Request {
         bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
         is_head: false,
+        idempotent: true,
     };
 
     /// A connection whose server side answers each request (read up to the blank line) with the
@@ -544,6 +357,7 @@ mod tests {
         Keep {
             headers: true,
             body: true,
+            max_body: 0,
         }
     }
 
@@ -639,6 +453,7 @@ mod tests {
         let head = Request {
             bytes: b"HEAD / HTTP/1.1\r\n\r\n",
             is_head: true,
+            idempotent: true,
         };
         let r = conn.exchange(head, all()).await.unwrap();
         assert_eq!((r.status, r.body_len), (200, 0));
@@ -717,6 +532,85 @@ mod tests {
         assert!(matches!(
             conn.exchange(GET, all()).await,
             Err(Error::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn transfer_encoding_frames_the_body_in_either_header_order_and_ends_the_connection() {
+        let te_first: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+            Content-Length: 100\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        let cl_first: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\
+            Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        for answer in [te_first, cl_first] {
+            let mut conn = serve(vec![answer], 1000);
+            let r = conn.exchange(GET, all()).await.unwrap();
+            assert_eq!(&r.body[..], b"ok");
+            assert!(
+                !conn.is_open(),
+                "reused after Transfer-Encoding with Content-Length"
+            );
+        }
+        let gzip_then_length: &[u8] =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef";
+        let length_then_gzip: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: gzip\r\n\r\nabcdef";
+        for answer in [gzip_then_length, length_then_gzip] {
+            let mut conn = serve(vec![answer], 1000);
+            let r = conn.exchange(GET, all()).await.unwrap();
+            assert_eq!(
+                &r.body[..],
+                b"abcdef",
+                "a body not ending in chunked runs to the close"
+            );
+            assert!(!conn.is_open());
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_informational_responses_and_trailers_are_refused() {
+        let many_1xx: &'static [u8] = "HTTP/1.1 102 Processing\r\n\r\n"
+            .repeat(MAX_INFORMATIONAL + 1)
+            .leak()
+            .as_bytes();
+        let mut conn = serve(vec![many_1xx], 1000);
+        assert!(matches!(
+            conn.exchange(GET, all()).await,
+            Err(Error::Invalid(m)) if m.contains("informational")
+        ));
+        let trailers = format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n{}\r\n",
+            "T: x\r\n".repeat(MAX_TRAILERS + 1)
+        );
+        let mut conn = serve(vec![trailers.leak().as_bytes()], 1000);
+        assert!(matches!(
+            conn.exchange(GET, all()).await,
+            Err(Error::Invalid(m)) if m.contains("trailer")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_kept_body_past_max_body_fails_but_an_uncounted_one_is_only_drained() {
+        let big: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789";
+        let small = Keep {
+            max_body: 9,
+            ..all()
+        };
+        let mut conn = serve(vec![big], 3);
+        assert!(matches!(
+            conn.exchange(GET, small).await,
+            Err(Error::BodyTooLarge(9))
+        ));
+        let mut conn = serve(vec![big], 3);
+        let counted = Keep {
+            body: false,
+            ..small
+        };
+        assert_eq!(conn.exchange(GET, counted).await.unwrap().body_len, 10);
+        let to_close: &[u8] = b"HTTP/1.1 200 OK\r\n\r\n0123456789";
+        let mut conn = serve(vec![to_close], 3);
+        assert!(matches!(
+            conn.exchange(GET, small).await,
+            Err(Error::BodyTooLarge(9))
         ));
     }
 

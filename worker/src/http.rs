@@ -190,12 +190,14 @@ impl AsyncWrite for Stream {
 /// An open keep-alive connection.
 pub type Conn = h1::Conn<Stream>;
 
+/// Connections one user keeps open at most: a plan whose rendered URLs reach ever new origins
+/// closes the least recently opened instead of holding a socket per origin.
+pub const MAX_CONNS_PER_USER: usize = 8;
+
 /// A user's connections, one per origin it talks to (nearly always one).
 #[derive(Debug, Default)]
 pub struct Pool {
     conns: Vec<(Arc<Origin>, Conn)>,
-    /// The user waited since its last request: a connection may have been closed meanwhile.
-    idle: bool,
 }
 
 impl Pool {
@@ -205,20 +207,23 @@ impl Pool {
         connector: &Connector,
         origin: &Arc<Origin>,
     ) -> Result<&mut Conn, ConnectError> {
-        let probe = std::mem::take(&mut self.idle);
         let at = self
             .conns
             .iter()
             .position(|(o, _)| Arc::ptr_eq(o, origin) || **o == **origin);
+        // Checked before every reuse, not only after a wait: bytes nobody asked for may arrive
+        // just after a response (a poll that costs no syscall while the socket is quiet).
         let i = match at {
-            Some(i) if probe && self.conns[i].1.check_open() => i,
-            Some(i) if !probe && self.conns[i].1.is_open() => i,
+            Some(i) if self.conns[i].1.check_open() => i,
             Some(i) => {
                 self.conns[i].1 = connector.connect(origin).await?;
                 i
             }
             None => {
                 let conn = connector.connect(origin).await?;
+                if self.conns.len() >= MAX_CONNS_PER_USER {
+                    self.conns.remove(0);
+                }
                 self.conns.push((origin.clone(), conn));
                 self.conns.len() - 1
             }
@@ -246,12 +251,84 @@ impl Pool {
         self.conns.iter().filter(|(_, c)| c.in_flight()).count() as u64
     }
 
-    /// The user is about to wait: read buffers go back, and the next request checks that its
-    /// connection is still open.
+    /// How many connections the user holds.
+    pub fn count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The user is about to wait: read buffers go back.
     pub fn idle(&mut self) {
-        self.idle = true;
         for (_, c) in &mut self.conns {
             c.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn origin_of(listener: &TcpListener) -> Arc<Origin> {
+        let port = listener.local_addr().unwrap().port();
+        let authority: Authority = format!("127.0.0.1:{port}").parse().unwrap();
+        Arc::new(Origin::new(&Scheme::HTTP, &authority).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_user_holds_a_bounded_number_of_connections_however_many_origins_it_meets() {
+        let connector = Connector::default();
+        let mut pool = Pool::default();
+        let mut listeners = Vec::new();
+        for _ in 0..MAX_CONNS_PER_USER + 3 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            pool.get(&connector, &origin_of(&listener).await)
+                .await
+                .unwrap();
+            listeners.push(listener);
+        }
+        assert_eq!(pool.count(), MAX_CONNS_PER_USER);
+    }
+
+    #[tokio::test]
+    async fn bytes_after_a_response_stop_the_reuse_of_its_connection_without_a_wait() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = origin_of(&listener).await;
+        let (sent_extra, extra_sent) = tokio::sync::oneshot::channel();
+        let (read_response, response_read) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            // Only once the client has the whole response: these bytes come unasked.
+            response_read.await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            let _ = sent_extra.send(());
+            let (_second, _) = listener.accept().await.unwrap();
+        });
+        let connector = Connector::default();
+        let mut pool = Pool::default();
+        let request = h1::Request {
+            bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+            is_head: false,
+            idempotent: true,
+        };
+        let conn = pool.get(&connector, &origin).await.unwrap();
+        conn.exchange(request, h1::Keep::default()).await.unwrap();
+        assert!(conn.is_open());
+        read_response.send(()).unwrap();
+        extra_sent.await.unwrap();
+        let conn = pool.get(&connector, &origin).await.unwrap();
+        assert!(
+            !conn.served(),
+            "the connection with unread bytes was reused"
+        );
+        server.await.unwrap();
     }
 }

@@ -4,8 +4,9 @@
 //! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
-//! - `h1`: the HTTP/1.1 exchange on one connection: write the encoded request, parse the
-//!   response in place.
+//! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
+//!   response in place with a pure decoder (public for the fuzz target).
+//! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
@@ -16,11 +17,12 @@
 //! process (standalone) or over the network, sits at the other end.
 
 pub mod dial;
-mod h1;
+pub mod h1;
 pub mod http;
 pub mod master_link;
 pub mod prepare;
 mod recorder;
+pub mod sendable;
 pub mod usage;
 mod user;
 mod users;

@@ -12,6 +12,7 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use http::Uri;
 
 use crate::http::Origin;
+use crate::sendable::{check_no_userinfo, check_plan_header, check_target, encode_non_ascii};
 use crate::Error;
 
 /// A plan made ready to run.
@@ -42,7 +43,10 @@ impl Base {
     pub fn parse(url: &str) -> Result<Base, String> {
         let uri = validate::host_url(url).map_err(|problem| format!("host {url:?} {problem}"))?;
         let origin = match (uri.scheme(), uri.authority()) {
-            (Some(scheme), Some(authority)) => Origin::new(scheme, authority),
+            (Some(scheme), Some(authority)) => {
+                check_no_userinfo(authority.as_str(), url).map_err(|e| e.to_string())?;
+                Origin::new(scheme, authority)
+            }
             _ => None,
         }
         .ok_or_else(|| format!("host {url:?} must use http:// or https://"))?;
@@ -237,6 +241,9 @@ fn headers(r: &Request) -> Result<(StaticHeaders, DynamicHeaders), String> {
     let mut dynamic_headers = Vec::new();
     for (k, v) in &r.headers {
         let name = validate::header_name(k)?;
+        let earlier =
+            (static_headers.iter().map(|(k, _)| k)).chain(dynamic_headers.iter().map(|(k, _)| k));
+        check_plan_header(&name, earlier).map_err(|e| e.to_string())?;
         match v.as_static() {
             Some(s) => static_headers.push((name, validate::header_value(k, s)?)),
             None => dynamic_headers.push((name, v.clone())),
@@ -342,25 +349,32 @@ fn to_http_method(m: Method) -> http::Method {
 
 /// Splits a rendered URL into where to connect and the request target. Relative URLs are joined
 /// to the base.
+/// Bytes outside ASCII are percent-encoded; a target holding a space, CR, LF or control, or an
+/// authority holding `user:password@`, is refused (see [`crate::sendable`]).
 pub fn resolve(url: &str, base: Option<&Base>) -> Result<(Origin, String), String> {
+    let unsendable = |e: crate::sendable::Unsendable| e.to_string();
     if url.starts_with('/') {
         let base = base.ok_or_else(|| {
             format!("no host for the relative URL {url:?}: set `host:` in the plan or pass --host")
         })?;
-        return Ok((base.origin.clone(), format!("{}{url}", base.path)));
+        let target = format!("{}{}", base.path, encode_non_ascii(url));
+        check_target(&target).map_err(unsendable)?;
+        return Ok((base.origin.clone(), target));
     }
-    let uri: Uri = url
+    let uri: Uri = encode_non_ascii(url)
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
         return Err(format!("URL {url:?} must start with / or http(s)://"));
     };
+    check_no_userinfo(authority.as_str(), url).map_err(unsendable)?;
     let origin =
         Origin::new(scheme, authority).ok_or_else(|| format!("URL {url:?} must use http(s)"))?;
     let target = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
+    check_target(&target).map_err(unsendable)?;
     Ok((origin, target))
 }
 

@@ -154,10 +154,12 @@ impl User {
         let request = h1::Request {
             bytes: wire,
             is_head: req.method == http::Method::HEAD,
+            idempotent: req.method.is_idempotent(),
         };
         let keep = Keep {
             headers: req.needs_headers,
             body: req.needs_body,
+            max_body: self.shared.prepared.plan.max_body.unwrap_or(0),
         };
         let timeout = req.source.timeout.unwrap_or(self.shared.default_timeout);
         let started = Instant::now();
@@ -510,7 +512,11 @@ async fn exchange(
                     response,
                 };
             }
-            Err(e) if e.is_stale() && reused && !retried => retried = true,
+            Err(e) if e.is_stale() && reused && !retried && request.idempotent => retried = true,
+            Err(e) if e.is_stale() && reused => {
+                pool.discard(origin);
+                return Outcome::failed(0, h1::not_resent(&e));
+            }
             Err(e) => {
                 pool.discard(origin);
                 return Outcome::failed(0, e.to_string());

@@ -28,6 +28,9 @@ use crate::Method;
 pub struct Plan {
     /// Base URL (`http(s)://host[:port][/base]`) for relative request paths; `--host` overrides it.
     pub host: Option<String>,
+    /// Response body bytes kept for checks and captures at most (`max_body`); `None` is the
+    /// worker's default, 16 MiB.
+    pub max_body: Option<u64>,
     pub users: Vec<UserClass>,
     /// The feeders' tables (`data:`), indexed by [`FeederId`](crate::template::FeederId);
     /// templates refer to them by index.

@@ -16,7 +16,15 @@ use crate::suggest;
 use crate::template::{Resolver, Table};
 use crate::validate;
 
-const TOP_KEYS: [&str; 6] = ["host", "users", "data", "shape", "thresholds", "vars"];
+const TOP_KEYS: [&str; 7] = [
+    "host",
+    "users",
+    "data",
+    "shape",
+    "thresholds",
+    "vars",
+    "max_body",
+];
 const METRICS: [&str; 8] = [
     "fail_ratio",
     "rps",
@@ -115,13 +123,50 @@ fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan
         .get("thresholds")
         .map(|n| thresholds(cx, n))
         .unwrap_or_default();
+    let max_body = top.get("max_body").and_then(|n| max_body(cx, n));
     Some(Plan {
         host,
+        max_body,
         users,
         feeders,
         shape,
         thresholds,
     })
+}
+
+/// Largest `max_body` a plan may set: a worker holds one kept body per user in flight.
+const MAX_BODY_LIMIT: u64 = 1 << 30;
+
+/// `max_body`: bytes as a whole number or with a KiB / MiB / GiB suffix, at most 1 GiB.
+fn max_body(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<u64> {
+    let text = cx.text(node, "`max_body`")?;
+    match parse_size(&text) {
+        Some(n) if (1..=MAX_BODY_LIMIT).contains(&n) => Some(n),
+        _ => {
+            cx.error_hint(
+                node,
+                format!("`max_body` must be a size from 1 byte to 1GiB, found {text:?}"),
+                "write e.g. 16MiB, 512KiB or 100000",
+            );
+            None
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// A base URL: `http(s)://host[:port][/path]`, kept without a trailing `/`.
@@ -409,6 +454,15 @@ mod tests {
 
     fn host_problem(url: &str) -> Option<validate::HostProblem> {
         validate::host_url(url).err()
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1MB"), None);
+        assert_eq!(parse_size("MiB"), None);
     }
 
     #[test]
