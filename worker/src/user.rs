@@ -513,7 +513,7 @@ async fn exchange(
                 };
             }
             Err(e) if e.is_stale() && reused && !retried && request.idempotent => retried = true,
-            Err(e) if e.is_stale() && reused => {
+            Err(e) if e.is_stale() && reused && !request.idempotent => {
                 pool.discard(origin);
                 return Outcome::failed(0, h1::not_resent(&e));
             }
