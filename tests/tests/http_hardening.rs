@@ -5,32 +5,23 @@
 use std::path::{Path, PathBuf};
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::{csv_row, hatchery, read_csv, Finished, TempDir};
+use hatchery_e2e::{csv_row, hatchery, read_csv, Finished, Standalone, TempDir};
 
 /// Runs `plan` headless for one second with one user against `server`, letting the last task
 /// finish; the CSV prefix is `dir/run`.
 async fn run(dir: &TempDir, plan: &str, server: &BadServer) -> Finished {
     let plan = dir.write("plan.yaml", plan);
     let prefix = dir.path().join("run");
-    hatchery(&[
-        "-f",
-        plan.to_str().unwrap(),
-        "--headless",
-        "-u",
-        "1",
-        "-r",
-        "10",
-        "-t",
-        "1s",
-        "-s",
-        "5s",
-        "-H",
-        &server.url(),
-        "--csv",
-        prefix.to_str().unwrap(),
-    ])
-    .run()
-    .await
+    Standalone::headless(&plan)
+        .users(1)
+        .spawn_rate(10.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .host(&server.url())
+        .csv(&prefix)
+        .command()
+        .run()
+        .await
 }
 
 fn stats(dir: &TempDir) -> PathBuf {
