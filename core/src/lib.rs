@@ -17,6 +17,7 @@
 //!   in which to start or stop them.
 //! - [`dispatch`]: which worker runs which users, and the schedule (computed as it goes) between
 //!   assignments.
+//! - [`numbers`]: sets of fleet-wide user numbers, kept as ranges (`{{ user.id }}`, feeder rows).
 //! - [`limits`]: bounds on users, spawn rate and run time, checked by every way into a run.
 //! - [`secret`]: constant-time comparison of tokens and passwords.
 //! - [`protocol`]: the messages between the run coordinator (master) and a worker.
@@ -30,6 +31,7 @@ pub mod histogram;
 pub mod jsonpath;
 pub mod limits;
 mod method;
+pub mod numbers;
 pub mod plan;
 pub mod protocol;
 pub mod secret;

@@ -6,14 +6,34 @@
 
 use std::time::Duration;
 
+use crate::numbers::Numbers;
 use crate::stats::Stats;
 
 /// The users a worker must run, per class (indexed like `Plan::users`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub users: Vec<u32>,
+    /// Per class, the fleet-wide numbers of those users (`users[c]` numbers each): the worker
+    /// runs one user per number, stops the users whose number is gone, starts the new ones.
+    pub numbers: Vec<Numbers>,
     /// How long a stopped user may take to finish its current task and `on_stop`.
     pub stop_timeout: Duration,
+    /// This worker's place in the fleet (`{{ worker.index }}`, `{{ worker.count }}`).
+    pub place: Place,
+}
+
+/// A worker's place in the fleet: index `0 .. count`, kept while the worker stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for Place {
+    /// A worker on its own.
+    fn default() -> Self {
+        Place { index: 0, count: 1 }
+    }
 }
 
 impl Assignment {

@@ -48,6 +48,8 @@ enum Segment {
     RandString(usize),
     Choice(Vec<String>),
     UserId,
+    WorkerIndex,
+    WorkerCount,
     NowUnix,
     NowUnixMs,
     NowRfc3339,
@@ -61,8 +63,12 @@ pub struct Scope<'a> {
     /// For each feeder (by `FeederId`), the row this user was handed.
     pub rows: &'a [usize],
     pub feeders: &'a [Table],
-    /// The user's number within the run (0-based), `{{ user.id }}`.
+    /// The user's number within the run (0-based, unique among the run's live users on every
+    /// worker), `{{ user.id }}`.
     pub user_id: u64,
+    /// The worker's place in the fleet, `{{ worker.index }}` (0-based) and `{{ worker.count }}`.
+    pub worker_index: u32,
+    pub worker_count: u32,
     pub rng: &'a mut fastrand::Rng,
 }
 
@@ -206,6 +212,8 @@ fn render_segment<W: fmt::Write>(
         }
         Segment::Choice(options) => out.write_str(&options[scope.rng.usize(..options.len())]),
         Segment::UserId => write!(out, "{}", scope.user_id),
+        Segment::WorkerIndex => write!(out, "{}", scope.worker_index),
+        Segment::WorkerCount => write!(out, "{}", scope.worker_count),
         Segment::NowUnix => write!(out, "{}", unix_now()),
         Segment::NowUnixMs => write!(out, "{}", unix_now_ms()),
         Segment::NowRfc3339 => write_rfc3339(unix_now(), out),

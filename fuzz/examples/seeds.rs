@@ -25,6 +25,12 @@ fn main() {
             plan_hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             last_seq: 3,
             users: vec![3, 1],
+            numbers: vec![
+                proto::Numbers {
+                    bounds: vec![0, 2, 5, 6],
+                },
+                proto::Numbers { bounds: vec![2, 3] },
+            ],
         })
         .into(),
     );

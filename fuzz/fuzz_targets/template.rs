@@ -48,6 +48,8 @@ fuzz_target!(|data: &[u8]| {
         rows: &rows,
         feeders: &feeders,
         user_id: 3,
+        worker_index: 1,
+        worker_count: 4,
         rng: &mut rng,
     };
 

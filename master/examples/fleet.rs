@@ -173,6 +173,7 @@ async fn worker(
         plan_hash: String::new(),
         last_seq: 0,
         users: vec![],
+        numbers: vec![],
     });
     let _ = out.send(hello.into()).await;
     let mut grpc = CoordinatorClient::new(channel)

@@ -22,6 +22,7 @@ pub async fn attach(
         session: 0,
         tx: to_worker,
         running: Vec::new(),
+        numbers: None,
     };
     if events.send(joined).await.is_err() {
         return;

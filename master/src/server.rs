@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hatchery_core::numbers::Numbers;
 use hatchery_core::plan::Bundle;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::wire::proto::{self, master_message, worker_message};
@@ -180,6 +181,10 @@ impl wire::Coordinator for Coordinator {
         if let Err(e) = wire::check_hello(&hello) {
             return Err(refuse(&peer, e.into()));
         }
+        let numbers = match wire::hello_numbers(&hello) {
+            Ok(numbers) => numbers,
+            Err(e) => return Err(refuse(&peer, e.into())),
+        };
         if !hello.plan_hash.is_empty() && hello.plan_hash != self.offer.plan_hash {
             let msg = format!(
                 "the worker's plan (hash {}) is not the master's (hash {}): start the worker without -f, or with the same plan",
@@ -206,7 +211,11 @@ impl wire::Coordinator for Coordinator {
         let this = self.clone();
         tokio::spawn(async move {
             let _seat = seat;
-            let end = this.serve(&id, session, hello.users, inbound, out_tx).await;
+            let running = Running {
+                users: hello.users,
+                numbers,
+            };
+            let end = this.serve(&id, session, running, inbound, out_tx).await;
             if end == SessionEnd::RunEnded {
                 tracing::info!(worker = %id, %peer, "session ended: {end}");
             } else {
@@ -223,13 +232,19 @@ impl wire::Coordinator for Coordinator {
     }
 }
 
+/// What a worker says it runs as it joins: users per class, and their numbers if it said.
+struct Running {
+    users: Vec<u32>,
+    numbers: Option<Vec<Numbers>>,
+}
+
 impl Coordinator {
     /// Runs one session until either side ends it; returns why it ended.
     async fn serve(
         &self,
         id: &str,
         session: u64,
-        running: Vec<u32>,
+        running: Running,
         mut inbound: Streaming<proto::WorkerMessage>,
         out: Outbound,
     ) -> SessionEnd {
@@ -238,7 +253,8 @@ impl Coordinator {
             id: id.to_string(),
             session,
             tx: to_worker,
-            running,
+            running: running.users,
+            numbers: running.numbers,
         };
         if self.events.send(joined).await.is_err() {
             return SessionEnd::RunEnded;

@@ -27,10 +27,11 @@ pub mod usage;
 mod user;
 mod users;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hatchery_core::protocol::{FromWorker, ToWorker};
+use hatchery_core::protocol::{FromWorker, Place, ToWorker};
 use hatchery_core::Plan;
 use tokio::sync::mpsc;
 
@@ -82,6 +83,33 @@ pub(crate) struct Shared {
     pub recorder: Arc<Recorder>,
     pub connector: http::Connector,
     pub default_timeout: Duration,
+    /// The worker's place in the fleet, as the latest assignment said.
+    pub place: PlaceCell,
+}
+
+/// A [`Place`] that users read while the control loop updates it.
+#[derive(Debug)]
+pub(crate) struct PlaceCell(AtomicU64);
+
+impl PlaceCell {
+    pub fn new(place: Place) -> PlaceCell {
+        PlaceCell(AtomicU64::new(
+            (u64::from(place.index) << 32) | u64::from(place.count),
+        ))
+    }
+
+    pub fn get(&self) -> Place {
+        let v = self.0.load(Ordering::Relaxed);
+        Place {
+            index: (v >> 32) as u32,
+            count: v as u32,
+        }
+    }
+
+    pub fn set(&self, place: Place) {
+        self.0
+            .store(PlaceCell::new(place).0.into_inner(), Ordering::Relaxed);
+    }
 }
 
 /// Checks that the plan can run, then returns the worker's control loop, to be spawned. It runs
@@ -98,6 +126,7 @@ pub fn start(
         recorder: Arc::new(Recorder::new(config.shards, config.node)),
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
+        place: PlaceCell::new(Place::default()),
     });
     Ok(users::run(
         shared,

@@ -11,8 +11,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hatchery_core::numbers::Numbers;
 use hatchery_core::plan::Bundle;
-use hatchery_core::protocol::{FromWorker, Heartbeat, Report, ToWorker};
+use hatchery_core::protocol::{Assignment, FromWorker, Heartbeat, Report, ToWorker};
 use hatchery_core::stats::Stats;
 use hatchery_core::wire::proto::{self, master_message, worker_message};
 use hatchery_core::wire::{self, CoordinatorClient};
@@ -90,6 +91,9 @@ struct Link {
     /// master, which lost its totals, is sent so that nothing is lost.
     cumulative: Stats,
     latest_users: Vec<u32>,
+    /// The user numbers of the latest assignment (the worker runs it at once), per class, until
+    /// a stop: told to a master that restarted, so it hands out none of them again.
+    latest_numbers: Option<Vec<Numbers>>,
     usage: Usage,
     /// When the master was last heard from.
     last_contact: Instant,
@@ -115,6 +119,7 @@ pub async fn run(cfg: LinkConfig, users: tokio::runtime::Handle) -> Result<(), L
         acked: 0,
         cumulative: Stats::new(),
         latest_users: Vec::new(),
+        latest_numbers: None,
         usage: Usage::default(),
         last_contact: Instant::now(),
     };
@@ -215,7 +220,16 @@ impl Link {
                 .map(Bundle::hash)
                 .unwrap_or_default(),
             last_seq: self.last_seq,
-            users: self.latest_users.clone(),
+            users: match &self.latest_numbers {
+                Some(numbers) => numbers.iter().map(|n| n.len() as u32).collect(),
+                None => self.latest_users.clone(),
+            },
+            numbers: self
+                .latest_numbers
+                .iter()
+                .flatten()
+                .map(Into::into)
+                .collect(),
         })
         .into()
     }
@@ -399,13 +413,19 @@ impl Link {
     async fn on_master(&mut self, m: proto::MasterMessage) -> Option<End> {
         let engine = self.engine.as_ref()?;
         let cmd = match m.into_kind() {
-            Ok(master_message::Kind::Assign(a)) => match a.try_into() {
-                Ok(a) => ToWorker::Assign(a),
+            Ok(master_message::Kind::Assign(a)) => match Assignment::try_from(a) {
+                Ok(a) => {
+                    self.latest_numbers = Some(a.numbers.clone());
+                    ToWorker::Assign(a)
+                }
                 Err(e) => return Some(End::Lost(format!("bad assignment: {e}"))),
             },
-            Ok(master_message::Kind::Stop(s)) => ToWorker::Stop {
-                timeout: Duration::from_millis(s.timeout_ms),
-            },
+            Ok(master_message::Kind::Stop(s)) => {
+                self.latest_numbers = None;
+                ToWorker::Stop {
+                    timeout: Duration::from_millis(s.timeout_ms),
+                }
+            }
             Ok(master_message::Kind::ResetStats(_)) => ToWorker::ResetStats,
             Ok(master_message::Kind::Ack(a)) => {
                 self.acked = self.acked.max(a.seq);

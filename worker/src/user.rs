@@ -241,11 +241,14 @@ impl User {
     }
 
     fn scope(&mut self) -> Scope<'_> {
+        let place = self.shared.place.get();
         Scope {
             vars: &self.vars,
             rows: &self.rows,
             feeders: &self.shared.prepared.plan.feeders,
             user_id: self.id,
+            worker_index: place.index,
+            worker_count: place.count,
             rng: &mut self.rng,
         }
     }

@@ -1,9 +1,11 @@
 //! The user supervisor and the worker's control loop: reconciles its users to the latest
 //! assignment, reports stats deltas at a fixed interval, and stops users within the stop timeout.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hatchery_core::numbers::Numbers;
 use hatchery_core::protocol::{Assignment, FromWorker, Report, ToWorker};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -11,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::prepare::Prepared;
 use crate::user::User;
-use crate::Shared;
+use crate::{PlaceCell, Shared};
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -21,10 +23,12 @@ struct Running {
 /// The users of one worker, by class.
 struct Users {
     shared: Arc<Shared>,
-    running: Vec<Vec<Running>>,
+    /// Per class, the running users by their fleet-wide number.
+    running: Vec<BTreeMap<u32, Running>>,
+    /// Per class, the numbers of `running`, as the master last handed them out.
+    numbers: Vec<Numbers>,
     /// Users told to stop, given until their stop timeout to finish.
     stopping: JoinSet<()>,
-    next_id: u64,
 }
 
 impl Users {
@@ -32,9 +36,9 @@ impl Users {
         let classes = shared.prepared.classes.len();
         Users {
             shared,
-            running: (0..classes).map(|_| Vec::new()).collect(),
+            running: (0..classes).map(|_| BTreeMap::new()).collect(),
+            numbers: vec![Numbers::new(); classes],
             stopping: JoinSet::new(),
-            next_id: 0,
         }
     }
 
@@ -42,27 +46,34 @@ impl Users {
         self.running.iter().map(|r| r.len() as u32).collect()
     }
 
+    /// Runs one user per number of the assignment: stops the users whose number is gone and
+    /// starts the new ones. The work is in proportion to the change: sets of ranges are compared,
+    /// not the users.
     fn reconcile(&mut self, a: &Assignment) {
+        self.shared.place.set(a.place);
         for class in 0..self.running.len() {
-            let want = a.users.get(class).copied().unwrap_or(0) as usize;
-            while self.running[class].len() < want {
-                self.start(class);
-            }
-            while self.running[class].len() > want {
-                // Newest first, so the longest-lived users (and their sessions) stay.
-                if let Some(user) = self.running[class].pop() {
+            let want = a.numbers.get(class).cloned().unwrap_or_default();
+            let mut gone = self.numbers[class].clone();
+            gone.remove(&want);
+            let mut new = want.clone();
+            new.remove(&self.numbers[class]);
+            for n in gone.iter() {
+                if let Some(user) = self.running[class].remove(&n) {
                     self.stop(user, a.stop_timeout);
                 }
             }
+            for n in new.iter() {
+                self.start(class, n);
+            }
+            self.numbers[class] = want;
         }
     }
 
-    fn start(&mut self, class: usize) {
+    fn start(&mut self, class: usize, number: u32) {
         let (stop, stopped) = watch::channel(false);
-        let user = User::new(self.shared.clone(), class, self.next_id);
-        self.next_id += 1;
+        let user = User::new(self.shared.clone(), class, u64::from(number));
         let task = tokio::spawn(user.run(stopped));
-        self.running[class].push(Running { stop, task });
+        self.running[class].insert(number, Running { stop, task });
     }
 
     fn stop(&mut self, user: Running, timeout: Duration) {
@@ -99,6 +110,7 @@ impl Users {
                     recorder: self.shared.recorder.clone(),
                     connector: self.shared.connector.clone(),
                     default_timeout: self.shared.default_timeout,
+                    place: PlaceCell::new(self.shared.place.get()),
                 });
             }
             Err(e) => {
@@ -112,9 +124,10 @@ impl Users {
     /// Stops every user and waits until each has ended (at most `timeout`).
     async fn stop_all(&mut self, timeout: Duration) {
         for class in 0..self.running.len() {
-            for user in std::mem::take(&mut self.running[class]) {
+            for (_, user) in std::mem::take(&mut self.running[class]) {
                 self.stop(user, timeout);
             }
+            self.numbers[class] = Numbers::new();
         }
         while self.stopping.join_next().await.is_some() {}
     }

@@ -200,6 +200,8 @@ fn resolve(
         )
         .with_hint(format!("call it: rand.{function}(...)"))),
         (["user", "id"], None) => Ok(Segment::UserId),
+        (["worker", "index"], None) => Ok(Segment::WorkerIndex),
+        (["worker", "count"], None) => Ok(Segment::WorkerCount),
         (["now", "unix"], None) => Ok(Segment::NowUnix),
         (["now", "unix_ms"], None) => Ok(Segment::NowUnixMs),
         (["now", "rfc3339"], None) => Ok(Segment::NowRfc3339),
@@ -223,7 +225,9 @@ fn resolve(
         )),
         _ => Err(
             TemplateError::new(at, format!("unknown name `{}`", names.join(".")))
-                .with_hint("expected a variable, row.<feeder>.<column>, rand.*, user.id or now.*"),
+                .with_hint(
+                    "expected a variable, row.<feeder>.<column>, rand.*, user.id, worker.index, worker.count or now.*",
+                ),
         ),
     }
 }

@@ -59,6 +59,8 @@ impl Fixture {
             rows: &self.rows,
             feeders: &self.feeders,
             user_id: 42,
+            worker_index: 1,
+            worker_count: 4,
             rng: &mut self.rng,
         }
     }
@@ -114,6 +116,12 @@ fn feeder_columns_render_the_users_row() {
 #[test]
 fn user_id_renders_the_users_number() {
     assert_eq!(Fixture::new().render("u{{ user.id }}"), "u42");
+}
+
+#[test]
+fn worker_index_and_count_render_the_workers_place() {
+    let mut f = Fixture::new();
+    assert_eq!(f.render("{{ worker.index }}/{{ worker.count }}"), "1/4");
 }
 
 #[test]

@@ -16,7 +16,8 @@ mod stats;
 use std::time::Duration;
 
 use crate::histogram::InvalidParts;
-use crate::protocol::{Assignment, FromWorker, Heartbeat, Report, ToWorker};
+use crate::numbers::Numbers;
+use crate::protocol::{Assignment, FromWorker, Heartbeat, Place, Report, ToWorker};
 
 /// The code generated from `proto/hatchery.proto` (package `hatchery.v1`).
 #[allow(
@@ -35,7 +36,7 @@ pub use proto::coordinator_server::{self, Coordinator, CoordinatorServer};
 pub use tonic;
 
 /// Sent in `Hello` and `Welcome`; a master refuses a worker that speaks another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest message either side encodes or accepts (tonic's codec limits; its default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
@@ -118,6 +119,55 @@ pub fn check_hello(hello: &proto::Hello) -> Result<(), Error> {
     check_len("Hello.plan_hash", &hello.plan_hash)
 }
 
+/// The numbers of the users a worker says it runs (`Hello.users`), per class; `None` if it sent
+/// none (a worker before its first assignment).
+pub fn hello_numbers(hello: &proto::Hello) -> Result<Option<Vec<Numbers>>, Error> {
+    if hello.numbers.is_empty() {
+        return Ok(None);
+    }
+    numbers_per_class(
+        "Hello.numbers must hold, per class, as many numbers as Hello.users",
+        &hello.users,
+        &hello.numbers,
+    )
+    .map(Some)
+}
+
+/// Per class, the set of `users[c]` numbers that `numbers[c]` must be.
+fn numbers_per_class(
+    what: &'static str,
+    users: &[u32],
+    numbers: &[proto::Numbers],
+) -> Result<Vec<Numbers>, Error> {
+    if numbers.len() != users.len() {
+        return Err(Error::Inconsistent(what));
+    }
+    users
+        .iter()
+        .zip(numbers)
+        .map(|(&n, p)| {
+            // Each range is non-empty, so a set of n numbers has at most n ranges.
+            if p.bounds.len() % 2 != 0 || p.bounds.len() / 2 > n as usize {
+                return Err(Error::Inconsistent(what));
+            }
+            let ranges = p.bounds.chunks_exact(2).map(|b| b[0]..b[1]).collect();
+            let set = Numbers::from_ranges(ranges).map_err(|_| Error::Inconsistent(what))?;
+            if set.len() != u64::from(n) {
+                return Err(Error::Inconsistent(what));
+            }
+            Ok(set)
+        })
+        .collect()
+}
+
+impl From<&Numbers> for proto::Numbers {
+    fn from(n: &Numbers) -> Self {
+        Self {
+            bounds: n.ranges().iter().flat_map(|r| [r.start, r.end]).collect(),
+        }
+    }
+}
+
 impl proto::WorkerMessage {
     /// The message's one field; a message without it is malformed.
     pub fn into_kind(self) -> Result<proto::worker_message::Kind, Error> {
@@ -178,6 +228,9 @@ impl From<&Assignment> for proto::Assign {
         Self {
             users: a.users.clone(),
             stop_timeout_ms: millis(a.stop_timeout),
+            numbers: a.numbers.iter().map(Into::into).collect(),
+            worker_index: a.place.index,
+            worker_count: a.place.count,
         }
     }
 }
@@ -187,9 +240,24 @@ impl TryFrom<proto::Assign> for Assignment {
 
     fn try_from(p: proto::Assign) -> Result<Self, Error> {
         check_count("Assign.users", p.users.len(), MAX_USER_CLASSES)?;
+        let numbers = numbers_per_class(
+            "Assign.numbers must hold, per class, as many numbers as Assign.users",
+            &p.users,
+            &p.numbers,
+        )?;
+        if p.worker_index >= p.worker_count {
+            return Err(Error::Inconsistent(
+                "Assign.worker_index is not below Assign.worker_count",
+            ));
+        }
         Ok(Self {
             users: p.users,
+            numbers,
             stop_timeout: Duration::from_millis(p.stop_timeout_ms),
+            place: Place {
+                index: p.worker_index,
+                count: p.worker_count,
+            },
         })
     }
 }

@@ -1,3 +1,5 @@
+#![allow(clippy::single_range_in_vec_init)] // sets of one range, on purpose
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -123,8 +125,25 @@ proptest! {
     fn assignments_survive_the_wire_unchanged(
         users in prop::collection::vec(0u32..10_000, 0..20),
         stop_timeout_ms in 0u64..10_000_000,
+        count in 1u32..1000,
+        index in 0u32..1000,
     ) {
-        let a = Assignment { users, stop_timeout: Duration::from_millis(stop_timeout_ms) };
+        // Each class's numbers: a block with a hole, so sets of several ranges cross the wire.
+        let mut taken = Numbers::new();
+        let numbers = users
+            .iter()
+            .map(|&n| {
+                taken.take_lowest_free(1);
+                taken.take_lowest_free(u64::from(n))
+            })
+            .collect();
+        let place = Place { index: index % count, count };
+        let a = Assignment {
+            users,
+            numbers,
+            stop_timeout: Duration::from_millis(stop_timeout_ms),
+            place,
+        };
         let bytes = proto::Assign::from(&a).encode_to_vec();
         let decoded = proto::Assign::decode(&*bytes).unwrap();
         prop_assert_eq!(Assignment::try_from(decoded), Ok(a));
@@ -177,9 +196,53 @@ fn master_messages_carry_their_durations_in_milliseconds() {
     );
     let forever = Assignment {
         users: vec![1],
+        numbers: vec![Numbers::from_ranges(vec![0..1]).unwrap()],
         stop_timeout: Duration::MAX,
+        place: Place::default(),
     };
     assert_eq!(proto::Assign::from(&forever).stop_timeout_ms, u64::MAX);
+}
+
+#[test]
+fn an_assignment_whose_numbers_disagree_with_its_users_is_refused() {
+    let assign = |users: Vec<u32>, bounds: Vec<Vec<u32>>, index, count| proto::Assign {
+        users,
+        stop_timeout_ms: 0,
+        numbers: bounds
+            .into_iter()
+            .map(|bounds| proto::Numbers { bounds })
+            .collect(),
+        worker_index: index,
+        worker_count: count,
+    };
+    let ok = assign(vec![3, 0], vec![vec![0, 2, 5, 6], vec![]], 1, 2);
+    assert!(Assignment::try_from(ok).is_ok());
+    for (users, bounds, why) in [
+        (vec![3], vec![vec![0, 2]], "too few numbers"),
+        (vec![3], vec![vec![0, 4]], "too many numbers"),
+        (vec![3, 1], vec![vec![0, 3]], "a class without numbers"),
+        (vec![3], vec![vec![0, 2, 2, 3]], "touching ranges"),
+        (vec![3], vec![vec![2, 3, 0, 2]], "unsorted ranges"),
+        (vec![3], vec![vec![0, 3, 5]], "an odd number of bounds"),
+        (
+            vec![1],
+            vec![vec![0, u32::MAX, 7, 6]],
+            "a huge range, cut short",
+        ),
+        (
+            vec![1_000_000],
+            vec![vec![0, 1_000_000]],
+            "ok, to check the next",
+        ),
+    ] {
+        let result = Assignment::try_from(assign(users, bounds, 0, 1));
+        assert_eq!(result.is_ok(), why.starts_with("ok"), "{why}");
+    }
+    let outside = assign(vec![1], vec![vec![0, 1]], 2, 2);
+    assert!(
+        Assignment::try_from(outside).is_err(),
+        "index past the count"
+    );
 }
 
 #[test]
@@ -437,7 +500,7 @@ fn too_many_exceptions_or_nodes_are_refused() {
 #[test]
 fn another_protocol_version_fails_the_precondition_naming_both() {
     let hello = proto::Hello {
-        protocol_version: 2,
+        protocol_version: PROTOCOL_VERSION + 1,
         worker_id: "w1".into(),
         ..Default::default()
     };
@@ -446,12 +509,14 @@ fn another_protocol_version_fails_the_precondition_naming_both() {
         e,
         Error::VersionMismatch {
             ours: PROTOCOL_VERSION,
-            theirs: 2
+            theirs: PROTOCOL_VERSION + 1
         }
     );
     let status = tonic::Status::from(e);
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert!(status.message().contains('1') && status.message().contains('2'));
+    let (ours, theirs) = (PROTOCOL_VERSION, PROTOCOL_VERSION + 1);
+    assert!(status.message().contains(&format!("version {ours}")));
+    assert!(status.message().contains(&format!("version {theirs}")));
 
     let ok = proto::Hello {
         protocol_version: PROTOCOL_VERSION,

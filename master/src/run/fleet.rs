@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use hatchery_core::dispatch::{self, Assignment, Schedule};
-use hatchery_core::protocol::{self, ToWorker};
+use hatchery_core::numbers::Numbers;
+use hatchery_core::protocol::{self, Place, ToWorker};
 use tokio::sync::mpsc;
 
 /// A worker's name, stable across its reconnects.
@@ -27,6 +28,14 @@ pub(super) struct Member {
     pub assigned: Vec<u32>,
     /// What it was last told to run (the gate holds starts back until stops are confirmed).
     sent: Vec<u32>,
+    /// Per class, the fleet-wide numbers of the users it was told to run (`sent[c]` each).
+    numbers: Vec<Numbers>,
+    /// Per class, numbers taken from it whose users may still run: free again once it reports
+    /// no more users of the class than it was told.
+    releasing: Vec<Numbers>,
+    /// Its place in the fleet, kept while it stays; and the fleet size it was last told.
+    index: u32,
+    told_count: u32,
     pub reported: Vec<u32>,
     /// Heartbeat intervals since the worker was last heard from.
     pub missed: u32,
@@ -42,6 +51,9 @@ pub(super) struct Member {
 pub(super) struct Fleet {
     classes: usize,
     pub members: BTreeMap<WorkerId, Member>,
+    /// Every user number some worker holds (told to run, or still stopping): the rest are free,
+    /// handed out lowest first.
+    taken: Numbers,
 }
 
 impl Fleet {
@@ -49,6 +61,7 @@ impl Fleet {
         Fleet {
             classes,
             members: BTreeMap::new(),
+            taken: Numbers::new(),
         }
     }
 
@@ -58,13 +71,16 @@ impl Fleet {
 
     /// Adds a worker. A worker that reconnects before its old session was noticed keeps its
     /// assignment (sent again on the new session), so its users are neither doubled nor lost.
-    /// A new member starts from the users it already runs (`running`, per class), if any.
+    /// A new member starts from the users it already runs (`running`, per class, with their
+    /// `numbers` if it said), if any: it keeps the numbers no other worker holds, and is told
+    /// new ones for the rest.
     pub fn join(
         &mut self,
         id: WorkerId,
         session: u64,
         tx: mpsc::Sender<ToWorker>,
         running: Vec<u32>,
+        numbers: Option<Vec<Numbers>>,
     ) {
         if let Some(m) = self.members.get_mut(&id) {
             m.tx = tx;
@@ -78,15 +94,38 @@ impl Fleet {
         } else {
             vec![0; self.classes]
         };
+        let said = numbers.filter(|n| n.len() == self.classes);
+        let mut renumbered = false;
+        let numbers = (0..self.classes)
+            .map(|c| {
+                let mut mine = said.as_ref().map(|n| n[c].clone()).unwrap_or_default();
+                mine.remove(&self.taken);
+                self.taken.extend(&mine);
+                let missing = u64::from(running[c]).saturating_sub(mine.len());
+                if missing > 0 {
+                    renumbered = true;
+                    mine.extend(&self.taken.take_lowest_free(missing));
+                }
+                renumbered |= said.as_ref().is_some_and(|n| n[c] != mine);
+                mine
+            })
+            .collect();
+        let index = (0..)
+            .find(|i| self.members.values().all(|m| m.index != *i))
+            .unwrap_or_default();
         let member = Member {
             tx,
             session,
             assigned: running.clone(),
             sent: running.clone(),
+            numbers,
+            releasing: vec![Numbers::new(); self.classes],
+            index,
+            told_count: 0,
             reported: running,
             missed: 0,
             stopped: false,
-            unsent: false,
+            unsent: renumbered,
             cpu_percent: 0.0,
             memory_bytes: 0,
             warned_cpu: false,
@@ -99,8 +138,30 @@ impl Fleet {
         self.members.get(id).map(|m| m.session)
     }
 
+    /// Removes a worker; the numbers of its users are free again.
     pub fn leave(&mut self, id: &str) -> bool {
-        self.members.remove(id).is_some()
+        let Some(m) = self.members.remove(id) else {
+            return false;
+        };
+        for set in m.numbers.iter().chain(&m.releasing) {
+            self.taken.remove(set);
+        }
+        true
+    }
+
+    /// Takes what a worker says it runs now; numbers of users it stopped are free again.
+    pub fn reported(&mut self, id: &str, users: Vec<u32>) {
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
+        m.reported = users;
+        for (c, releasing) in m.releasing.iter_mut().enumerate() {
+            let stopped = m.reported.get(c).copied().unwrap_or(0) <= m.sent[c];
+            if stopped && !releasing.is_empty() {
+                self.taken.remove(releasing);
+                *releasing = Numbers::new();
+            }
+        }
     }
 
     /// Current assignment in member order (sorted by id) and the ids in that order.
@@ -136,16 +197,31 @@ impl Fleet {
             limit,
         );
         let mut held = false;
+        // Indices stay while their workers do, so after a loss one may be past the fleet's
+        // size: the count is then the number of places, so `index < count` always holds.
+        let highest = self.members.values().map(|m| m.index + 1).max();
+        let count = highest.unwrap_or(0).max(self.members.len() as u32);
         for (m, row) in self.members.values_mut().zip(allowed) {
             held |= row != m.assigned;
             if row != m.sent {
+                renumber(m, &row, &mut self.taken);
                 m.sent = row;
                 m.unsent = true;
             }
+            // Only users read the place: a worker without any learns it with its first.
+            if m.told_count != count && m.sent.iter().any(|&n| n > 0) {
+                m.unsent = true;
+            }
             if m.unsent {
+                m.told_count = count;
                 let a = protocol::Assignment {
                     users: m.sent.clone(),
+                    numbers: m.numbers.clone(),
                     stop_timeout,
+                    place: Place {
+                        index: m.index,
+                        count,
+                    },
                 };
                 m.unsent = m.tx.try_send(ToWorker::Assign(a)).is_err();
             }
@@ -165,13 +241,17 @@ impl Fleet {
         }
     }
 
-    /// After a test: every worker runs nothing.
+    /// After a test: every worker runs nothing, and the next test numbers its users from 0.
     pub fn clear_users(&mut self) {
         for m in self.members.values_mut() {
             for row in [&mut m.assigned, &mut m.sent, &mut m.reported] {
                 row.iter_mut().for_each(|n| *n = 0);
             }
+            for set in m.numbers.iter_mut().chain(&mut m.releasing) {
+                *set = Numbers::new();
+            }
         }
+        self.taken = Numbers::new();
     }
 
     /// Sends a message to every worker; returns the ids whose session is gone.
@@ -224,9 +304,194 @@ impl Fleet {
     }
 }
 
+/// Gives `m` the numbers for `row`: the lowest free ones for users it is to start, and its
+/// highest ones (its newest users, in a ramp) set aside until it reports their users stopped.
+fn renumber(m: &mut Member, row: &[u32], taken: &mut Numbers) {
+    for (c, &want) in row.iter().enumerate() {
+        let have = m.numbers[c].len();
+        let want = u64::from(want);
+        if want > have {
+            let new = taken.take_lowest_free(want - have);
+            m.numbers[c].extend(&new);
+        } else if want < have {
+            let gone = m.numbers[c].pop_highest(have - want);
+            m.releasing[c].extend(&gone);
+        }
+    }
+}
+
 /// The assignment that spreads `per_class` over the fleet, and the way to it from the current one.
 pub(super) fn rebalance(fleet: &Fleet, per_class: &[u32]) -> (Vec<WorkerId>, Schedule) {
     let (ids, current) = fleet.assignment();
     let target = dispatch::rebalance(&current, per_class);
     (ids, Schedule::new(current, target))
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // sets of one range, on purpose
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CLASSES: usize = 2;
+
+    /// Every number is held once (told to run or still stopping), each worker holds as many
+    /// numbers per class as it was told users, and the pool knows exactly those numbers.
+    fn check(fleet: &Fleet) -> Result<(), TestCaseError> {
+        let mut all = Numbers::new();
+        let mut count = 0;
+        for m in fleet.members.values() {
+            for c in 0..CLASSES {
+                prop_assert_eq!(m.numbers[c].len(), u64::from(m.sent[c]));
+                for set in [&m.numbers[c], &m.releasing[c]] {
+                    all.extend(set);
+                    count += set.len();
+                }
+            }
+        }
+        prop_assert_eq!(all.len(), count, "a number is held twice");
+        prop_assert_eq!(&all, &fleet.taken);
+        Ok(())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join,
+        Leave(usize),
+        Target(u32, u32),
+        /// A worker reports what it was told (its stops are done).
+        Settle(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Join),
+            (0usize..8).prop_map(Op::Leave),
+            (0u32..40, 0u32..40).prop_map(|(a, b)| Op::Target(a, b)),
+            (0usize..8).prop_map(Op::Settle),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_two_users_of_a_run_ever_hold_the_same_number(ops in prop::collection::vec(op(), 1..60)) {
+            let mut fleet = Fleet::new(CLASSES);
+            let mut receivers = Vec::new();
+            let mut next = 0;
+            let mut target = vec![0, 0];
+            for op in ops {
+                match op {
+                    Op::Join => {
+                        let (tx, rx) = mpsc::channel(1024);
+                        receivers.push(rx);
+                        fleet.join(format!("w{next:02}"), 1, tx, vec![], None);
+                        next += 1;
+                    }
+                    Op::Leave(i) => {
+                        if let Some(id) = fleet.members.keys().nth(i).cloned() {
+                            fleet.leave(&id);
+                        }
+                    }
+                    Op::Target(a, b) => target = vec![a, b],
+                    Op::Settle(i) => {
+                        if let Some((id, m)) = fleet.members.iter().nth(i) {
+                            let (id, sent) = (id.clone(), m.sent.clone());
+                            fleet.reported(&id, sent);
+                        }
+                    }
+                }
+                if fleet.len() > 0 {
+                    let (ids, schedule) = rebalance(&fleet, &target);
+                    fleet.assign(&ids, schedule.target().clone());
+                }
+                let limit = target.clone();
+                fleet.send_assignments(Duration::ZERO, &limit);
+                check(&fleet)?;
+                // What a worker is told is what the fleet holds for it.
+                for rx in &mut receivers {
+                    while let Ok(ToWorker::Assign(a)) = rx.try_recv() {
+                        prop_assert!(a.place.index < a.place.count);
+                        for (c, set) in a.numbers.iter().enumerate() {
+                            prop_assert_eq!(set.len(), u64::from(a.users[c]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_workers_numbers_go_to_the_users_that_replace_its_users() {
+        let mut fleet = Fleet::new(1);
+        let mut rxs = Vec::new();
+        for id in ["a", "b", "c"] {
+            let (tx, rx) = mpsc::channel(16);
+            rxs.push(rx);
+            fleet.join(id.into(), 1, tx, vec![], None);
+        }
+        let told = |rx: &mut mpsc::Receiver<ToWorker>| {
+            let mut last = None;
+            while let Ok(ToWorker::Assign(a)) = rx.try_recv() {
+                last = Some(a);
+            }
+            last
+        };
+        let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.assign(&ids, schedule.target().clone());
+        fleet.send_assignments(Duration::ZERO, &[6]);
+        let b = told(&mut rxs[1]).expect("b was told");
+        assert_eq!(b.place, Place { index: 1, count: 3 });
+        let lost = b.numbers[0].clone();
+        assert_eq!(lost.len(), 2);
+
+        fleet.leave("b");
+        let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.assign(&ids, schedule.target().clone());
+        fleet.send_assignments(Duration::ZERO, &[6]);
+        let (a, c) = (told(&mut rxs[0]).unwrap(), told(&mut rxs[2]).unwrap());
+        let mut all = a.numbers[0].clone();
+        all.extend(&c.numbers[0]);
+        assert_eq!(all, Numbers::from_ranges(vec![0..6]).unwrap());
+        // c keeps its place; the fleet has 2 workers but places 0 and 2.
+        assert_eq!(c.place, Place { index: 2, count: 3 });
+
+        // A new worker takes the free place.
+        let (tx, mut rx) = mpsc::channel(16);
+        fleet.join("d".into(), 1, tx, vec![], None);
+        let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.assign(&ids, schedule.target().clone());
+        fleet.send_assignments(Duration::ZERO, &[6]);
+        // Its users start once the others' stops are confirmed.
+        for id in ["a", "c"] {
+            let sent = fleet.members[id].sent.clone();
+            fleet.reported(id, sent);
+        }
+        fleet.send_assignments(Duration::ZERO, &[6]);
+        let d = told(&mut rx).expect("d was told");
+        assert_eq!(d.place, Place { index: 1, count: 3 });
+        assert_eq!(d.numbers[0].len(), 2);
+    }
+
+    #[test]
+    fn a_number_is_not_handed_out_again_until_its_user_stopped() {
+        let mut fleet = Fleet::new(2);
+        let (tx, _rx) = mpsc::channel(16);
+        fleet.join("a".into(), 1, tx, vec![], None);
+        let (tx, _rx2) = mpsc::channel(16);
+        fleet.join("b".into(), 1, tx, vec![], None);
+        // a runs 2 users of class 0; then they are to become class 1 users.
+        fleet.assign(&["a".into(), "b".into()], vec![vec![2, 0], vec![0, 0]]);
+        fleet.send_assignments(Duration::ZERO, &[2, 0]);
+        fleet.reported("a", vec![2, 0]);
+        fleet.assign(&["a".into(), "b".into()], vec![vec![0, 0], vec![0, 2]]);
+        fleet.send_assignments(Duration::ZERO, &[0, 2]);
+        // b's class-1 users start at once (another class), but not with a's stopping numbers.
+        let b = &fleet.members["b"];
+        assert_eq!(b.numbers[1], Numbers::from_ranges(vec![2..4]).unwrap());
+        fleet.reported("a", vec![0, 0]);
+        assert_eq!(fleet.taken, Numbers::from_ranges(vec![2..4]).unwrap());
+    }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use hatchery_core::apportion::Claim;
 use hatchery_core::limits::LimitError;
+use hatchery_core::numbers::Numbers;
 use hatchery_core::plan::Shape;
 use hatchery_core::protocol::{FromWorker, ToWorker};
 use hatchery_core::stats::{Stats, Window};
@@ -148,6 +149,8 @@ pub enum FleetEvent {
         /// Users the worker already runs, per class (empty for a fresh worker): a worker that
         /// comes back, or finds a restarted master, keeps them as its assignment.
         running: Vec<u32>,
+        /// The numbers of those users, per class, if the worker said.
+        numbers: Option<Vec<Numbers>>,
     },
     /// A message from a worker; reports are already de-duplicated by sequence number.
     Message { id: WorkerId, msg: FromWorker },
@@ -564,8 +567,8 @@ async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
         tokio::select! {
             ev = inbox.events.recv() => match ev {
                 // A worker joining now has no users of this test: nothing to wait for.
-                Some(FleetEvent::Joined { id, session, tx, running }) => {
-                    let joined = FleetEvent::Joined { id: id.clone(), session, tx, running };
+                Some(FleetEvent::Joined { id, session, tx, running, numbers }) => {
+                    let joined = FleetEvent::Joined { id: id.clone(), session, tx, running, numbers };
                     run.on_event(joined);
                     run.fleet.mark_stopped(&id);
                 }

@@ -233,8 +233,9 @@ impl<'o> Run<'o> {
                 session,
                 tx,
                 running,
+                numbers,
             } => {
-                self.fleet.join(id.clone(), session, tx, running);
+                self.fleet.join(id.clone(), session, tx, running, numbers);
                 let workers = self.fleet.len();
                 self.emit(Event::WorkerJoined { id, workers });
                 if self.started.is_some() && self.state != State::Stopping {
@@ -282,17 +283,16 @@ impl<'o> Run<'o> {
             return;
         };
         member.missed = 0;
-        match msg {
+        let users = match msg {
             FromWorker::Report(report) => {
-                member.reported = report.users;
                 if !self.awaiting_reset.iter().any(|w| w == id) {
                     self.window
                         .push(unix_now(), &report.stats.total().histogram);
                     self.stats.merge(&report.stats);
                 }
+                Some(report.users)
             }
             FromWorker::Heartbeat(hb) => {
-                member.reported = hb.users;
                 member.cpu_percent = hb.cpu_percent;
                 member.memory_bytes = hb.memory_bytes;
                 let busy = hb.cpu_percent > BUSY_CPU_PERCENT && !member.warned_cpu;
@@ -303,14 +303,22 @@ impl<'o> Run<'o> {
                         cpu_percent: hb.cpu_percent,
                     });
                 }
+                Some(hb.users)
             }
             FromWorker::StatsReset => {
                 self.awaiting_reset.retain(|w| w != id);
                 if self.awaiting_reset.is_empty() {
                     self.emit(Event::StatsReset);
                 }
+                None
             }
-            FromWorker::Stopped => member.stopped = true,
+            FromWorker::Stopped => {
+                member.stopped = true;
+                None
+            }
+        };
+        if let Some(users) = users {
+            self.fleet.reported(id, users);
         }
         // A confirmed stop may make room for a start held back.
         if self.held {

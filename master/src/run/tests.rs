@@ -1,7 +1,7 @@
 //! The run against in-memory workers on tokio's paused clock: timings are exact.
 
 use super::*;
-use hatchery_core::protocol::{Heartbeat, Report};
+use hatchery_core::protocol::{Heartbeat, Place, Report};
 use hatchery_core::stats::Sample;
 use hatchery_core::Method;
 
@@ -116,6 +116,7 @@ async fn fake_worker(
         session: 1,
         tx,
         running: Vec::new(),
+        numbers: None,
     };
     let _ = events.send(joined).await;
     let send = |msg| {
@@ -272,6 +273,7 @@ async fn the_last_worker_leaving_ends_a_standalone_run() {
             session: 0,
             tx,
             running: Vec::new(),
+            numbers: None,
         };
         let _ = events.send(joined).await;
         let reason = "crashed".to_string();
@@ -430,24 +432,40 @@ async fn workers_that_already_run_the_target_keep_their_users() {
     let events = w.events.clone();
     let (tx_a, mut rx_a) = mpsc::channel(64);
     let (tx_b, _rx_b) = mpsc::channel(64);
-    for (id, tx, running) in [("a", tx_a, vec![2, 0]), ("b", tx_b, vec![1, 1])] {
+    let numbers = |ranges: [std::ops::Range<u32>; 2]| {
+        let sets = ranges.map(|r| Numbers::from_ranges(vec![r]).unwrap_or_default());
+        Some(sets.to_vec())
+    };
+    let a = ("a", tx_a, vec![2, 0], numbers([0..2, 0..0]));
+    let b = ("b", tx_b, vec![1, 1], numbers([2..3, 3..4]));
+    for (id, tx, running, numbers) in [a, b] {
         let joined = FleetEvent::Joined {
             id: id.to_string(),
             session: 1,
             tx,
             running,
+            numbers,
         };
         events.send(joined).await.unwrap();
     }
     let mut quiet = Quiet::default();
     let outcome = run(cfg, w.inbox, &mut quiet, std::future::pending()).await;
     assert_eq!(outcome.reason, StopReason::TimeLimit);
-    // Spawned at once, with no user started or stopped: the first message is the stop.
+    // Spawned at once, with no user started or stopped: the worker is told its place and the
+    // numbers it has, then to stop.
     assert!(matches!(
         quiet.events.first(),
         Some(Event::WorkerJoined { .. })
     ));
     assert!(quiet.events.iter().any(|e| matches!(e, Event::Spawned(_))));
+    match rx_a.recv().await {
+        Some(ToWorker::Assign(a)) => {
+            assert_eq!(a.users, [2, 0]);
+            assert_eq!(a.numbers, numbers([0..2, 0..0]).unwrap());
+            assert_eq!(a.place, Place { index: 0, count: 2 });
+        }
+        other => panic!("expected the same assignment again, got {other:?}"),
+    }
     assert!(matches!(rx_a.recv().await, Some(ToWorker::Stop { .. })));
 }
 
@@ -572,6 +590,7 @@ async fn partitioned_worker(
         session: 1,
         tx,
         running: Vec::new(),
+        numbers: None,
     };
     events.send(joined).await.unwrap();
     let mut users = vec![0, 0];
@@ -588,6 +607,7 @@ async fn partitioned_worker(
         session: 2,
         tx,
         running: users.clone(),
+        numbers: None,
     };
     events.send(joined).await.unwrap();
     let report = Report {

@@ -23,7 +23,7 @@ pub mod worker_message {
         Rejected(super::Rejected),
     }
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Hello {
     #[prost(uint32, tag = "1")]
     pub protocol_version: u32,
@@ -45,6 +45,10 @@ pub struct Hello {
     /// takes them as this worker's assignment instead of starting over.
     #[prost(uint32, repeated, tag = "7")]
     pub users: ::prost::alloc::vec::Vec<u32>,
+    /// The numbers of those users, per class (as in Assign), so a restarted master hands out no
+    /// number twice.
+    #[prost(message, repeated, tag = "8")]
+    pub numbers: ::prost::alloc::vec::Vec<Numbers>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Heartbeat {
@@ -150,12 +154,29 @@ pub struct Welcome {
     #[prost(uint64, tag = "12")]
     pub acked_seq: u64,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Assign {
     #[prost(uint32, repeated, tag = "1")]
     pub users: ::prost::alloc::vec::Vec<u32>,
     #[prost(uint64, tag = "2")]
     pub stop_timeout_ms: u64,
+    /// Per class (as users): the fleet-wide numbers of this worker's users, one user per number;
+    /// each class's set holds exactly users\[class\] numbers. No two live users of a run share one.
+    #[prost(message, repeated, tag = "3")]
+    pub numbers: ::prost::alloc::vec::Vec<Numbers>,
+    /// This worker's place in the fleet: 0 .. worker_count-1, kept while it stays (Locust's
+    /// runner.worker_index), and the number of workers now.
+    #[prost(uint32, tag = "4")]
+    pub worker_index: u32,
+    #[prost(uint32, tag = "5")]
+    pub worker_count: u32,
+}
+/// A set of user numbers as half-open ranges [start, end), flattened: start0, end0, start1, ...
+/// Sorted, non-empty, neither overlapping nor touching.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Numbers {
+    #[prost(uint32, repeated, tag = "1")]
+    pub bounds: ::prost::alloc::vec::Vec<u32>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Stop {
