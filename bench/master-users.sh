@@ -17,20 +17,35 @@ fleet=${FLEET_BIN:-$target/release/examples/fleet}
 for b in "$bin" "$fleet"; do
   [ -x "$b" ] || { echo "build first: cargo build --release -p hatchery-cli --bin hatchery and -p hatchery-master --example fleet ($b)" >&2; exit 2; }
 done
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 master=""
 trap '[ -n "$master" ] && kill "$master" 2>/dev/null; true' EXIT
+log=$(mktemp)
+
+# The master binds port 0 and says which port it got ("workers connect to ADDR"); the fleet
+# dials it only then, so no run can start before the master listens (the races of a bind-release
+# port picker and of a fleet started first).
+workers_port() {
+  local deadline=$((SECONDS + 30))
+  while [ $SECONDS -lt $deadline ]; do
+    port=$(grep -oE 'workers connect to [^ ]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
+    if [ -n "$port" ]; then echo "$port"; return 0; fi
+    kill -0 "$master" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the master announced no port:" >&2; cat "$log" >&2; return 1
+}
 
 echo "| users requested | master peak RSS (MB) | users assigned at the peak |"
 echo "|---:|---:|---:|"
 for users in 1000 10000 100000 1000000 10000000; do
-  grpc=$(port); web=$(port)
   rate=${RATE:-$(( users / 4 > 0 ? users / 4 : 1 ))}
+  : >"$log"
   "$bin" -f "$repo/bench/plan.yaml" --master --headless --master-bind-host 127.0.0.1 \
-    --master-bind-port "$grpc" --web-host 127.0.0.1 --web-port "$web" \
+    --master-bind-port 0 --web-host 127.0.0.1 --web-port 0 \
     --expect-workers "$workers" --expect-workers-max-wait 60s \
-    -u "$users" -r "$rate" -t 12s --only-summary >/dev/null 2>&1 &
+    -u "$users" -r "$rate" -t 12s --only-summary >/dev/null 2>"$log" &
   master=$!
+  grpc=$(workers_port)
   out=$("$fleet" --master "http://127.0.0.1:$grpc" --workers "$workers" --endpoints 10 \
     --samples 10 --master-pid "$master" --limit 90)
   wait "$master" || true

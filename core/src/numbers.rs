@@ -126,6 +126,31 @@ impl Numbers {
         Numbers { ranges: popped }
     }
 
+    /// Removes the `k` lowest numbers (all of them if there are fewer) and returns them.
+    pub fn pop_lowest(&mut self, mut k: u64) -> Numbers {
+        let mut popped = Vec::new();
+        let mut whole = 0;
+        for r in &mut self.ranges {
+            if k == 0 {
+                break;
+            }
+            let len = u64::from(r.end - r.start);
+            if len <= k {
+                k -= len;
+                popped.push(r.clone());
+                whole += 1;
+            } else {
+                // k < len <= u32::MAX
+                let split = r.start + k as u32;
+                popped.push(r.start..split);
+                r.start = split;
+                k = 0;
+            }
+        }
+        self.ranges.drain(..whole);
+        Numbers { ranges: popped }
+    }
+
     /// The `k` lowest numbers not in this set (at most as many as there are below `u32::MAX`),
     /// now added to it: the way a pool of taken numbers hands out free ones.
     pub fn take_lowest_free(&mut self, k: u64) -> Numbers {
@@ -236,6 +261,13 @@ mod tests {
             let popped = rest.pop_highest(k);
             prop_assert!(canonical(&rest) && canonical(&popped));
             let expect: BTreeSet<u32> = a.iter().rev().take(k as usize).copied().collect();
+            prop_assert_eq!(set(&popped), expect.clone());
+            prop_assert_eq!(set(&rest), a.difference(&expect).copied().collect::<BTreeSet<_>>());
+
+            let mut rest = na.clone();
+            let popped = rest.pop_lowest(k);
+            prop_assert!(canonical(&rest) && canonical(&popped));
+            let expect: BTreeSet<u32> = a.iter().take(k as usize).copied().collect();
             prop_assert_eq!(set(&popped), expect.clone());
             prop_assert_eq!(set(&rest), a.difference(&expect).copied().collect::<BTreeSet<_>>());
 

@@ -33,6 +33,12 @@ pub(super) struct Member {
     /// Per class, numbers taken from it whose users may still run: free again once it reports
     /// no more users of the class than it was told.
     releasing: Vec<Numbers>,
+    /// Per class, numbers set aside for the users it is still to start on the way to `target`:
+    /// a ramp's users take one block per worker instead of every worker's numbers
+    /// interleaving (one range each), so an `Assign` stays a few ranges long.
+    reserved: Vec<Numbers>,
+    /// Per class, the users it is to run once the current schedule is done.
+    target: Vec<u32>,
     /// Its place in the fleet, kept while it stays; and the fleet size it was last told.
     index: u32,
     told_count: u32,
@@ -120,6 +126,8 @@ impl Fleet {
             sent: running.clone(),
             numbers,
             releasing: vec![Numbers::new(); self.classes],
+            reserved: vec![Numbers::new(); self.classes],
+            target: running.clone(),
             index,
             told_count: 0,
             reported: running,
@@ -143,10 +151,37 @@ impl Fleet {
         let Some(m) = self.members.remove(id) else {
             return false;
         };
-        for set in m.numbers.iter().chain(&m.releasing) {
+        for set in m.numbers.iter().chain(&m.releasing).chain(&m.reserved) {
             self.taken.remove(set);
         }
         true
+    }
+
+    /// Sets aside numbers for where the schedule leads (`target`, in the order of `ids`): first
+    /// every worker gives back what it holds beyond its new target, then each, in turn, gets the
+    /// lowest free numbers for the users it is to start. A ramp from nothing then ends with the
+    /// users numbered 0 .. N-1, each worker holding one block.
+    pub fn reserve(&mut self, ids: &[WorkerId], target: &Assignment) {
+        for (id, row) in ids.iter().zip(target) {
+            if let Some(m) = self.members.get_mut(id) {
+                m.target.clone_from(row);
+                for c in 0..self.classes {
+                    trim(m, c, &mut self.taken);
+                }
+            }
+        }
+        for id in ids {
+            if let Some(m) = self.members.get_mut(id) {
+                for c in 0..self.classes {
+                    let have = m.numbers[c].len() + m.reserved[c].len();
+                    let short = u64::from(m.target[c]).saturating_sub(have);
+                    if short > 0 {
+                        let more = self.taken.take_lowest_free(short);
+                        m.reserved[c].extend(&more);
+                    }
+                }
+            }
+        }
     }
 
     /// Takes what a worker says it runs now; numbers of users it stopped are free again.
@@ -247,9 +282,15 @@ impl Fleet {
             for row in [&mut m.assigned, &mut m.sent, &mut m.reported] {
                 row.iter_mut().for_each(|n| *n = 0);
             }
-            for set in m.numbers.iter_mut().chain(&mut m.releasing) {
+            for set in m
+                .numbers
+                .iter_mut()
+                .chain(&mut m.releasing)
+                .chain(&mut m.reserved)
+            {
                 *set = Numbers::new();
             }
+            m.target.iter_mut().for_each(|n| *n = 0);
         }
         self.taken = Numbers::new();
     }
@@ -304,19 +345,39 @@ impl Fleet {
     }
 }
 
-/// Gives `m` the numbers for `row`: the lowest free ones for users it is to start, and its
-/// highest ones (its newest users, in a ramp) set aside until it reports their users stopped.
+/// Gives `m` the numbers for `row`. A worker to start users takes the lowest of its reserved
+/// numbers and the free ones (a number freed by a user that moved is lower than a block set
+/// aside before it stopped, and taking it keeps the numbers dense); one to stop users gives up
+/// its highest numbers (its newest users, in a ramp), set aside until it reports their users
+/// stopped.
 fn renumber(m: &mut Member, row: &[u32], taken: &mut Numbers) {
     for (c, &want) in row.iter().enumerate() {
         let have = m.numbers[c].len();
         let want = u64::from(want);
         if want > have {
-            let new = taken.take_lowest_free(want - have);
-            m.numbers[c].extend(&new);
+            let k = want - have;
+            let mut candidates = m.reserved[c].clone();
+            candidates.extend(&taken.clone().take_lowest_free(k));
+            let chosen = candidates.pop_lowest(k);
+            let mut unreserved = chosen.clone();
+            unreserved.remove(&m.reserved[c]);
+            taken.extend(&unreserved);
+            m.reserved[c].remove(&chosen);
+            m.numbers[c].extend(&chosen);
+            trim(m, c, taken);
         } else if want < have {
             let gone = m.numbers[c].pop_highest(have - want);
             m.releasing[c].extend(&gone);
         }
+    }
+}
+
+/// Gives back the numbers `m` has reserved beyond what it still is to start in class `c`.
+fn trim(m: &mut Member, c: usize, taken: &mut Numbers) {
+    let room = u64::from(m.target[c]).saturating_sub(m.numbers[c].len());
+    let extra = m.reserved[c].len().saturating_sub(room);
+    if extra > 0 {
+        taken.remove(&m.reserved[c].pop_highest(extra));
     }
 }
 
@@ -346,7 +407,7 @@ mod tests {
         for m in fleet.members.values() {
             for c in 0..CLASSES {
                 prop_assert_eq!(m.numbers[c].len(), u64::from(m.sent[c]));
-                for set in [&m.numbers[c], &m.releasing[c]] {
+                for set in [&m.numbers[c], &m.releasing[c], &m.reserved[c]] {
                     all.extend(set);
                     count += set.len();
                 }
@@ -405,6 +466,7 @@ mod tests {
                 }
                 if fleet.len() > 0 {
                     let (ids, schedule) = rebalance(&fleet, &target);
+                    fleet.reserve(&ids, schedule.target());
                     fleet.assign(&ids, schedule.target().clone());
                 }
                 let limit = target.clone();
@@ -440,6 +502,7 @@ mod tests {
             last
         };
         let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.reserve(&ids, schedule.target());
         fleet.assign(&ids, schedule.target().clone());
         fleet.send_assignments(Duration::ZERO, &[6]);
         let b = told(&mut rxs[1]).expect("b was told");
@@ -449,6 +512,7 @@ mod tests {
 
         fleet.leave("b");
         let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.reserve(&ids, schedule.target());
         fleet.assign(&ids, schedule.target().clone());
         fleet.send_assignments(Duration::ZERO, &[6]);
         let (a, c) = (told(&mut rxs[0]).unwrap(), told(&mut rxs[2]).unwrap());
@@ -462,6 +526,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         fleet.join("d".into(), 1, tx, vec![], None);
         let (ids, schedule) = rebalance(&fleet, &[6]);
+        fleet.reserve(&ids, schedule.target());
         fleet.assign(&ids, schedule.target().clone());
         fleet.send_assignments(Duration::ZERO, &[6]);
         // Its users start once the others' stops are confirmed.
@@ -473,6 +538,47 @@ mod tests {
         let d = told(&mut rx).expect("d was told");
         assert_eq!(d.place, Place { index: 1, count: 3 });
         assert_eq!(d.numbers[0].len(), 2);
+    }
+
+    #[test]
+    fn a_ramp_gives_each_worker_one_block_and_ends_with_the_users_numbered_from_0() {
+        let mut fleet = Fleet::new(2);
+        let mut rxs = Vec::new();
+        for id in ["a", "b", "c"] {
+            let (tx, rx) = mpsc::channel(256);
+            rxs.push(rx);
+            fleet.join(id.into(), 1, tx, vec![], None);
+        }
+        let target = [700, 300];
+        let (ids, mut schedule) = rebalance(&fleet, &target);
+        fleet.reserve(&ids, schedule.target());
+        // One user at a time, as a slow ramp goes: each step reaches one worker.
+        let mut done = 0;
+        while !schedule.is_finished() {
+            done += 1;
+            schedule.advance_to(done);
+            fleet.assign(&ids, schedule.assignment());
+            fleet.send_assignments(Duration::ZERO, &target);
+            for m in fleet.members.values() {
+                for set in &m.numbers {
+                    assert!(set.ranges().len() <= 1, "{set:?}");
+                }
+            }
+        }
+        assert_eq!(done, 1000);
+        assert_eq!(fleet.taken, Numbers::from_ranges(vec![0..1000]).unwrap());
+        for m in fleet.members.values() {
+            assert!(m.reserved.iter().all(Numbers::is_empty));
+        }
+        // The last message each worker got is a handful of ranges, not one per user.
+        for rx in &mut rxs {
+            let mut last = None;
+            while let Ok(ToWorker::Assign(a)) = rx.try_recv() {
+                last = Some(a);
+            }
+            let last = last.expect("told");
+            assert!(last.numbers.iter().all(|n| n.ranges().len() == 1));
+        }
     }
 
     #[test]

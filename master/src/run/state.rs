@@ -173,6 +173,7 @@ impl<'o> Run<'o> {
     /// Recomputes the steps toward the target, e.g. after a worker joined or left.
     pub(super) fn replan(&mut self) {
         let (ids, schedule) = rebalance(&self.fleet, &self.target);
+        self.fleet.reserve(&ids, schedule.target());
         self.ramp = Ramp {
             ids,
             schedule,
