@@ -358,12 +358,12 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
+    let config = run.config();
     let mut idle = Idle {
-        autostart: run.config.autostart,
-        gate_deadline: run
-            .config
+        autostart: config.autostart,
+        gate_deadline: config
             .expect_workers_max_wait
-            .filter(|_| run.config.autostart)
+            .filter(|_| config.autostart)
             .map(|d| now + d),
         quit_at: None,
     };
@@ -376,7 +376,7 @@ pub async fn run(
             Ok(swarm) => swarm,
             Err(reason) => {
                 let (reason, complete, elapsed) = last.unwrap_or((reason, true, Duration::ZERO));
-                return finish(run, reason, complete, elapsed);
+                return run.finish(reason, complete, elapsed);
             }
         };
         let reason = drive(&mut run, swarm, &mut inbox, &mut tick, &mut shutdown).await;
@@ -387,28 +387,14 @@ pub async fn run(
             run.emit(Event::Stopping(reason));
             stop(&mut run, &mut inbox).await
         };
-        let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
+        let elapsed = run.elapsed();
         run.transition(Transition::Stopped);
         run.record_point();
         last = Some((reason, complete, elapsed));
         if matches!(reason, StopReason::Interrupted | StopReason::WorkerLost) {
-            return finish(run, reason, complete, elapsed);
+            return run.finish(reason, complete, elapsed);
         }
-        idle.quit_at = run.config.quit_after.map(|d| Instant::now() + d);
-    }
-}
-
-fn finish(mut run: Run<'_>, reason: StopReason, complete: bool, elapsed: Duration) -> Outcome {
-    run.transition(Transition::Stopped);
-    let _ = run.fleet.broadcast(&ToWorker::Quit);
-    Outcome {
-        elapsed,
-        history: run.history.points().to_vec(),
-        host: run.host,
-        stats: run.stats,
-        window: run.window,
-        reason,
-        complete,
+        idle.quit_at = run.config().quit_after.map(|d| Instant::now() + d);
     }
 }
 
@@ -430,12 +416,13 @@ impl Idle {
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<Swarm, StopReason> {
         loop {
-            if self.autostart && run.fleet.len() >= run.config.expect_workers {
+            let config = run.config();
+            if self.autostart && run.workers() >= config.expect_workers {
                 self.autostart = false;
                 return Ok(Swarm {
-                    users: u64::from(run.config.users),
-                    spawn_rate: run.config.spawn_rate,
-                    run_time: run.config.run_time,
+                    users: u64::from(config.users),
+                    spawn_rate: config.spawn_rate,
+                    run_time: config.run_time,
                     host: None,
                 });
             }
@@ -480,15 +467,8 @@ async fn drive(
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> StopReason {
     let now = Instant::now();
-    if run.started.is_some() {
-        // A new test starts from zero, as in Locust.
-        run.stats = Stats::new();
-        run.window = Window::default();
-    }
-    run.started = Some(now);
-    run.reset_done = false;
-    run.transition(Transition::Start);
-    let stages: Vec<(Duration, u32, f64)> = match &run.config.shape {
+    run.begin_test(now);
+    let stages: Vec<(Duration, u32, f64)> = match &run.config().shape {
         Some(shape) => shape
             .stages
             .iter()
@@ -504,7 +484,7 @@ async fn drive(
     let deadline = swarm.run_time.and_then(|t| now.checked_add(t));
     let mut stage = 0usize;
     let mut stage_end = now.checked_add(stages[0].0);
-    if run.config.shape.is_some() {
+    if run.config().shape.is_some() {
         run.emit(Event::Stage {
             index: 0,
             users: stages[0].1,
@@ -512,7 +492,7 @@ async fn drive(
     }
     run.retarget(stages[0].1, stages[0].2);
     loop {
-        let next_spawn = run.ramp.next_at();
+        let next_spawn = run.next_spawn();
         let stop = tokio::select! {
             _ = sleep_until(next_spawn.unwrap_or(now)), if next_spawn.is_some() => {
                 run.spawn_due();
@@ -556,37 +536,21 @@ async fn drive(
 
 /// Tells every worker to stop and merges reports until each confirms (bounded).
 async fn stop(run: &mut Run<'_>, inbox: &mut Inbox) -> bool {
-    let timeout = run.config.stop_timeout;
-    run.fleet.expect_stopped();
-    for id in run.fleet.broadcast(&ToWorker::Stop { timeout }) {
-        run.lose(&id, "session closed".to_string());
-    }
+    let timeout = run.config().stop_timeout;
+    run.stop_workers(timeout);
     let give_up = Instant::now() + timeout + FINAL_REPORT_MARGIN;
     let mut complete = true;
-    while !run.fleet.all_stopped() {
+    while !run.all_stopped() {
         tokio::select! {
             ev = inbox.events.recv() => match ev {
-                // A worker joining now has no users of this test: nothing to wait for.
-                Some(FleetEvent::Joined { id, session, tx, running, numbers }) => {
-                    let joined = FleetEvent::Joined { id: id.clone(), session, tx, running, numbers };
-                    run.on_event(joined);
-                    run.fleet.mark_stopped(&id);
-                }
-                // Its last report is lost with it.
-                Some(FleetEvent::Left { id, session, reason }) => {
-                    if run.fleet.session(&id) == Some(session) {
-                        complete = false;
-                        run.lose(&id, reason);
-                    }
-                }
-                Some(ev) => { run.on_event(ev); }
+                // A worker lost now takes its last report with it.
+                Some(ev) => complete &= !run.on_event_while_stopping(ev),
                 None => return false,
             },
             Some(cmd) = inbox.commands.recv() => { run.on_command(cmd); }
             _ = sleep_until(give_up) => return false,
         }
     }
-    // Stopped workers hold no users: the next test starts every one of them again.
-    run.fleet.clear_users();
+    run.end_test();
     complete
 }

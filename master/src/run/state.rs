@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::fleet::{rebalance, Fleet, WorkerId};
 use super::history::{History, Point};
 use super::{
-    unix_now, Action, Command, Event, FleetEvent, Observer, RunConfig, Snapshot, State, Status,
-    StopReason, Swarm, SwarmError, Transition, View,
+    unix_now, Action, Command, Event, FleetEvent, Observer, Outcome, RunConfig, Snapshot, State,
+    Status, StopReason, Swarm, SwarmError, Transition, View,
 };
 
 /// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
@@ -57,28 +57,28 @@ pub(super) const FINAL_REPORT_MARGIN: Duration = Duration::from_secs(5);
 const BUSY_CPU_PERCENT: f32 = 90.0;
 
 pub(super) struct Run<'o> {
-    pub(super) config: RunConfig,
-    pub(super) stats: Stats,
-    pub(super) window: Window,
-    pub(super) fleet: Fleet,
+    config: RunConfig,
+    stats: Stats,
+    window: Window,
+    fleet: Fleet,
     /// Changed by [`Run::transition`] only.
     state: State,
-    pub(super) started: Option<Instant>,
+    started: Option<Instant>,
     /// Users per class the run aims at now (the stage's or the whole run's).
-    pub(super) target: Vec<u32>,
-    pub(super) rate: f64,
-    pub(super) ramp: Ramp,
+    target: Vec<u32>,
+    rate: f64,
+    ramp: Ramp,
     /// A start is held back until a stop is confirmed: the next report may let it through.
-    pub(super) held: bool,
+    held: bool,
     /// Workers whose answer to a stats reset has not arrived: their reports are pre-reset.
-    pub(super) awaiting_reset: Vec<WorkerId>,
-    pub(super) reset_done: bool,
-    pub(super) spawned_reported: bool,
-    pub(super) observer: &'o mut dyn Observer,
+    awaiting_reset: Vec<WorkerId>,
+    reset_done: bool,
+    spawned_reported: bool,
+    observer: &'o mut dyn Observer,
     /// One point a second while a test runs, for charts and the HTML report.
-    pub(super) history: History,
-    pub(super) host: Option<String>,
-    pub(super) status: watch::Sender<Status>,
+    history: History,
+    host: Option<String>,
+    status: watch::Sender<Status>,
 }
 
 impl<'o> Run<'o> {
@@ -111,6 +111,103 @@ impl<'o> Run<'o> {
     }
 
     /// The one place the run's state changes ([`State::after`]); observers see each change.
+    pub(super) fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Workers in the fleet now.
+    pub(super) fn workers(&self) -> usize {
+        self.fleet.len()
+    }
+
+    /// A test starts now: from zero statistics if one ran before, as in Locust.
+    pub(super) fn begin_test(&mut self, now: Instant) {
+        if self.started.is_some() {
+            self.stats = Stats::new();
+            self.window = Window::default();
+        }
+        self.started = Some(now);
+        self.reset_done = false;
+        self.transition(Transition::Start);
+    }
+
+    /// When the ramp's next user is due, if any is still to start.
+    pub(super) fn next_spawn(&self) -> Option<Instant> {
+        self.ramp.next_at()
+    }
+
+    /// Time since the current (or last) test started.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    /// Tells every worker to stop its users within `timeout`; a worker whose session is gone
+    /// is lost.
+    pub(super) fn stop_workers(&mut self, timeout: Duration) {
+        self.fleet.expect_stopped();
+        for id in self.fleet.broadcast(&ToWorker::Stop { timeout }) {
+            self.lose(&id, "session closed".to_string());
+        }
+    }
+
+    /// Whether every worker confirmed that its users stopped.
+    pub(super) fn all_stopped(&self) -> bool {
+        self.fleet.all_stopped()
+    }
+
+    /// Handles an event while the workers stop: a worker joining now has no users of this test
+    /// (nothing to wait for). Returns whether a worker was lost with its last report.
+    pub(super) fn on_event_while_stopping(&mut self, event: FleetEvent) -> bool {
+        match event {
+            FleetEvent::Joined { ref id, .. } => {
+                let id = id.clone();
+                self.on_event(event);
+                self.fleet.mark_stopped(&id);
+                false
+            }
+            FleetEvent::Left {
+                id,
+                session,
+                reason,
+            } => {
+                let current = self.fleet.session(&id) == Some(session);
+                if current {
+                    self.lose(&id, reason);
+                }
+                current
+            }
+            event => {
+                self.on_event(event);
+                false
+            }
+        }
+    }
+
+    /// After a test: stopped workers hold no users, the next test starts every one again.
+    pub(super) fn end_test(&mut self) {
+        self.fleet.clear_users();
+    }
+
+    /// The run is over: every worker quits, and the numbers of the last test are the outcome.
+    pub(super) fn finish(
+        mut self,
+        reason: StopReason,
+        complete: bool,
+        elapsed: Duration,
+    ) -> Outcome {
+        self.transition(Transition::Stopped);
+        let _ = self.fleet.broadcast(&ToWorker::Quit);
+        Outcome {
+            elapsed,
+            history: self.history.points().to_vec(),
+            host: self.host,
+            stats: self.stats,
+            window: self.window,
+            reason,
+            complete,
+        }
+    }
+
     pub(super) fn transition(&mut self, t: Transition) {
         let next = self.state.after(t);
         if next != self.state {
@@ -118,7 +215,7 @@ impl<'o> Run<'o> {
             self.publish();
         }
     }
-    pub(super) fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut dyn Observer, &View<'_>) -> R) -> R {
         let users = self.fleet.reported_per_class();
         let view = View {
             state: self.state,
@@ -150,7 +247,7 @@ impl<'o> Run<'o> {
         });
     }
 
-    pub(super) fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> Snapshot {
         Snapshot {
             state: self.state,
             host: self.host.clone(),
@@ -171,7 +268,7 @@ impl<'o> Run<'o> {
     }
 
     /// Recomputes the steps toward the target, e.g. after a worker joined or left.
-    pub(super) fn replan(&mut self) {
+    fn replan(&mut self) {
         let (ids, schedule) = rebalance(&self.fleet, &self.target);
         self.fleet.reserve(&ids, schedule.target());
         self.ramp = Ramp {
@@ -258,7 +355,7 @@ impl<'o> Run<'o> {
         None
     }
 
-    pub(super) fn lose(&mut self, id: &str, reason: String) -> Option<StopReason> {
+    fn lose(&mut self, id: &str, reason: String) -> Option<StopReason> {
         if !self.fleet.leave(id) {
             return None;
         }
@@ -279,7 +376,7 @@ impl<'o> Run<'o> {
         None
     }
 
-    pub(super) fn on_message(&mut self, id: &str, msg: FromWorker) {
+    fn on_message(&mut self, id: &str, msg: FromWorker) {
         let Some(member) = self.fleet.members.get_mut(id) else {
             return;
         };
@@ -403,7 +500,7 @@ impl<'o> Run<'o> {
     }
 
     /// Zeroes the statistics; reports the workers cut before they saw the reset are dropped.
-    pub(super) fn reset_stats(&mut self) {
+    fn reset_stats(&mut self) {
         self.stats = Stats::new();
         self.window = Window::default();
         self.awaiting_reset = self.fleet.members.keys().cloned().collect();
