@@ -227,6 +227,56 @@ kc get lt -n "$ns" slowp95 | grep -q 'failed: threshold p95' || fail "kubectl ge
 log "p95 max 1ms: $(k get lt slowp95 -o jsonpath='{.status.phase}: {.status.verdict}')"
 k delete lt tenpercent slowp95 --wait=false >/dev/null
 
+# A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
+# its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
+# master's /stats/requests about ten times a second, through a port-forward.
+cat > "$work/podkill.yaml" <<YAML
+apiVersion: hatchery.io/v1alpha1
+kind: LoadTest
+metadata: {name: podkill}
+spec:
+  image: localhost/hatchery:$tag
+  imagePullPolicy: IfNotPresent
+  workers: 4
+  users: 8
+  spawnRate: 100
+  runTime: 90s
+  expectWorkersMaxWait: 2m
+  plan:
+    inline: |
+      host: http://demo-target:8080
+      users:
+        - name: U
+          wait: {constant: 50ms}
+          tasks: [{get: /}]
+YAML
+k apply -f "$work/podkill.yaml" >/dev/null
+until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
+k port-forward svc/podkill-ui 18090:8089 >/dev/null 2>&1 & forward_pid=$!
+users_now() { curl -sf --max-time 2 http://127.0.0.1:18090/stats/requests \
+  | jq -r '"\(.user_count) \(.workers | length) \([.workers[].user_count] | sort | map(tostring) | join(","))"'; }
+until_ok "8 users on 4 workers" 120 bash -c "curl -sf http://127.0.0.1:18090/stats/requests | jq -e '.user_count == 8 and (.workers | length) == 4' >/dev/null"
+k delete pod podkill-workers-1 --wait=false >/dev/null
+log "deleted pod podkill-workers-1 while 8 users ran on 4 workers"
+most=0; samples=0; trail=""; end=$((SECONDS + 60)); back=""
+while [ $SECONDS -lt $end ]; do
+  read -r total workers counts <<<"$(users_now || echo "0 0 -")"
+  samples=$((samples + 1))
+  [ "$total" -gt "$most" ] && most=$total
+  case "$trail" in *"$total/$workers[$counts]") ;; *) trail="$trail -> $total/$workers[$counts]";; esac
+  # Back to 8 users on 4 workers after the replacement joined.
+  if [ "$workers" = 4 ] && [ "$total" = 8 ] && [ "$counts" = "2,2,2,2" ] && [ -n "$back" ]; then break; fi
+  [ "$workers" = 3 ] && back=yes
+  sleep 0.1
+done
+log "podkill: $samples samples, users/workers[per worker]:$trail"
+[ "$most" -le 8 ] || fail "the fleet ran $most users, more than the 8 asked for ($trail)"
+[ -n "$back" ] || fail "the master never saw the worker leave ($trail)"
+[ "$counts" = "2,2,2,2" ] || fail "not back to 2 users on each of 4 workers within 60 s ($trail)"
+kill "$forward_pid" 2>/dev/null || true; forward_pid=""
+k delete lt podkill --wait=false >/dev/null
+log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 workers"
+
 # The chart with watchNamespaces: nothing cluster-wide, a Role in this namespace only, and an
 # operator that watches just this namespace. It runs a test through.
 kc delete clusterrolebinding,clusterrole hatchery-operator >/dev/null
@@ -241,6 +291,6 @@ until_ok "the namespaced operator runs a test to Succeeded" 120 bash -c '[ "$(ku
 log "watchNamespaces: with a Role in the namespace only, a LoadTest ran to Succeeded"
 
 k delete lt quickstart nogate scoped locked --wait=true --timeout=90s >/dev/null
-until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm,secret --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped"'
+until_ok "every child garbage-collected" 90 bash -c '! kubectl -n "$ns" get deploy,sts,svc,cm,secret --no-headers 2>/dev/null | grep -qE "quickstart|nogate|scoped|podkill"'
 log "ALL OK: children gone with their LoadTests"
 kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
