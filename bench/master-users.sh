@@ -27,7 +27,7 @@ log=$(mktemp)
 workers_port() {
   local deadline=$((SECONDS + 30))
   while [ $SECONDS -lt $deadline ]; do
-    port=$(grep -oE 'workers connect to [^ ]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
+    port=$(grep -oE 'workers connect to [0-9.]+:[0-9]+' "$log" | head -1 | grep -oE '[0-9]+$' || true)
     if [ -n "$port" ]; then echo "$port"; return 0; fi
     kill -0 "$master" 2>/dev/null || break
     sleep 0.1

@@ -10,7 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext,
+    ResourceRequirements, SecurityContext, Toleration, TopologySpreadConstraint, Volume,
+    VolumeMount,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt};
@@ -82,6 +86,11 @@ pub struct LoadTestSpec {
     /// The containers' image pull policy.
     #[serde(default)]
     pub image_pull_policy: PullPolicy,
+    /// Pod settings of both roles: a role's own setting replaces it (maps such as labels are
+    /// merged key by key, the role's value winning; lists such as env, volumes and tolerations
+    /// are the shared entries followed by the role's). `extraArgs` belongs in `spec.extraArgs`.
+    #[serde(default, skip_serializing_if = "RoleSpec::is_empty")]
+    pub pod: RoleSpec,
     /// Pod settings of the master.
     #[serde(default, skip_serializing_if = "RoleSpec::is_empty")]
     pub master: RoleSpec,
@@ -159,10 +168,13 @@ impl PullPolicy {
     }
 }
 
-/// Settings of one role's pods (master or worker).
+/// Settings of one role's pods (master or worker), or of both (`spec.pod`).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleSpec {
+    /// The image of this role, instead of `spec.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// The `hatchery` container's resource requests and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -170,20 +182,89 @@ pub struct RoleSpec {
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
-    /// A pod `affinity`, as in a pod spec. Checked by the API server when the pods are
-    /// created, not here (its full schema would make the CRD four times as large).
+    /// A pod `affinity`, as in a pod spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object")]
-    pub affinity: Option<Affinity>,
-    /// Environment of the `hatchery` container (`HATCHERY_*` variables set flags).
+    pub affinity: Option<Lenient<Affinity>>,
+    /// `topologySpreadConstraints`, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_list")]
+    pub topology_spread_constraints: Option<Lenient<Vec<TopologySpreadConstraint>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Secrets to pull the image from a private registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// The pods' ServiceAccount (a workload identity). Omitted: the namespace's `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// The pod's `securityContext`. Omitted: the "restricted" Pod Security level's
+    /// (`runAsNonRoot`, user and group 65532 as in the image, `seccompProfile: RuntimeDefault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub pod_security_context: Option<Lenient<PodSecurityContext>>,
+    /// The `hatchery` container's `securityContext`. Omitted: the "restricted" level's
+    /// (`allowPrivilegeEscalation: false`, every capability dropped, `runAsNonRoot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub security_context: Option<Lenient<SecurityContext>>,
+    /// Labels of the pods (the operator's own labels win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Annotations of the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Environment of the `hatchery` container (`HATCHERY_*` variables set flags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Variables of the `hatchery` container from ConfigMaps and Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Volumes of the pods, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_list")]
+    pub volumes: Option<Lenient<Vec<Volume>>>,
+    /// Where the `hatchery` container mounts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
     /// Flags appended to this role's command line, after `spec.extraArgs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+}
+
+/// A part of a pod spec kept as the JSON it was written in and decoded when the LoadTest is
+/// reconciled. Its full schema would make the CRD several times as large, so the API server
+/// keeps it as it is (`x-kubernetes-preserve-unknown-fields`); decoding it with the LoadTest
+/// would make one malformed LoadTest fail the operator's whole list and stall every other.
+/// Decoded here, it fails its own LoadTest only, naming the field ([`Lenient::decode`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Lenient<T> {
+    value: serde_json::Value,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<T>,
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize> Lenient<T> {
+    pub fn new(value: &T) -> Lenient<T> {
+        Lenient {
+            value: serde_json::to_value(value).unwrap_or_default(),
+            kind: std::marker::PhantomData,
+        }
+    }
+
+    /// The value as `T`, or what is wrong with it.
+    pub fn decode(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.value)
+    }
+}
+
+/// A list of objects the API server keeps as they are.
+fn any_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+    })
 }
 
 /// An object the API server keeps as it is (`x-kubernetes-preserve-unknown-fields`).
@@ -315,6 +396,7 @@ pub(crate) mod fixtures {
                     exclude_tags: vec![],
                     image: "hatchery:test".to_string(),
                     image_pull_policy: PullPolicy::IfNotPresent,
+                    pod: RoleSpec::default(),
                     master: RoleSpec::default(),
                     worker: RoleSpec::default(),
                     extra_args: vec![],

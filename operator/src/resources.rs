@@ -31,7 +31,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
-use crate::crd::{LoadTest, RoleSpec, PLAN_KEY};
+use crate::crd::{LoadTest, PLAN_KEY};
+
+mod pod;
+use pod::PodSettings;
 
 /// The gate timeout when the spec sets none: no LoadTest waits for its workers forever.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
@@ -77,10 +80,7 @@ pub enum Error {
     #[error("spec.plan.inline is not a valid plan:\n{0}")]
     InvalidPlan(Diagnostics),
     #[error("spec.{field}: {message}")]
-    InvalidSpec {
-        field: &'static str,
-        message: String,
-    },
+    InvalidSpec { field: String, message: String },
 }
 
 impl Error {
@@ -96,9 +96,9 @@ impl Error {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::InvalidSpec {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }
@@ -149,6 +149,8 @@ pub struct Blueprint<'a> {
     run_time: Option<Duration>,
     max_wait: Option<Duration>,
     expect_workers: u32,
+    master_pod: PodSettings,
+    worker_pod: PodSettings,
 }
 
 impl<'a> Blueprint<'a> {
@@ -179,7 +181,11 @@ impl<'a> Blueprint<'a> {
             ));
         }
         check_spec(lt)?;
+        let master_pod = pod::settings(&spec.pod, &spec.master, Role::Master)?;
+        let worker_pod = pod::settings(&spec.pod, &spec.worker, Role::Worker)?;
         Ok(Blueprint {
+            master_pod,
+            worker_pod,
             plan: plan_mount(lt, &name)?,
             run_time: positive_duration("runTime", spec.run_time.as_deref())?,
             max_wait: positive_duration(
@@ -350,7 +356,7 @@ impl<'a> Blueprint<'a> {
 
     /// The master: one replica, recreated (never two masters), gated on the workers.
     pub fn master_deployment(&self) -> Deployment {
-        let mut container = self.container(&self.lt.spec.master, self.master_args());
+        let mut container = self.container(&self.master_pod, self.master_args());
         container.ports = Some(vec![
             container_port(GRPC_PORT_NAME, MASTER_PORT),
             container_port(WEB_PORT_NAME, WEB_PORT),
@@ -363,24 +369,28 @@ impl<'a> Blueprint<'a> {
             initial_delay_seconds: Some(10),
             ..healthz(10, 6)
         });
-        container.volume_mounts = Some(vec![VolumeMount {
+        let mut mounts = vec![VolumeMount {
             name: "plan".to_string(),
             mount_path: PLAN_DIR.to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
-        }]);
-        let mut pod = self.pod_spec(&self.lt.spec.master, container);
+        }];
+        mounts.extend(self.master_pod.volume_mounts.iter().cloned());
+        container.volume_mounts = Some(mounts);
+        let mut pod = self.pod_spec(&self.master_pod, container);
         pod.readiness_gates = Some(vec![PodReadinessGate {
             condition_type: GATE_CONDITION.to_string(),
         }]);
-        pod.volumes = Some(vec![Volume {
+        let mut volumes = vec![Volume {
             name: "plan".to_string(),
             config_map: Some(ConfigMapVolumeSource {
                 name: self.plan.config_map.clone(),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
-        }]);
+        }];
+        volumes.extend(self.master_pod.volumes.iter().cloned());
+        pod.volumes = Some(volumes);
         Deployment {
             metadata: self.meta(self.master_name(), Some(Role::Master)),
             spec: Some(DeploymentSpec {
@@ -399,8 +409,8 @@ impl<'a> Blueprint<'a> {
 
     /// The workers, all started at once; they dial `<name>-master:5557`.
     pub fn workers_stateful_set(&self) -> StatefulSet {
-        let container = self.container(&self.lt.spec.worker, self.worker_args());
-        let pod = self.pod_spec(&self.lt.spec.worker, container);
+        let container = self.container(&self.worker_pod, self.worker_args());
+        let pod = self.pod_spec(&self.worker_pod, container);
         StatefulSet {
             metadata: self.meta(self.workers_name(), Some(Role::Worker)),
             spec: Some(StatefulSetSpec {
@@ -492,12 +502,15 @@ impl<'a> Blueprint<'a> {
 
     fn pod_template(&self, role: Role, spec: PodSpec) -> PodTemplateSpec {
         let settings = match role {
-            Role::Master => &self.lt.spec.master,
-            Role::Worker => &self.lt.spec.worker,
+            Role::Master => &self.master_pod,
+            Role::Worker => &self.worker_pod,
         };
+        // The spec's labels, then the operator's: its selectors must keep matching.
+        let mut labels = settings.labels.clone();
+        labels.extend(self.labels(Some(role)));
         PodTemplateSpec {
             metadata: Some(ObjectMeta {
-                labels: Some(self.labels(Some(role))),
+                labels: Some(labels),
                 annotations: non_empty(settings.annotations.clone()),
                 ..ObjectMeta::default()
             }),
@@ -505,21 +518,25 @@ impl<'a> Blueprint<'a> {
         }
     }
 
-    fn container(&self, role: &RoleSpec, args: Vec<String>) -> Container {
+    fn container(&self, settings: &PodSettings, args: Vec<String>) -> Container {
+        let image = settings.image.as_ref().unwrap_or(&self.lt.spec.image);
         Container {
             name: CONTAINER.to_string(),
-            image: Some(self.lt.spec.image.clone()),
+            image: Some(image.clone()),
             image_pull_policy: Some(self.lt.spec.image_pull_policy.as_str().to_string()),
             args: Some(args),
-            env: Some(self.env(role)),
-            resources: role.resources.clone(),
+            env: Some(self.env(settings)),
+            env_from: non_empty_list(&settings.env_from),
+            resources: settings.resources.clone(),
+            security_context: Some(settings.security_context.clone()),
+            volume_mounts: non_empty_list(&settings.volume_mounts),
             ..Container::default()
         }
     }
 
     /// The role's own variables, then the worker token from its Secret.
-    fn env(&self, role: &RoleSpec) -> Vec<EnvVar> {
-        let mut env = role.env.clone();
+    fn env(&self, settings: &PodSettings) -> Vec<EnvVar> {
+        let mut env = settings.env.clone();
         env.push(EnvVar {
             name: "HATCHERY_AUTH_TOKEN".to_string(),
             value: None,
@@ -535,12 +552,18 @@ impl<'a> Blueprint<'a> {
         env
     }
 
-    fn pod_spec(&self, role: &RoleSpec, container: Container) -> PodSpec {
+    fn pod_spec(&self, settings: &PodSettings, container: Container) -> PodSpec {
         PodSpec {
             containers: vec![container],
-            node_selector: non_empty(role.node_selector.clone()),
-            tolerations: (!role.tolerations.is_empty()).then(|| role.tolerations.clone()),
-            affinity: role.affinity.clone(),
+            node_selector: non_empty(settings.node_selector.clone()),
+            tolerations: non_empty_list(&settings.tolerations),
+            affinity: settings.affinity.clone(),
+            topology_spread_constraints: non_empty_list(&settings.topology_spread_constraints),
+            priority_class_name: settings.priority_class_name.clone(),
+            image_pull_secrets: non_empty_list(&settings.image_pull_secrets),
+            service_account_name: settings.service_account_name.clone(),
+            security_context: Some(settings.pod_security_context.clone()),
+            volumes: non_empty_list(&settings.volumes),
             // Service links would inject HATCHERY_MASTER_PORT=tcp://... for a Service named
             // `hatchery-master`, and clap reads HATCHERY_* variables as flags.
             enable_service_links: Some(false),
@@ -564,6 +587,10 @@ pub fn master_name(loadtest: &str) -> String {
 /// The workers' StatefulSet of the LoadTest named `loadtest`.
 pub fn workers_name(loadtest: &str) -> String {
     format!("{loadtest}-workers")
+}
+
+fn non_empty_list<T: Clone>(list: &[T]) -> Option<Vec<T>> {
+    (!list.is_empty()).then(|| list.to_vec())
 }
 
 fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
@@ -647,6 +674,12 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
             return Err(invalid("host", format!("{host:?} {problem}")));
         }
     }
+    if !spec.pod.extra_args.is_empty() {
+        return Err(invalid(
+            "pod.extraArgs",
+            "flags for both roles go in spec.extraArgs",
+        ));
+    }
     check_master_api_stays_readable(lt)?;
     for (field, tags) in [("tags", &spec.tags), ("excludeTags", &spec.exclude_tags)] {
         if let Some(t) = tags.iter().find(|t| t.is_empty() || t.contains(',')) {
@@ -686,9 +719,11 @@ fn check_master_api_stays_readable(lt: &LoadTest) -> Result<(), Error> {
             }
         }
     }
-    for var in &spec.master.env {
-        if let Some((_, v)) = CLOSES_THE_API.iter().find(|(_, v)| *v == var.name) {
-            return Err(invalid("master.env", format!("{v}: {why}")));
+    for (field, env) in [("pod.env", &spec.pod.env), ("master.env", &spec.master.env)] {
+        for var in env {
+            if let Some((_, v)) = CLOSES_THE_API.iter().find(|(_, v)| *v == var.name) {
+                return Err(invalid(field, format!("{v}: {why}")));
+            }
         }
     }
     Ok(())

@@ -277,6 +277,28 @@ kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 k delete lt podkill --wait=false >/dev/null
 log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 workers"
 
+# One LoadTest whose worker affinity the schema keeps but that does not decode must fail alone
+# (issue 15 item 3): a restarted operator, which lists it with every other LoadTest, still runs
+# a valid test to the end, and says what is wrong in the bad one's SpecValid condition.
+verdict_lt badaffinity '[{get: /}]' '{metric: fail_ratio, max: 0.5}' \
+  | sed -e 's|^  workers: 1|  workers: 1\n  worker:\n    affinity:\n      nodeAffinity:\n        requiredDuringSchedulingIgnoredDuringExecution: not-an-object|' \
+  > "$work/badaffinity.yaml"
+grep -q 'not-an-object' "$work/badaffinity.yaml" || fail "the bad affinity did not make it into the manifest"
+k apply -f "$work/badaffinity.yaml" >/dev/null
+kc -n hatchery-system rollout restart deploy/hatchery-operator >/dev/null
+until_ok "the restarted operator rolled out" 120 kc -n hatchery-system rollout status deploy/hatchery-operator --timeout=1s
+verdict_lt afterbad '[{get: /}]' '{metric: fail_ratio, max: 0.5}' > "$work/afterbad.yaml"
+k apply -f "$work/afterbad.yaml" >/dev/null
+until_ok "a valid LoadTest beside the bad one runs to Succeeded" 180 bash -c '[ "$(kubectl -n "$ns" get lt afterbad -o jsonpath={.status.phase} 2>/dev/null)" = Succeeded ]'
+until_ok "the bad one fails alone" 60 bash -c '[ "$(kubectl -n "$ns" get lt badaffinity -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
+bad_reason=$(k get lt badaffinity -o jsonpath='{.status.conditions[?(@.type=="SpecValid")].message}')
+grep -q 'spec.worker.affinity' <<<"$bad_reason" || fail "SpecValid does not name spec.worker.affinity: $bad_reason"
+[ -z "$(k get deploy,sts -l hatchery.io/loadtest=badaffinity -o name)" ] || fail "the bad LoadTest got children"
+long=$(k -n hatchery-system logs deploy/hatchery-operator | awk 'length > 4096' | wc -l)
+[ "$long" = 0 ] || fail "the operator logged $long lines over 4 KB (a whole LoadTestList?)"
+log "a malformed affinity fails its own LoadTest ($bad_reason); a restarted operator ran another to Succeeded"
+k delete lt badaffinity afterbad --wait=false >/dev/null
+
 # The chart with watchNamespaces: nothing cluster-wide, a Role in this namespace only, and an
 # operator that watches just this namespace. It runs a test through.
 kc delete clusterrolebinding,clusterrole hatchery-operator >/dev/null

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::*;
-use crate::crd::{PullPolicy, RoleSpec};
+use crate::crd::{Lenient, PullPolicy, RoleSpec};
 
 fn blueprint(lt: &LoadTest) -> Blueprint<'_> {
     Blueprint::new(lt).expect("a valid LoadTest")
@@ -44,7 +44,7 @@ fn role(zone: &str, cpu: &str) -> RoleSpec {
             operator: Some("Exists".to_string()),
             ..Toleration::default()
         }],
-        affinity: Some(Affinity {
+        affinity: Some(Lenient::new(&Affinity {
             node_affinity: Some(NodeAffinity {
                 required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                     node_selector_terms: vec![NodeSelectorTerm {
@@ -59,14 +59,14 @@ fn role(zone: &str, cpu: &str) -> RoleSpec {
                 ..NodeAffinity::default()
             }),
             ..Affinity::default()
-        }),
+        })),
         env: vec![EnvVar {
             name: "HATCHERY_LOGLEVEL".to_string(),
             value: Some("debug".to_string()),
             value_from: None,
         }],
         annotations: BTreeMap::from([("team".to_string(), zone.to_string())]),
-        extra_args: vec![],
+        ..RoleSpec::default()
     }
 }
 
@@ -320,7 +320,8 @@ fn master_pods_take_their_settings_from_spec_master_and_workers_from_spec_worker
         assert_eq!(c.image_pull_policy.as_deref(), Some("Never"));
         assert_eq!(pod.node_selector.as_ref(), Some(&role_spec.node_selector));
         assert_eq!(pod.tolerations.as_ref(), Some(&role_spec.tolerations));
-        assert_eq!(pod.affinity, role_spec.affinity);
+        let affinity = role_spec.affinity.as_ref().map(|a| a.decode().unwrap());
+        assert_eq!(pod.affinity, affinity);
         let annotations = template.metadata.unwrap().annotations;
         assert_eq!(annotations.as_ref(), Some(&role_spec.annotations));
     }
