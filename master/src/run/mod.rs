@@ -30,6 +30,8 @@ use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
 
 pub use fleet::{WorkerId, WorkerView};
 pub use history::Point;
+#[cfg(test)]
+use state::MIN_STEP_INTERVAL;
 use state::{Run, FINAL_REPORT_MARGIN};
 
 /// How to run: users and rate, or a shape; when to start and stop; how to watch workers.

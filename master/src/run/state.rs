@@ -17,14 +17,23 @@ use super::{
     Status, StopReason, Swarm, SwarmError, Transition, View,
 };
 
+/// The shortest time between two applications of a ramp's steps. Above 100 users a second the
+/// users due start in batches, at most one `Assign` per worker per interval: at 2.5 million
+/// users a second, 1000 workers would otherwise be sent a million assignments a second, which
+/// no session drains (their queues then hold the master's memory). Locust dispatches once a
+/// second.
+pub(super) const MIN_STEP_INTERVAL: Duration = Duration::from_millis(10);
+
 /// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
-/// `k / rate` seconds.
+/// `k / rate` seconds (or with the steps due within [`MIN_STEP_INTERVAL`] of the last ones).
 #[derive(Debug)]
 pub(super) struct Ramp {
     ids: Vec<WorkerId>,
     schedule: Schedule,
     started: Instant,
     rate: f64,
+    /// When steps were last applied.
+    applied: Option<Instant>,
 }
 
 impl Ramp {
@@ -34,6 +43,7 @@ impl Ramp {
             schedule: Schedule::new(Vec::new(), Vec::new()),
             started: now,
             rate: 1.0,
+            applied: None,
         }
     }
 
@@ -46,8 +56,12 @@ impl Ramp {
 
     pub(super) fn next_at(&self) -> Option<Instant> {
         let done = self.schedule.done();
-        (!self.schedule.is_finished())
-            .then(|| self.started + Duration::from_secs_f64(done as f64 / self.rate))
+        let due = (!self.schedule.is_finished())
+            .then(|| self.started + Duration::from_secs_f64(done as f64 / self.rate))?;
+        Some(match self.applied {
+            Some(at) => due.max(at + MIN_STEP_INTERVAL),
+            None => due,
+        })
     }
 }
 
@@ -276,6 +290,7 @@ impl<'o> Run<'o> {
             schedule,
             started: Instant::now(),
             rate: self.rate,
+            applied: None,
         };
         if !self.ramp.schedule.is_empty() {
             self.transition(Transition::Replan);
@@ -289,8 +304,10 @@ impl<'o> Run<'o> {
 
     /// Applies the steps due now and sends the changed assignments.
     pub(super) fn spawn_due(&mut self) {
-        let due = self.ramp.due(Instant::now());
+        let now = Instant::now();
+        let due = self.ramp.due(now);
         if due > self.ramp.schedule.done() {
+            self.ramp.applied = Some(now);
             self.ramp.schedule.advance_to(due);
             self.fleet
                 .assign(&self.ramp.ids, self.ramp.schedule.assignment());

@@ -176,6 +176,30 @@ const ALIVE: Fake = Fake {
 };
 
 #[tokio::test(start_paused = true)]
+async fn a_fast_ramp_starts_its_users_in_batches_at_most_one_assignment_per_step_interval() {
+    let w = wires();
+    let worker = tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
+    let mut cfg = config(1000, 10_000.0, Duration::from_secs(2));
+    cfg.max_users = 1000;
+    let outcome = run(cfg, w.inbox, &mut Quiet::default(), std::future::pending()).await;
+    assert_eq!(outcome.reason, StopReason::TimeLimit);
+    let seen = worker.await.unwrap();
+    // 1000 users at 10,000/s: 100 ms of ramp, so about 11 assignments of ~100 users (one a
+    // user, 1000, before the step interval), each on time within the interval.
+    assert!(seen.len() <= 12, "{} assignments", seen.len());
+    let last = seen.last().unwrap();
+    assert_eq!(last.1.iter().sum::<u32>(), 1000);
+    assert!(
+        last.0 <= Duration::from_millis(100) + MIN_STEP_INTERVAL,
+        "{:?}",
+        last.0
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= MIN_STEP_INTERVAL, "{pair:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn users_start_one_by_one_at_the_spawn_rate_in_weight_order() {
     let w = wires();
     let worker = tokio::spawn(fake_worker("w1", w.events.clone(), ALIVE));
