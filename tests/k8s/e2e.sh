@@ -250,8 +250,18 @@ spec:
           wait: {constant: 50ms}
           tasks: [{get: /}]
 YAML
+applied_at=$(date +%s.%N)
 k apply -f "$work/podkill.yaml" >/dev/null
 until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
+# Start latency (issue 15 item 9): from `kubectl apply` to the master's "All users spawned" (its
+# first requests went out before it), on this machine's clock for both.
+until_ok "the podkill master spawned its users" 30 bash -c 'kubectl -n "$ns" logs deploy/podkill-master 2>/dev/null | grep -q "All users spawned"'
+spawned=$(k logs deploy/podkill-master | grep -m1 'All users spawned' | grep -oE '^[0-9T:.-]+Z' || true)
+[ -n "$spawned" ] || fail "the podkill master logged no 'All users spawned'"
+start_latency=$(awk -v a="$applied_at" -v b="$(date -d "$spawned" +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+log "start latency: kubectl apply to all 8 users spawned on 4 workers in $start_latency s"
+awk -v s="$start_latency" 'BEGIN { exit !(s < 15) }' || fail "the test took $start_latency s to start"
+
 k port-forward svc/podkill-ui 18090:8089 >/dev/null 2>&1 & forward_pid=$!
 users_now() { curl -sf --max-time 2 http://127.0.0.1:18090/stats/requests \
   | jq -r '"\(.user_count) \(.workers | length) \([.workers[].user_count] | sort | map(tostring) | join(","))"'; }
