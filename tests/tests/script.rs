@@ -1,6 +1,8 @@
 //! Scripted users end to end: the real binary runs `call:` steps of a Luau script against the
 //! test target, and the target's own request log is held against what the script should do.
 
+use std::path::Path;
+
 use hatchery_e2e::{csv_column, hatchery, Finished, Standalone, Target, TempDir};
 
 /// Runs `plan` headless for `secs` with `users` users against `target`, letting the last task
@@ -276,4 +278,33 @@ users:
         "{}",
         out.stderr()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripted_example_runs_against_the_demo_target_without_a_failure() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripted.yaml");
+    let dir = TempDir::new("script-example");
+    let prefix = dir.path().join("run");
+    let out = hatchery(&[
+        "demo",
+        "-f",
+        example.to_str().unwrap(),
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "-s",
+        "5s",
+        "--csv",
+        prefix.to_str().unwrap(),
+    ])
+    .run()
+    .await;
+    out.expect_code(0);
+    let stats = dir.path().join("run_stats.csv");
+    assert_eq!(csv_column(&stats, "/login", "Request Count"), 4);
+    assert!(csv_column(&stats, "/products/[id]", "Request Count") > 4);
+    assert_eq!(csv_column(&stats, "Aggregated", "Failure Count"), 0);
 }

@@ -304,6 +304,24 @@ users:
         assert_eq!(script.memory, 4 << 20);
     }
 
+    #[test]
+    fn a_bundle_ships_the_script_file_and_parses_without_the_disk() {
+        let dir = std::env::temp_dir().join(format!("hatchery-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("shop.luau"), "function browse(user) end\n").unwrap();
+        let path = dir.join("plan.yaml");
+        std::fs::write(
+            &path,
+            "host: http://h\nusers: [{name: U, script: {file: shop.luau}, tasks: [{call: browse}]}]\n",
+        )
+        .unwrap();
+        let (bundle, _) = crate::plan::Bundle::load(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(bundle.files.keys().collect::<Vec<_>>(), ["shop.luau"]);
+        let script = bundle.parse().unwrap().users[0].script.clone().unwrap();
+        assert_eq!(script.source, "function browse(user) end\n");
+    }
+
     fn problems(src: &str) -> Vec<(u32, u32, String)> {
         let e = parse(src).expect_err("expected problems");
         e.items
