@@ -102,7 +102,7 @@ async fn a_loop_of_five_posts_sends_five_per_call_with_the_token_a_yaml_step_cap
     tasks:
       - sequence:
           - {call: burst}
-          - {get: "/seen/{{ seen }}", name: /seen, capture: {seen: {header: content-length}}}
+          - {get: "/seen/{{ seen }}", name: /seen}
 "#,
         &target,
         2,
@@ -113,7 +113,7 @@ async fn a_loop_of_five_posts_sends_five_per_call_with_the_token_a_yaml_step_cap
     assert!(calls > 2, "{}", out.stderr());
     assert_eq!(target.count("POST", "/items"), 5 * calls);
     assert_eq!(target.count("authorization", "Bearer t-1"), 5 * calls);
-    // The variable the script set was rendered by the YAML step after it.
+    // The variable only the script sets was rendered by the YAML step after it.
     let seen = target.count("GET", "/seen/0") + target.count("GET", "/seen/1");
     assert_eq!(seen, calls);
     assert_eq!(column(&dir, "/items", "Request Count"), 5 * calls);

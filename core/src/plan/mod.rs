@@ -60,7 +60,8 @@ pub struct UserClass {
     /// Non-empty after validation (unless tag filtering removed every task, see
     /// [`Plan::filter_tags`]).
     pub tasks: Vec<Task>,
-    /// Names of the class's variables, indexed by [`VarId`]: every capture target.
+    /// Names of the class's variables, indexed by [`VarId`]: every capture target, and every
+    /// `vars.NAME` its script names.
     pub vars: Vec<String>,
     /// The Luau script whose functions `call:` steps run (docs/scripting.md).
     pub script: Option<Script>,

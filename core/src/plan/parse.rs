@@ -36,7 +36,7 @@ const METRICS: [&str; 8] = [
     "max",
 ];
 /// Names with a meaning of their own in templates, so no variable or feeder may take them.
-const RESERVED: [&str; 4] = ["row", "rand", "user", "now"];
+pub(super) const RESERVED: [&str; 4] = ["row", "rand", "user", "now"];
 
 pub(super) fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<Plan, Diagnostics> {
     let mut diags = Vec::new();

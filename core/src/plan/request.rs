@@ -97,7 +97,14 @@ fn user_class<'n, 'i>(
         .map_or(Some(Wait::Constant(Duration::ZERO)), |n| wait(cx, n));
     let class_host = f.get("host").map(|n| host(cx, n));
     let script = script::script(cx, &f, files);
-    let vars = capture_targets(&f);
+    let mut vars = capture_targets(&f);
+    if let Some(Some(s)) = &script {
+        for name in script::variables(&s.source) {
+            if !vars.contains(&name) {
+                vars.push(name);
+            }
+        }
+    }
     let resolver = Resolver {
         vars: &vars,
         ..*plan

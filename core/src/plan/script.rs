@@ -205,6 +205,28 @@ pub(super) fn name_origins(plan: &mut Plan, origin: &str) {
     }
 }
 
+/// The variables a script names as `vars.NAME` or `vars["NAME"]` (`user.vars.token = ...`):
+/// the plan's templates may read them, like capture targets. Names a template cannot hold
+/// (reserved ones, odd characters) are left to the script.
+pub(super) fn variables(source: &str) -> Vec<String> {
+    let Ok(pattern) = regex_lite::Regex::new(
+        r#"\bvars\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\])"#,
+    ) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for c in pattern.captures_iter(source) {
+        let Some(name) = c.get(1).or_else(|| c.get(2)) else {
+            continue;
+        };
+        let name = name.as_str();
+        if !super::parse::RESERVED.contains(&name) && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 /// Where the first line of a scalar's value is: for a block scalar (`|`, `>`) the line after
 /// its header, at the block's indentation; otherwise the scalar's own position (after a quote).
 pub(super) fn scalar_start(text: &str, node: &Node<'_>) -> (u32, u32) {
@@ -320,6 +342,19 @@ users:
         assert_eq!(bundle.files.keys().collect::<Vec<_>>(), ["shop.luau"]);
         let script = bundle.parse().unwrap().users[0].script.clone().unwrap();
         assert_eq!(script.source, "function browse(user) end\n");
+    }
+
+    #[test]
+    fn the_variables_a_script_names_are_found_once_each() {
+        let source = "user.vars.token = r:json().token\nlocal v = u.vars['cart']\nu.vars.token = nil\nuser.vars.user = 1\nx.vars2 = 3";
+        assert_eq!(variables(source), ["token", "cart"]);
+    }
+
+    #[test]
+    fn a_template_reads_a_variable_the_script_sets() {
+        let src = "host: http://h\nusers: [{name: U, script: 'function f(user) user.vars.token = \"t\" end', tasks: [{call: f}, {get: '/{{ token }}'}]}]\n";
+        let plan = parse(src).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.users[0].vars, ["token"]);
     }
 
     fn problems(src: &str) -> Vec<(u32, u32, String)> {

@@ -137,8 +137,9 @@ impl Vm {
         });
         let timeout = script.timeout;
         let origin = script.origin.clone();
+        let running = slice.clone();
         lua.set_interrupt(move |lua| {
-            if !slice.over() {
+            if !running.over() {
                 return Ok(VmState::Continue);
             }
             let line = lua.inspect_stack(0, |d| d.current_line()).flatten();
@@ -151,10 +152,7 @@ impl Vm {
         lua.sandbox(true).map_err(describe)?;
         lua.set_memory_limit(script.memory as usize)
             .map_err(describe)?;
-        let ctx_slice = lua.app_data_ref::<Ctx>().map(|c| c.slice.clone());
-        if let Some(s) = ctx_slice {
-            s.start();
-        }
+        slice.start();
         lua.load(&compiled.bytecode[..])
             .set_name(position::chunk_name(script))
             .set_mode(mlua::ChunkMode::Binary)
