@@ -205,6 +205,8 @@ impl Vm {
             }
         };
         self.with_ctx(Ctx::flush);
+        // An idle user keeps no request buffer (as the YAML path frees its own before a wait).
+        self.wire = Vec::new();
         if result.is_err() {
             // What a failed call left behind (a table that hit the memory limit) must not fail
             // the next call before it starts.
