@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hatchery_e2e::{csv_column, hatchery, Finished, Standalone, Target, TempDir};
+use hatchery_e2e::{csv_column, hatchery, worker, Finished, Master, Standalone, Target, TempDir};
 
 /// Runs `plan` headless for `secs` with `users` users against `target`, letting the last task
 /// finish (so the target's counts are whole calls); the CSV prefix is `dir/run`.
@@ -307,4 +307,36 @@ async fn the_scripted_example_runs_against_the_demo_target_without_a_failure() {
     assert_eq!(csv_column(&stats, "/login", "Request Count"), 4);
     assert!(csv_column(&stats, "/products/[id]", "Request Count") > 4);
     assert_eq!(csv_column(&stats, "Aggregated", "Failure Count"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_a_script_file_it_only_has_from_the_master() {
+    let target = Target::start().await;
+    let dir = TempDir::new("script-dist");
+    dir.write(
+        "shop.luau",
+        "function burst(user)\n  user.http:get('/calls')\n  for i = 1, 3 do user.http:post('/items', {json = {i = i}}) end\nend\n",
+    );
+    let plan = dir.write(
+        "plan.yaml",
+        "users:\n  - name: U\n    wait: {constant: 5ms}\n    script: {file: shop.luau}\n    tasks: [{call: burst}]\n",
+    );
+    let m = Master::headless(&plan)
+        .host(&target.url())
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("2s")
+        .stop_timeout("5s")
+        .workers(1)
+        .spawn()
+        .await;
+    // The master read it as it started; the worker can only have it from the bundle.
+    std::fs::remove_file(dir.path().join("shop.luau")).unwrap();
+    let w = worker(m.grpc, &[]).spawn();
+    let out = m.process.finish().await;
+    w.finish().await.expect_code(0);
+    let calls = target.count("GET", "/calls");
+    assert!(calls > 2, "{}", out.stderr());
+    assert_eq!(target.count("POST", "/items"), 3 * calls);
+    out.expect_code(0);
 }
