@@ -15,7 +15,7 @@ use hatchery_core::timestamp::unix_now;
 use hatchery_core::{validate, Method};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use http::HeaderMap;
-use mlua::{Lua, LuaSerdeExt, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::vm::{Ctx, Slice};
@@ -103,8 +103,7 @@ impl Opts {
         let body = match (get("json")?, get("body")?) {
             (Value::Nil, Value::Nil) => None,
             (json, Value::Nil) => {
-                let value: serde_json::Value = lua
-                    .from_value(json)
+                let value = super::libs::to_json(lua, json)
                     .map_err(|e| format!("`json` cannot be sent as JSON: {e}"))?;
                 Some((serde_json::to_vec(&value).map_err(|e| e.to_string())?, true))
             }

@@ -17,6 +17,31 @@ pub(super) fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value
     lua.to_value_with(value, options)
 }
 
+/// Deepest Lua table [`to_json`] takes (serde_json reads no deeper either).
+const MAX_DEPTH: usize = 128;
+
+/// A Lua value as JSON. Deeper tables are refused before conversion: the conversion recurses,
+/// and a script must not be able to overflow the worker's stack.
+pub(super) fn to_json(lua: &Lua, value: Value) -> mlua::Result<serde_json::Value> {
+    fn depth_ok(value: &Value, depth: usize) -> mlua::Result<()> {
+        let Value::Table(t) = value else {
+            return Ok(());
+        };
+        if depth >= MAX_DEPTH {
+            return Err(mlua::Error::runtime(format!(
+                "a table nested deeper than {MAX_DEPTH} levels cannot be JSON"
+            )));
+        }
+        for pair in t.pairs::<Value, Value>() {
+            let (_, v) = pair?;
+            depth_ok(&v, depth + 1)?;
+        }
+        Ok(())
+    }
+    depth_ok(&value, 0)?;
+    lua.from_value(value)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -28,7 +53,7 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
     json.raw_set(
         "encode",
         lua.create_function(|lua, v: Value| {
-            let value: serde_json::Value = lua.from_value(v)?;
+            let value = to_json(lua, v)?;
             serde_json::to_string(&value).map_err(mlua::Error::external)
         })?,
     )?;
@@ -174,6 +199,16 @@ mod tests {
             eval("return crypto.hmac_sha256('Jefe', 'what do ya want for nothing?')"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn a_cyclic_or_very_deep_table_is_an_error_not_a_stack_overflow() {
+        let lua = Lua::new();
+        install(&lua, 1).unwrap();
+        let err = |src: &str| lua.load(src).eval::<String>().unwrap_err().to_string();
+        assert!(err("local t = {}; t.t = t; return json.encode(t)").contains("deeper than 128"));
+        let deep = "local t = {}; local c = t; for i = 1, 100000 do c.n = {}; c = c.n end; return json.encode(t)";
+        assert!(err(deep).contains("deeper than 128"));
     }
 
     #[test]
