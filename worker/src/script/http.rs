@@ -272,7 +272,7 @@ pub(super) async fn serve(
     ctx.pending = Some(Pending {
         seq,
         method: req.method,
-        name: req.opts.name.unwrap_or(req.url),
+        name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
         response_time_us: elapsed.as_micros() as u64,
         corrected_response_time_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
         content_length: outcome.response.body_len,
@@ -402,7 +402,7 @@ impl UserData for Response {
             super::libs::to_lua(lua, &value)
         });
         methods.add_method_mut("failure", |lua, r, message: String| {
-            r.settle(lua, Some(message))
+            r.settle(lua, Some(super::clip(message, super::MAX_MESSAGE)))
         });
         methods.add_method_mut("success", |lua, r, ()| r.settle(lua, None));
     }

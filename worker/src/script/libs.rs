@@ -162,7 +162,7 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
             if let Some(c) = lua.app_data_ref::<Ctx>() {
                 c.recorder.record(
                     Method::Get,
-                    &name,
+                    &super::clip(name, super::MAX_NAME),
                     Sample {
                         response_time_us: (ms * 1000.0) as u64,
                         corrected_response_time_us: None,

@@ -22,6 +22,25 @@ use hatchery_core::Method;
 use crate::user::User;
 pub(crate) use vm::Vm;
 
+/// Longest statistics entry name a script may give (`name`, `metric`); longer ones are cut.
+pub(super) const MAX_NAME: usize = 1024;
+/// Longest failure message a script may give (`r:failure`, a script error); longer ones are cut.
+pub(super) const MAX_MESSAGE: usize = 4096;
+
+/// `text` cut to at most `max` bytes (at a character boundary, marked with `...`): the
+/// statistics keep every distinct name and message, so a script must not make them huge.
+pub(super) fn clip(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
 /// A class's script compiled to bytecode, checked to load and to define every function its
 /// `call:` steps name.
 #[derive(Debug)]
@@ -153,7 +172,7 @@ pub(crate) async fn call(user: &mut User, call: &Call) {
         None => Err("the user's script did not load (see the exceptions)".to_string()),
     };
     if let Err(message) = result {
-        let message = format!("script error: {message}");
+        let message = clip(format!("script error: {message}"), MAX_MESSAGE);
         user.shared.recorder.exception(&message);
         record(
             user,
@@ -223,4 +242,18 @@ fn traceback_line(e: &mlua::Error, script: &Script) -> Option<u32> {
         rest[..digits].parse().ok()
     });
     found.or_else(|| traceback_line(cause, script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_and_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(clip("short".into(), 10), "short");
+        assert_eq!(clip("abcdefghijkl".into(), 10), "abcdefg...");
+        let cut = clip("é".repeat(10), 10);
+        assert_eq!(cut, "ééé...");
+        assert!(cut.len() <= 10);
+    }
 }
