@@ -97,7 +97,7 @@ async fn a_loop_of_five_posts_sends_five_per_call_with_the_token_a_yaml_step_cap
             headers = {authorization = "Bearer " .. user.vars.token},
           })
         end
-        user.vars.seen = tostring(user.id)
+        user.vars.seen = user.id
       end
     tasks:
       - sequence:

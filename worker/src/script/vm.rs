@@ -234,7 +234,19 @@ impl Vm {
         let shared = user.shared.clone();
         let names = &shared.prepared.plan.users[user.class].vars;
         for (name, slot) in names.iter().zip(user.vars.iter_mut()) {
-            *slot = self.vars.raw_get::<Option<String>>(name.as_str())?;
+            *slot = match self.vars.raw_get::<Value>(name.as_str())? {
+                Value::Nil => None,
+                Value::String(s) => Some(s.to_str()?.to_string()),
+                Value::Integer(i) => Some(i.to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Boolean(b) => Some(b.to_string()),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "user.vars.{name} must be text, a number or a boolean for the plan's templates, found {}",
+                        other.type_name()
+                    )))
+                }
+            };
         }
         Ok(())
     }
