@@ -138,9 +138,19 @@ fn run_plan(args: &RunArgs, mut plan: Plan, origin: &str) -> i32 {
         return code;
     }
     if args.check {
-        if let Err(e) = check_setup(args, &plan) {
-            eprintln!("error: {origin}: {e}");
-            return exit::CONFIG;
+        match check_setup(args, &plan) {
+            Ok(()) => {}
+            // Script problems name their own place (the plan's line, or the script file's).
+            Err(hatchery_worker::Error::Script(diagnostics)) => {
+                for d in diagnostics {
+                    eprintln!("{d}");
+                }
+                return exit::CONFIG;
+            }
+            Err(e) => {
+                eprintln!("error: {origin}: {e}");
+                return exit::CONFIG;
+            }
         }
         let tasks: usize = plan.users.iter().map(|c| c.tasks.len()).sum();
         println!(

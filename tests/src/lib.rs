@@ -872,6 +872,17 @@ pub fn csv_count(path: &Path, name: &str) -> u64 {
     csv_row(path, name)[2].parse().expect("a count")
 }
 
+/// A column of the row named `name` in a stats CSV, by its header ("Failure Count").
+pub fn csv_column(path: &Path, name: &str, header: &str) -> u64 {
+    let at = read_csv(path)[0]
+        .iter()
+        .position(|h| h == header)
+        .unwrap_or_else(|| panic!("no column {header} in {}", path.display()));
+    csv_row(path, name)[at]
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("{header} of {name}: {e}")) as u64
+}
+
 /// A worker of the master whose workers' port is `grpc` on 127.0.0.1, with extra flags.
 pub fn worker(grpc: u16, extra: &[&str]) -> Run {
     let port = grpc.to_string();

@@ -6,6 +6,8 @@
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
 //! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
 //!   response in place with a pure decoder (public for the fuzz target).
+//! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
+//!   user, `call:` steps run as async Lua calls whose requests go out through the user.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
@@ -22,6 +24,7 @@ pub mod http;
 pub mod master_link;
 pub mod prepare;
 mod recorder;
+mod script;
 pub mod sendable;
 pub mod usage;
 mod user;
@@ -45,6 +48,10 @@ pub enum Error {
     /// The plan cannot run as configured (no host for a relative path, a bad URL).
     #[error("{0}")]
     Config(String),
+    /// A class's script does not compile, fails as it loads, or lacks a function a `call:`
+    /// names: every problem, at its place in the plan or the script file.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Script(Vec<hatchery_core::plan::Diagnostics>),
 }
 
 /// How a worker runs.

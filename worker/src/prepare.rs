@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hatchery_core::plan::{Body, CaptureSource, Plan, Request, Task, UserClass};
+use hatchery_core::plan::{Body, Call, CaptureSource, Plan, Request, Step, Task, UserClass};
 use hatchery_core::template::Template;
 use hatchery_core::validate;
 use hatchery_core::Method;
@@ -24,11 +24,23 @@ pub struct Prepared {
 
 #[derive(Debug)]
 pub struct PreparedClass {
-    pub on_start: Vec<PreparedRequest>,
-    pub on_stop: Vec<PreparedRequest>,
-    pub tasks: Vec<Vec<PreparedRequest>>,
+    pub on_start: Vec<PreparedStep>,
+    pub on_stop: Vec<PreparedStep>,
+    pub tasks: Vec<Vec<PreparedStep>>,
     /// Running sums of the task weights, for a weighted pick with one random number.
     pub cumulative_weights: Vec<u64>,
+    /// What relative URLs are joined to (scripts' requests resolve theirs per request).
+    pub base: Option<Base>,
+    /// The class's script, compiled and checked against its `call:` steps.
+    pub script: Option<Arc<crate::script::Compiled>>,
+}
+
+#[derive(Debug)]
+// Built once per plan and read in place on every task: no indirection for the common case.
+#[allow(clippy::large_enum_variant)]
+pub enum PreparedStep {
+    Request(PreparedRequest),
+    Call(Call),
 }
 
 /// The base every relative path is joined to.
@@ -99,10 +111,12 @@ impl Prepared {
     /// `host` overrides the plan's host (`--host`). Fails when a relative path has no host to
     /// go to, or a URL is unusable.
     pub fn new(plan: Arc<Plan>, host: Option<&str>) -> Result<Prepared, Error> {
+        let scripts = crate::script::compile_all(&plan).map_err(Error::Script)?;
         let classes = plan
             .users
             .iter()
-            .map(|class| prepare_class(&plan, class, host))
+            .zip(scripts)
+            .map(|(class, script)| prepare_class(&plan, class, host, script))
             .collect::<Result<_, _>>()?;
         Ok(Prepared { plan, classes })
     }
@@ -112,14 +126,21 @@ fn prepare_class(
     plan: &Plan,
     class: &UserClass,
     host: Option<&str>,
+    script: Option<Arc<crate::script::Compiled>>,
 ) -> Result<PreparedClass, Error> {
     let base = match host.or(class.host.as_deref()).or(plan.host.as_deref()) {
         Some(url) => Some(Base::parse(url).map_err(Error::Config)?),
         None => None,
     };
-    let prep = |reqs: &[Request]| -> Result<Vec<PreparedRequest>, Error> {
-        reqs.iter()
-            .map(|r| prepare_request(r, base.as_ref(), &class.name))
+    let prep = |steps: &[Step]| -> Result<Vec<PreparedStep>, Error> {
+        steps
+            .iter()
+            .map(|step| match step {
+                Step::Request(r) => {
+                    prepare_request(r, base.as_ref(), &class.name).map(PreparedStep::Request)
+                }
+                Step::Call(c) => Ok(PreparedStep::Call(c.clone())),
+            })
             .collect()
     };
     let mut cumulative_weights = Vec::with_capacity(class.tasks.len());
@@ -137,6 +158,8 @@ fn prepare_class(
             .map(|t: &Task| prep(&t.steps))
             .collect::<Result<_, _>>()?,
         cumulative_weights,
+        base,
+        script,
     })
 }
 
@@ -336,7 +359,7 @@ pub fn encode_request<'a>(
     );
 }
 
-fn to_http_method(m: Method) -> http::Method {
+pub(crate) fn to_http_method(m: Method) -> http::Method {
     match m {
         Method::Get => http::Method::GET,
         Method::Post => http::Method::POST,

@@ -20,16 +20,17 @@ use tokio::time::{Instant, Sleep};
 use crate::h1::{self, Keep};
 use crate::http::{Connector, Origin, Pool};
 use crate::prepare::{
-    append_query, encode_request, resolve, PreparedBody, PreparedRequest, RequestHead, Url,
+    append_query, encode_request, resolve, PreparedBody, PreparedRequest, PreparedStep,
+    RequestHead, Url,
 };
 use crate::Shared;
 
 /// The state one user carries between requests.
 pub struct User {
-    shared: Arc<Shared>,
-    class: usize,
-    id: u64,
-    vars: Vec<Option<String>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) class: usize,
+    pub(crate) id: u64,
+    pub(crate) vars: Vec<Option<String>>,
     rows: Vec<usize>,
     rng: fastrand::Rng,
     pool: Pool,
@@ -44,7 +45,9 @@ pub struct User {
     /// How late the current task started against its schedule, while a paced user runs a task;
     /// its requests record their response time plus this as measured from the intended send
     /// time.
-    lateness: Option<Duration>,
+    pub(crate) lateness: Option<Duration>,
+    /// The user's script VM, made when the user starts, when its class has a script.
+    pub(crate) script: Option<crate::script::Vm>,
 }
 
 impl User {
@@ -69,6 +72,7 @@ impl User {
             wire: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             lateness: None,
+            script: None,
         }
     }
 
@@ -78,11 +82,12 @@ impl User {
         let shared = self.shared.clone();
         let class = &shared.prepared.classes[self.class];
         let wait = shared.prepared.plan.users[self.class].wait;
-        for req in &class.on_start {
+        crate::script::start(&mut self);
+        for step in &class.on_start {
             if *stop.borrow() {
                 break;
             }
-            self.execute(req).await;
+            self.step(step).await;
         }
         let total_weight = class.cumulative_weights.last().copied().unwrap_or(0);
         let mut schedule = Schedule::of(wait, Instant::now());
@@ -90,8 +95,8 @@ impl User {
             let pick = self.rng.u64(0..total_weight);
             let task = class.cumulative_weights.partition_point(|&w| w <= pick);
             self.lateness = schedule.as_mut().map(|s| s.start(Instant::now()));
-            for req in &class.tasks[task] {
-                self.execute(req).await;
+            for step in &class.tasks[task] {
+                self.step(step).await;
             }
             self.lateness = None;
             let pause = match schedule.as_mut() {
@@ -113,8 +118,15 @@ impl User {
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
-        for req in &class.on_stop {
-            self.execute(req).await;
+        for step in &class.on_stop {
+            self.step(step).await;
+        }
+    }
+
+    async fn step(&mut self, step: &PreparedStep) {
+        match step {
+            PreparedStep::Request(req) => self.execute(req).await,
+            PreparedStep::Call(call) => crate::script::call(self, call).await,
         }
     }
 
@@ -141,16 +153,18 @@ impl User {
             }
         };
         let name: &str = req.name.as_deref().unwrap_or(&target);
-        let wire: &[u8] = match &req.wire {
-            Some(w) => w,
+        // Taken out for the exchange (which needs the user) and put back after: no copy.
+        let encoded = match &req.wire {
+            Some(_) => Vec::new(),
             None => {
                 if let Err(message) = self.encode(req, &origin, &target) {
                     self.shared.recorder.exception(&message);
                     return;
                 }
-                &self.wire
+                std::mem::take(&mut self.wire)
             }
         };
+        let wire: &[u8] = req.wire.as_deref().unwrap_or(&encoded);
         let request = h1::Request {
             bytes: wire,
             is_head: req.method == http::Method::HEAD,
@@ -162,13 +176,45 @@ impl User {
             max_body: self.shared.prepared.plan.max_body.unwrap_or(0),
         };
         let timeout = req.source.timeout.unwrap_or(self.shared.default_timeout);
+        let (outcome, elapsed) = self.send(&origin, request, keep, timeout).await;
+        if req.wire.is_none() {
+            self.wire = encoded;
+        }
+        let error = outcome
+            .error
+            .or_else(|| self.check(req, &outcome.response, elapsed));
+        self.shared.recorder.record(
+            req.core_method,
+            name,
+            Sample {
+                response_time_us: elapsed.as_micros() as u64,
+                corrected_response_time_us: self
+                    .lateness
+                    .map(|late| (late + elapsed).as_micros() as u64),
+                content_length: outcome.response.body_len,
+                at_unix_s: unix_now(),
+                error: error.as_deref(),
+            },
+        );
+    }
+
+    /// Sends one encoded request on the user's connection to `origin`, within `timeout` (on the
+    /// user's one timer): what came back, and how long it took. YAML requests and scripts'
+    /// requests both go out here; the caller records the outcome.
+    pub(crate) async fn send(
+        &mut self,
+        origin: &Arc<Origin>,
+        request: h1::Request<'_>,
+        keep: Keep,
+        timeout: Duration,
+    ) -> (Outcome, Duration) {
         let started = Instant::now();
         self.timer.as_mut().reset(started + timeout);
         let result = {
             let exchange = exchange(
                 &mut self.pool,
                 &self.shared.connector,
-                &origin,
+                origin,
                 request,
                 keep,
             );
@@ -187,26 +233,11 @@ impl User {
             Some(o) => o,
             None => {
                 // The connection may still carry the late response: never reuse it.
-                self.pool.discard(&origin);
+                self.pool.discard(origin);
                 Outcome::failed(0, format!("timeout after {}", fmt_duration(timeout)))
             }
         };
-        let error = outcome
-            .error
-            .or_else(|| self.check(req, &outcome.response, elapsed));
-        self.shared.recorder.record(
-            req.core_method,
-            name,
-            Sample {
-                response_time_us: elapsed.as_micros() as u64,
-                corrected_response_time_us: self
-                    .lateness
-                    .map(|late| (late + elapsed).as_micros() as u64),
-                content_length: outcome.response.body_len,
-                at_unix_s: unix_now(),
-                error: error.as_deref(),
-            },
-        );
+        (outcome, elapsed)
     }
 
     /// Where the request goes: the prepared target (borrowed, nothing copied), or the rendered
@@ -332,17 +363,7 @@ impl User {
                     resp.status
                 ));
             }
-            None if resp.status >= 400 => {
-                let reason = http::StatusCode::from_u16(resp.status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
-                return Some(
-                    format!("HTTP {} {reason}", resp.status)
-                        .trim_end()
-                        .to_string(),
-                );
-            }
+            None if resp.status >= 400 => return Some(http_error(resp.status)),
             _ => {}
         }
         if let Some(max) = check.max_time {
@@ -464,11 +485,21 @@ impl Schedule {
     }
 }
 
+/// How a status of 400 or more fails a request that checks no status.
+pub(crate) fn http_error(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("HTTP {status} {reason}").trim_end().to_string()
+}
+
 type Response = h1::Response;
 
-struct Outcome {
-    error: Option<String>,
-    response: Response,
+/// What one exchange gave: a response, or the error that stopped it.
+pub(crate) struct Outcome {
+    pub(crate) error: Option<String>,
+    pub(crate) response: Response,
 }
 
 impl Outcome {
@@ -532,7 +563,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn fmt_duration(d: Duration) -> String {
+pub(crate) fn fmt_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
     } else {

@@ -9,6 +9,7 @@ mod csv;
 mod diagnostics;
 mod parse;
 mod request;
+mod script;
 mod yaml;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use bundle::Bundle;
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use script::{Call, Script, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 
 use crate::jsonpath::JsonPath;
 use crate::template::{JsonTemplate, Table, Template, VarId};
@@ -51,15 +53,18 @@ pub struct UserClass {
     pub wait: Wait,
     /// Overrides the plan's host for this class.
     pub host: Option<String>,
-    /// Requests run once when a user starts, before its first task.
-    pub on_start: Vec<Request>,
-    /// Requests run once when a user is stopped gracefully.
-    pub on_stop: Vec<Request>,
+    /// Steps run once when a user starts, before its first task.
+    pub on_start: Vec<Step>,
+    /// Steps run once when a user is stopped gracefully.
+    pub on_stop: Vec<Step>,
     /// Non-empty after validation (unless tag filtering removed every task, see
     /// [`Plan::filter_tags`]).
     pub tasks: Vec<Task>,
-    /// Names of the class's variables, indexed by [`VarId`]: every capture target.
+    /// Names of the class's variables, indexed by [`VarId`]: every capture target, and every
+    /// `vars.NAME` its script names.
     pub vars: Vec<String>,
+    /// The Luau script whose functions `call:` steps run (docs/scripting.md).
+    pub script: Option<Script>,
 }
 
 /// How long a user waits after each task (Locust's `wait_time`).
@@ -77,14 +82,34 @@ pub enum Wait {
     Throughput(f64),
 }
 
-/// A weighted unit of work: one request, or a sequence run in order.
+/// A weighted unit of work: one step, or a sequence run in order.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Relative chance that this task is picked next; >= 1.
     pub weight: u32,
     pub tags: Vec<String>,
-    /// One request for `{get: ...}`; several for `sequence: [...]`.
-    pub steps: Vec<Request>,
+    /// One step for `{get: ...}` or `{call: ...}`; several for `sequence: [...]`.
+    pub steps: Vec<Step>,
+}
+
+/// One thing a user does in a task or hook: a request of the plan, or a call of a function of
+/// the class's script. Lists of them keep the order they are written in.
+#[derive(Debug, Clone)]
+// Built once per plan and read in place: boxing the request would only add an indirection.
+#[allow(clippy::large_enum_variant)]
+pub enum Step {
+    Request(Request),
+    Call(Call),
+}
+
+impl Step {
+    /// The request, when the step is one.
+    pub fn request(&self) -> Option<&Request> {
+        match self {
+            Step::Request(r) => Some(r),
+            Step::Call(_) => None,
+        }
+    }
 }
 
 /// One HTTP request with its checks and captures.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::yaml::{self, Ctx, Node};
-use super::{csv, request};
+use super::{csv, request, script};
 use super::{Diagnostic, Diagnostics, FileSource, Metric, Plan, Shape, Stage, Threshold};
 use crate::duration;
 use crate::suggest;
@@ -36,7 +36,7 @@ const METRICS: [&str; 8] = [
     "max",
 ];
 /// Names with a meaning of their own in templates, so no variable or feeder may take them.
-const RESERVED: [&str; 4] = ["row", "rand", "user", "now"];
+pub(super) const RESERVED: [&str; 4] = ["row", "rand", "user", "now"];
 
 pub(super) fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<Plan, Diagnostics> {
     let mut diags = Vec::new();
@@ -57,7 +57,10 @@ pub(super) fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<P
     };
     let mut cx = Ctx::new(&source, diags);
     let plan = match docs.as_slice() {
-        [doc] if !yaml::is_null(doc) => plan(&mut cx, doc, files),
+        [doc] if !yaml::is_null(doc) => plan(&mut cx, doc, files).map(|mut plan| {
+            script::name_origins(&mut plan, origin);
+            plan
+        }),
         [_, second, ..] => {
             cx.error_hint(
                 second,
@@ -108,7 +111,7 @@ fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan
         feeders: &feeders,
     };
     let users = match top.get("users") {
-        Some(n) => request::user_classes(cx, n, &resolver),
+        Some(n) => request::user_classes(cx, n, &resolver, files),
         None => {
             cx.error_hint(
                 doc,
@@ -153,7 +156,7 @@ fn max_body(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<u64> {
     }
 }
 
-fn parse_size(text: &str) -> Option<u64> {
+pub(super) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),

@@ -6,14 +6,17 @@ use std::time::Duration;
 use saphyr::{Scalar, YamlData};
 
 use super::parse::{check_name, host};
+use super::script;
 use super::yaml::{self, data, Ctx, Fields, Node};
-use super::{Body, Capture, CaptureSource, Check, Request, Task, UserClass, Wait};
+use super::{
+    Body, Capture, CaptureSource, Check, FileSource, Request, Step, Task, UserClass, Wait,
+};
 use crate::jsonpath::JsonPath;
 use crate::template::{JsonTemplate, Resolver, Template, VarId};
 use crate::validate;
 use crate::Method;
 
-const CLASS_KEYS: [&str; 8] = [
+const CLASS_KEYS: [&str; 11] = [
     "name",
     "weight",
     "fixed_count",
@@ -22,12 +25,17 @@ const CLASS_KEYS: [&str; 8] = [
     "on_start",
     "on_stop",
     "tasks",
+    "script",
+    "script_timeout",
+    "script_memory",
 ];
 const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
 const REQUEST_KEYS: [&str; 8] = [
     "name", "headers", "query", "json", "body", "timeout", "check", "capture",
 ];
 const TASK_KEYS: [&str; 3] = ["weight", "tags", "sequence"];
+/// What may sit beside `call` in a task.
+const CALL_TASK_KEYS: [&str; 2] = ["weight", "tags"];
 const WAIT_KEYS: [&str; 4] = ["constant", "between", "pacing", "throughput"];
 const CHECK_KEYS: [&str; 4] = ["status", "body_contains", "json", "max_time"];
 const CAPTURE_KEYS: [&str; 3] = ["json", "header", "regex"];
@@ -36,6 +44,7 @@ pub(super) fn user_classes(
     cx: &mut Ctx<'_>,
     node: &Node<'_>,
     plan: &Resolver<'_>,
+    files: &dyn FileSource,
 ) -> Vec<UserClass> {
     let Some(items) = cx.list(node, "`users`") else {
         return Vec::new();
@@ -49,7 +58,7 @@ pub(super) fn user_classes(
     }
     let mut classes: Vec<UserClass> = Vec::new();
     for item in items {
-        let Some((class, name_node)) = user_class(cx, item, plan) else {
+        let Some((class, name_node)) = user_class(cx, item, plan, files) else {
             continue;
         };
         if classes.iter().any(|c| c.name == class.name) {
@@ -69,6 +78,7 @@ fn user_class<'n, 'i>(
     cx: &mut Ctx<'_>,
     node: &'n Node<'i>,
     plan: &Resolver<'_>,
+    files: &dyn FileSource,
 ) -> Option<(UserClass, &'n Node<'i>)> {
     let f = cx.fields(node, "a user class", &CLASS_KEYS)?;
     let name = match f.get("name") {
@@ -86,7 +96,15 @@ fn user_class<'n, 'i>(
         .get("wait")
         .map_or(Some(Wait::Constant(Duration::ZERO)), |n| wait(cx, n));
     let class_host = f.get("host").map(|n| host(cx, n));
-    let vars = capture_targets(&f);
+    let script = script::script(cx, &f, files);
+    let mut vars = capture_targets(&f);
+    if let Some(Some(s)) = &script {
+        for name in script::variables(&s.source) {
+            if !vars.contains(&name) {
+                vars.push(name);
+            }
+        }
+    }
     let resolver = Resolver {
         vars: &vars,
         ..*plan
@@ -114,7 +132,9 @@ fn user_class<'n, 'i>(
         on_stop: on_stop.unwrap_or(Some(Vec::new()))?,
         tasks: tasks?,
         vars,
+        script: script?,
     };
+    script::check_calls(cx, &class);
     Some((class, f.get("name")?))
 }
 
@@ -213,16 +233,11 @@ fn wait(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Wait> {
     }
 }
 
-fn requests(
-    cx: &mut Ctx<'_>,
-    node: &Node<'_>,
-    label: &str,
-    r: &Resolver<'_>,
-) -> Option<Vec<Request>> {
+fn requests(cx: &mut Ctx<'_>, node: &Node<'_>, label: &str, r: &Resolver<'_>) -> Option<Vec<Step>> {
     let items = cx.list(node, label)?;
-    let all: Vec<Option<Request>> = items
+    let all: Vec<Option<Step>> = items
         .iter()
-        .map(|item| request(cx, item, "a request", r))
+        .map(|item| step(cx, item, "a request", r))
         .collect();
     all.into_iter().collect()
 }
@@ -246,6 +261,7 @@ fn task(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Task> {
         .iter()
         .chain(&REQUEST_KEYS)
         .chain(&TASK_KEYS)
+        .chain(&["call"])
         .copied()
         .collect();
     let f = cx.fields(node, "a task", &allowed)?;
@@ -255,9 +271,10 @@ fn task(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Task> {
     let tags = f
         .get("tags")
         .map_or(Some(Vec::new()), |n| cx.strings(n, "`tags`"));
-    let steps = match f.get("sequence") {
-        Some(sequence) => steps(cx, &f, sequence, r),
-        None => request_from(cx, &f, r, true).map(|request| vec![request]),
+    let steps = match (f.get("sequence"), f.has("call")) {
+        (Some(sequence), _) => steps(cx, &f, sequence, r),
+        (None, true) => script::call(cx, &f, &CALL_TASK_KEYS).map(|c| vec![Step::Call(c)]),
+        (None, false) => request_from(cx, &f, r, true).map(|request| vec![Step::Request(request)]),
     };
     Some(Task {
         weight: weight?,
@@ -271,7 +288,7 @@ fn steps(
     task: &Fields<'_, '_>,
     sequence: &Node<'_>,
     r: &Resolver<'_>,
-) -> Option<Vec<Request>> {
+) -> Option<Vec<Step>> {
     for (key, key_node, _) in &task.entries {
         if !TASK_KEYS.contains(&key.as_str()) {
             cx.error_hint(
@@ -286,17 +303,26 @@ fn steps(
         cx.error(sequence, "`sequence` needs at least one request");
         return None;
     }
-    let all: Vec<Option<Request>> = items
+    let all: Vec<Option<Step>> = items
         .iter()
-        .map(|item| request(cx, item, "a step of a sequence", r))
+        .map(|item| step(cx, item, "a step of a sequence", r))
         .collect();
     all.into_iter().collect()
 }
 
-fn request(cx: &mut Ctx<'_>, node: &Node<'_>, what: &str, r: &Resolver<'_>) -> Option<Request> {
-    let allowed: Vec<&str> = METHOD_KEYS.iter().chain(&REQUEST_KEYS).copied().collect();
+/// A request, or a `{call: NAME}` of a script function.
+fn step(cx: &mut Ctx<'_>, node: &Node<'_>, what: &str, r: &Resolver<'_>) -> Option<Step> {
+    let allowed: Vec<&str> = METHOD_KEYS
+        .iter()
+        .chain(&REQUEST_KEYS)
+        .chain(&["call"])
+        .copied()
+        .collect();
     let f = cx.fields(node, what, &allowed)?;
-    request_from(cx, &f, r, false)
+    if f.has("call") {
+        return script::call(cx, &f, &[]).map(Step::Call);
+    }
+    request_from(cx, &f, r, false).map(Step::Request)
 }
 
 fn request_from(

@@ -43,6 +43,11 @@ fn plan(src: &str) -> Plan {
     parse(src).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Step `i` of a list, which must be a request.
+fn request(steps: &[Step], i: usize) -> &Request {
+    steps[i].request().expect("a request")
+}
+
 fn problems(src: &str) -> Vec<Diagnostic> {
     match parse(src) {
         Ok(_) => panic!("expected problems in:\n{src}"),
@@ -90,7 +95,7 @@ fn the_minimal_plan_parses_into_the_expected_model() {
         panic!("one task")
     };
     assert_eq!((task.weight, task.tags.len(), task.steps.len()), (1, 0, 1));
-    let get = &task.steps[0];
+    let get = &request(&task.steps, 0);
     assert_eq!(get.method, Method::Get);
     assert_eq!(get.url.as_static(), Some("/a"));
     assert_eq!(get.name.as_deref(), Some("read-a"));
@@ -102,7 +107,7 @@ fn the_minimal_plan_parses_into_the_expected_model() {
         writer.wait,
         Wait::Between(Duration::ZERO, Duration::from_millis(10))
     );
-    let post = &writer.tasks[0].steps[0];
+    let post = &request(&writer.tasks[0].steps, 0);
     assert_eq!(
         (post.method, post.url.as_static(), post.line),
         (Method::Post, Some("/b"), 12)
@@ -138,17 +143,17 @@ thresholds: [{metric: fail_ratio, max: 0.01}, {metric: p95, name: /checkout, max
     assert_eq!(p.feeders[0].columns, ["user", "password"]);
     let class = &p.users[0];
     assert_eq!(class.vars, ["token"]);
-    assert_eq!(class.on_start[0].captures[0].var, VarId(0));
+    assert_eq!(request(&class.on_start, 0).captures[0].var, VarId(0));
     assert!(
-        matches!(&class.on_start[0].captures[0].from, CaptureSource::Json(p) if p.as_str() == "$.token")
+        matches!(&request(&class.on_start, 0).captures[0].from, CaptureSource::Json(p) if p.as_str() == "$.token")
     );
-    assert!(class.tasks[0].steps[0].url.as_static().is_none());
+    assert!(request(&class.tasks[0].steps, 0).url.as_static().is_none());
     let checkout = &class.tasks[1];
     assert_eq!(
         (checkout.weight, checkout.tags.as_slice()),
         (1, ["checkout".to_string()].as_slice())
     );
-    let check = &checkout.steps[1].check;
+    let check = &request(&checkout.steps, 1).check;
     assert_eq!(check.status, Some(vec![200, 201]));
     assert_eq!(check.body_contains, ["order_id"]);
     assert_eq!(check.max_time, Some(Duration::from_secs(2)));
@@ -262,14 +267,16 @@ fn variables_captured_anywhere_in_the_class_and_plan_vars_are_known() {
     let p = plan(src);
     let class = &p.users[0];
     assert_eq!(class.vars, ["later"]);
-    assert!(class.tasks[0].steps[0].url.as_static().is_none());
+    assert!(request(&class.tasks[0].steps, 0).url.as_static().is_none());
     assert!(
-        matches!(&class.tasks[0].steps[0].captures[0].from, CaptureSource::Header(h) if h == "x-id")
+        matches!(&request(&class.tasks[0].steps, 0).captures[0].from, CaptureSource::Header(h) if h == "x-id")
     );
     let only_vars =
         plan("vars: {api: v2, n: 3}\nusers: [{name: U, tasks: [{get: \"/{{ api }}/{{n}}\"}]}]\n");
     assert_eq!(
-        only_vars.users[0].tasks[0].steps[0].url.as_static(),
+        request(&only_vars.users[0].tasks[0].steps, 0)
+            .url
+            .as_static(),
         Some("/v2/3")
     );
 }
@@ -521,7 +528,7 @@ fn request_options_are_read() {
         "- delete: https://other.example/x\n  timeout: 2\n  query: {page: 2, q: \"{{ rand.choice(\\\"a\\\") }}\"}\n  body: \"id={{ user.id }}\"\n  check: {status: 204, json: {\"$.ok\": true}}",
     );
     let p = plan(&src);
-    let r = &p.users[0].tasks[0].steps[0];
+    let r = &request(&p.users[0].tasks[0].steps, 0);
     assert_eq!(
         (r.method, r.timeout),
         (Method::Delete, Some(Duration::from_secs(2)))

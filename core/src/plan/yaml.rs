@@ -193,6 +193,11 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// The plan text the nodes point into.
+    pub fn source(&self) -> &'s str {
+        self.text
+    }
+
     pub fn error(&mut self, node: &Node<'_>, message: impl Into<String>) {
         let (line, column) = position(node);
         self.diags.push(Diagnostic::new(line, column, message));

@@ -1,0 +1,502 @@
+//! `user.http:get(url, opts)` and its siblings: the options a script passes, the request they
+//! encode to, its exchange through the user's own [`User::send`], and the response object.
+//!
+//! A response is recorded when the script settles it (`r:success()`, `r:failure(msg)`:
+//! Locust's `catch_response`), or else as it is (failed on a transport error or a status of 400
+//! or more, as a YAML request without checks) when the script sends its next request or the
+//! call ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hatchery_core::stats::Sample;
+use hatchery_core::timestamp::unix_now;
+use hatchery_core::{validate, Method};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use http::HeaderMap;
+use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::vm::{Ctx, Slice};
+use crate::h1::{self, Keep};
+use crate::http::Origin;
+use crate::prepare::{append_query, encode_request, resolve, to_http_method, Base, RequestHead};
+use crate::recorder::Recorder;
+use crate::sendable::check_plan_header;
+use crate::user::{http_error, User};
+
+const OPTIONS: [&str; 6] = ["name", "headers", "query", "json", "body", "timeout"];
+
+/// A request from the script to its user, and where the answer goes.
+#[derive(Debug)]
+pub(super) struct Op {
+    pub request: Outgoing,
+    pub reply: oneshot::Sender<Result<Reply, String>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub method: Method,
+    pub url: String,
+    pub opts: Opts,
+}
+
+/// The options of `user.http:get(url, opts)`.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Opts {
+    pub name: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    /// The body, and whether it is JSON (which adds `content-type: application/json`).
+    pub body: Option<(Vec<u8>, bool)>,
+    pub timeout: Option<Duration>,
+}
+
+impl Opts {
+    pub(super) fn parse(lua: &Lua, table: Option<Table>) -> Result<Opts, String> {
+        let Some(t) = table else {
+            return Ok(Opts::default());
+        };
+        for pair in t.pairs::<Value, Value>() {
+            let (key, _) = pair.map_err(|e| e.to_string())?;
+            let key = key.to_string().unwrap_or_default();
+            if !OPTIONS.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown request option `{key}`: the options are {}",
+                    OPTIONS.join(", ")
+                ));
+            }
+        }
+        let get = |key: &str| t.raw_get::<Value>(key).map_err(|e| e.to_string());
+        let text = |key: &str, v: Value| match v {
+            Value::String(s) => Ok(s.to_str().map_err(|e| e.to_string())?.to_string()),
+            Value::Integer(i) => Ok(i.to_string()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Boolean(b) => Ok(b.to_string()),
+            other => Err(format!("`{key}` must be text, found {}", other.type_name())),
+        };
+        let pairs = |key: &str| -> Result<Vec<(String, String)>, String> {
+            match get(key)? {
+                Value::Nil => Ok(Vec::new()),
+                Value::Table(m) => {
+                    let mut out = Vec::new();
+                    for pair in m.pairs::<String, Value>() {
+                        let (k, v) = pair.map_err(|_| format!("`{key}` keys must be text"))?;
+                        let v = text(&format!("{key}.{k}"), v)?;
+                        out.push((k, v));
+                    }
+                    // A table has no order; a sorted one keeps requests the same every time.
+                    out.sort();
+                    Ok(out)
+                }
+                other => Err(format!(
+                    "`{key}` must be a table, found {}",
+                    other.type_name()
+                )),
+            }
+        };
+        let name = match get("name")? {
+            Value::Nil => None,
+            v => Some(text("name", v)?),
+        };
+        let body = match (get("json")?, get("body")?) {
+            (Value::Nil, Value::Nil) => None,
+            (json, Value::Nil) => {
+                let value = super::libs::to_json(lua, json)
+                    .map_err(|e| format!("`json` cannot be sent as JSON: {e}"))?;
+                Some((serde_json::to_vec(&value).map_err(|e| e.to_string())?, true))
+            }
+            (Value::Nil, Value::String(s)) => Some((s.as_bytes().to_vec(), false)),
+            (Value::Nil, other) => {
+                return Err(format!(
+                    "`body` must be a string, found {}",
+                    other.type_name()
+                ))
+            }
+            _ => return Err("a request has either `json` or `body`, not both".to_string()),
+        };
+        let timeout = match get("timeout")? {
+            Value::Nil => None,
+            Value::Integer(i) if i > 0 => Some(Duration::from_secs(i as u64)),
+            Value::Number(n) if n > 0.0 => Some(
+                Duration::try_from_secs_f64(n).map_err(|_| format!("timeout {n} is too long"))?,
+            ),
+            Value::String(s) => Some(
+                hatchery_core::duration::parse(&s.to_string_lossy())
+                    .map_err(|e| format!("`timeout`: {e}"))?,
+            ),
+            other => {
+                return Err(format!(
+                    "`timeout` must be seconds above 0 or a duration like \"5s\", found {}",
+                    other
+                        .to_string()
+                        .unwrap_or_else(|_| other.type_name().to_string())
+                ))
+            }
+        };
+        Ok(Opts {
+            name,
+            headers: pairs("headers")?,
+            query: pairs("query")?,
+            body,
+            timeout,
+        })
+    }
+}
+
+/// What came back, for the script.
+#[derive(Debug)]
+pub(super) struct Reply {
+    seq: u64,
+    response: h1::Response,
+    elapsed: Duration,
+    /// Why no response came (connection refused, timeout...).
+    error: Option<String>,
+    ok: bool,
+}
+
+/// A response's entry in the statistics, until it is recorded.
+#[derive(Debug)]
+pub(super) struct Pending {
+    seq: u64,
+    method: Method,
+    name: String,
+    response_time_us: u64,
+    corrected_response_time_us: Option<u64>,
+    content_length: u64,
+    at_unix_s: u64,
+    error: Option<String>,
+}
+
+impl Pending {
+    pub(super) fn record(self, recorder: &Recorder) {
+        recorder.record(
+            self.method,
+            &self.name,
+            Sample {
+                response_time_us: self.response_time_us,
+                corrected_response_time_us: self.corrected_response_time_us,
+                content_length: self.content_length,
+                at_unix_s: self.at_unix_s,
+                error: self.error.as_deref(),
+            },
+        );
+    }
+}
+
+/// Encodes the request into `wire`: where it goes, and its method.
+pub(super) fn encode(
+    req: &Outgoing,
+    base: Option<&Base>,
+    wire: &mut Vec<u8>,
+) -> Result<(Arc<Origin>, http::Method), String> {
+    let mut url = req.url.clone();
+    append_query(
+        &mut url,
+        req.opts.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let (origin, target) = resolve(&url, base)?;
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(req.opts.headers.len());
+    for (k, v) in &req.opts.headers {
+        let name = validate::header_name(k)?;
+        check_plan_header(&name, headers.iter().map(|(n, _)| n)).map_err(|e| e.to_string())?;
+        headers.push((name, validate::header_value(k, v)?));
+    }
+    let sets =
+        |headers: &[(HeaderName, HeaderValue)], h: &HeaderName| headers.iter().any(|(k, _)| k == h);
+    let (body, json) = match &req.opts.body {
+        Some((b, json)) => (&b[..], *json),
+        None => (&[][..], false),
+    };
+    if json && !sets(&headers, &CONTENT_TYPE) {
+        headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    }
+    let method = to_http_method(req.method);
+    let head = RequestHead {
+        method: &method,
+        origin: &origin,
+        target: &target,
+        host: !sets(&headers, &HOST),
+        user_agent: !sets(&headers, &USER_AGENT),
+    };
+    wire.clear();
+    encode_request(
+        wire,
+        &head,
+        headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+        body,
+    );
+    Ok((Arc::new(origin), method))
+}
+
+/// Sends a script's request as the user (its connection, timer and lateness) and keeps its
+/// entry pending for the script to settle.
+pub(super) async fn serve(
+    user: &mut User,
+    lua: &Lua,
+    wire: &mut Vec<u8>,
+    req: Outgoing,
+) -> Result<Reply, String> {
+    if let Some(mut c) = lua.app_data_mut::<Ctx>() {
+        c.flush();
+    }
+    let shared = user.shared.clone();
+    let base = shared.prepared.classes[user.class].base.as_ref();
+    let (origin, method) = encode(&req, base, wire)?;
+    let request = h1::Request {
+        bytes: wire,
+        is_head: method == http::Method::HEAD,
+        idempotent: method.is_idempotent(),
+    };
+    let keep = Keep {
+        headers: true,
+        body: true,
+        max_body: shared.prepared.plan.max_body.unwrap_or(0),
+    };
+    let timeout = req.opts.timeout.unwrap_or(shared.default_timeout);
+    let (outcome, elapsed) = user.send(&origin, request, keep, timeout).await;
+    let status = outcome.response.status;
+    let failed = outcome
+        .error
+        .clone()
+        .or_else(|| (status >= 400).then(|| http_error(status)));
+    let mut ctx = lua
+        .app_data_mut::<Ctx>()
+        .ok_or_else(|| "the script's state is gone".to_string())?;
+    let seq = ctx.next_seq;
+    ctx.next_seq += 1;
+    let ok = failed.is_none();
+    ctx.pending = Some(Pending {
+        seq,
+        method: req.method,
+        name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
+        response_time_us: elapsed.as_micros() as u64,
+        corrected_response_time_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
+        content_length: outcome.response.body_len,
+        at_unix_s: unix_now(),
+        error: failed,
+    });
+    Ok(Reply {
+        seq,
+        response: outcome.response,
+        elapsed,
+        error: outcome.error,
+        ok,
+    })
+}
+
+/// `user.http` with a function per method, and `user:sleep(seconds)`.
+pub(super) fn install(lua: &Lua, user: &Table, slice: &Arc<Slice>) -> mlua::Result<()> {
+    let http = lua.create_table()?;
+    for method in Method::ALL {
+        let function = lua.create_async_function(
+            move |lua, (_, url, opts): (Value, String, Option<Table>)| async move {
+                let opts = Opts::parse(&lua, opts).map_err(mlua::Error::runtime)?;
+                let ops = lua
+                    .app_data_ref::<Ctx>()
+                    .map(|c| c.ops.clone())
+                    .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
+                let (reply, answer) = oneshot::channel();
+                let request = Outgoing { method, url, opts };
+                send(&ops, Op { request, reply }).await?;
+                let reply = answer
+                    .await
+                    .map_err(|_| mlua::Error::runtime("the request was dropped"))?;
+                if let Some(c) = lua.app_data_ref::<Ctx>() {
+                    c.slice.start();
+                }
+                let reply = reply.map_err(mlua::Error::runtime)?;
+                Ok(Response::from(reply))
+            },
+        )?;
+        http.raw_set(method.plan_key(), function)?;
+    }
+    user.raw_set("http", http)?;
+    let slice = slice.clone();
+    let sleep = lua.create_async_function(move |_, (_, seconds): (Value, f64)| {
+        let slice = slice.clone();
+        async move {
+            let pause = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                mlua::Error::runtime(format!("user:sleep({seconds}): seconds must be >= 0"))
+            })?;
+            tokio::time::sleep(pause).await;
+            slice.start();
+            Ok(())
+        }
+    })?;
+    user.raw_set("sleep", sleep)
+}
+
+async fn send(ops: &mpsc::Sender<Op>, op: Op) -> mlua::Result<()> {
+    ops.send(op)
+        .await
+        .map_err(|_| mlua::Error::runtime("requests can only be sent from a `call:`"))
+}
+
+/// What a script sees of a response.
+#[derive(Debug)]
+struct Response {
+    seq: u64,
+    status: u16,
+    headers: Arc<HeaderMap>,
+    body: Bytes,
+    elapsed_ms: f64,
+    error: Option<String>,
+    ok: bool,
+}
+
+impl From<Reply> for Response {
+    fn from(r: Reply) -> Response {
+        Response {
+            seq: r.seq,
+            status: r.response.status,
+            headers: Arc::new(r.response.headers),
+            body: r.response.body,
+            elapsed_ms: r.elapsed.as_secs_f64() * 1000.0,
+            error: r.error,
+            ok: r.ok,
+        }
+    }
+}
+
+impl Response {
+    /// Records the response now, failed with `error` or succeeded.
+    fn settle(&mut self, lua: &Lua, error: Option<String>) -> mlua::Result<()> {
+        let mut ctx = lua
+            .app_data_mut::<Ctx>()
+            .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
+        match ctx.pending.take() {
+            Some(mut p) if p.seq == self.seq => {
+                self.ok = error.is_none();
+                p.error = error;
+                p.record(&ctx.recorder);
+                Ok(())
+            }
+            other => {
+                ctx.pending = other;
+                Err(mlua::Error::runtime(
+                    "this response is already recorded: call r:failure() or r:success() before the next request",
+                ))
+            }
+        }
+    }
+}
+
+impl UserData for Response {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("status", |_, r| Ok(r.status));
+        fields.add_field_method_get("body", |lua, r| lua.create_string(&r.body));
+        fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.elapsed_ms));
+        fields.add_field_method_get("ok", |_, r| Ok(r.ok));
+        fields.add_field_method_get("error", |_, r| Ok(r.error.clone()));
+        fields.add_field_method_get("headers", |_, r| Ok(Headers(r.headers.clone())));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("json", |lua, r, ()| {
+            let value: serde_json::Value = serde_json::from_slice(&r.body)
+                .map_err(|e| mlua::Error::runtime(format!("the body is not JSON: {e}")))?;
+            super::libs::to_lua(lua, &value)
+        });
+        methods.add_method_mut("failure", |lua, r, message: String| {
+            r.settle(lua, Some(super::clip(message, super::MAX_MESSAGE)))
+        });
+        methods.add_method_mut("success", |lua, r, ()| r.settle(lua, None));
+    }
+}
+
+/// A response's headers, looked up by name in any case: `r.headers["content-type"]`.
+#[derive(Debug)]
+struct Headers(Arc<HeaderMap>);
+
+impl UserData for Headers {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(MetaMethod::Index, |_, h, name: String| {
+            Ok(h.0
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(src: &str) -> Result<Opts, String> {
+        let lua = Lua::new();
+        let table: Option<Table> = lua.load(src).eval().unwrap();
+        Opts::parse(&lua, table)
+    }
+
+    #[test]
+    fn options_parse_into_sorted_pairs_a_body_and_a_timeout() {
+        let o = opts(r#"{name = "/items/[id]", headers = {["X-B"] = "2", ["X-A"] = 1}, query = {page = 2}, json = {a = 1}, timeout = 0.5}"#).unwrap();
+        assert_eq!(o.name.as_deref(), Some("/items/[id]"));
+        assert_eq!(
+            o.headers,
+            [("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
+        );
+        assert_eq!(o.query, [("page".to_string(), "2".to_string())]);
+        assert_eq!(o.body, Some((br#"{"a":1}"#.to_vec(), true)));
+        assert_eq!(o.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(
+            opts(r#"{body = "x", timeout = "2s"}"#).unwrap().timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(opts("nil").unwrap(), Opts::default());
+    }
+
+    #[test]
+    fn bad_options_are_clear_errors() {
+        let err = |src| opts(src).unwrap_err();
+        assert!(err("{nmae = 'x'}").contains("unknown request option `nmae`"));
+        assert_eq!(
+            err("{json = {}, body = 'x'}"),
+            "a request has either `json` or `body`, not both"
+        );
+        assert!(err("{timeout = -1}").contains("`timeout` must be seconds above 0"));
+        assert!(err("{headers = 'x'}").contains("`headers` must be a table"));
+        assert!(err("{body = {}}").contains("`body` must be a string"));
+    }
+
+    #[test]
+    fn a_scripted_request_encodes_like_a_plan_request() {
+        let base = Base::parse("http://127.0.0.1:8080/api").unwrap();
+        let req = Outgoing {
+            method: Method::Post,
+            url: "/items".into(),
+            opts: Opts {
+                query: vec![("q".into(), "a b".into())],
+                headers: vec![("x-id".into(), "7".into())],
+                body: Some((b"{}".to_vec(), true)),
+                ..Opts::default()
+            },
+        };
+        let mut wire = Vec::new();
+        let (origin, method) = encode(&req, Some(&base), &mut wire).unwrap();
+        assert_eq!((origin.port, method), (8080, http::Method::POST));
+        let text = String::from_utf8(wire).unwrap();
+        assert!(
+            text.starts_with("POST /api/items?q=a%20b HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x-id: 7\r\n") && text.contains("content-type: application/json\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n{}"), "{text}");
+        let bad = Outgoing {
+            opts: Opts {
+                headers: vec![("x".into(), "a\nb".into())],
+                ..Opts::default()
+            },
+            ..req
+        };
+        assert!(encode(&bad, Some(&base), &mut Vec::new()).is_err());
+    }
+}
