@@ -232,6 +232,20 @@ impl wire::Coordinator for Coordinator {
     }
 }
 
+/// Drops every `Assign` that another follows with nothing in between: an assignment is the
+/// worker's whole target, so only the later one matters, and a worker slower than a fast ramp
+/// gets the latest target instead of a queue of stale ones.
+fn coalesce(queued: Vec<ToWorker>) -> Vec<ToWorker> {
+    let mut out: Vec<ToWorker> = Vec::with_capacity(queued.len());
+    for cmd in queued {
+        if let (ToWorker::Assign(_), Some(ToWorker::Assign(_))) = (&cmd, out.last()) {
+            out.pop();
+        }
+        out.push(cmd);
+    }
+    out
+}
+
 /// What a worker says it runs as it joins: users per class, and their numbers if it said.
 struct Running {
     users: Vec<u32>,
@@ -265,6 +279,15 @@ impl Coordinator {
                 msg = inbound.message() => match msg {
                     Ok(Some(m)) => {
                         if let Err(end) = self.on_message(id, m, &out).await {
+                            if end == SessionEnd::RunEnded {
+                                // The run is over and told this worker so before it went
+                                // (its Quit waits in the queue): pass that on, or the worker
+                                // takes the closed stream for a lost master and redials.
+                                while let Ok(cmd) = from_run.try_recv() {
+                                    let _ = out.send(Ok((&cmd).into())).await;
+                                }
+                                return end;
+                            }
                             let _ = out.send(Err(Status::invalid_argument(end.to_string()))).await;
                             return end;
                         }
@@ -274,12 +297,18 @@ impl Coordinator {
                 },
                 cmd = from_run.recv() => match cmd {
                     Some(cmd) => {
-                        let quit = matches!(cmd, ToWorker::Quit);
-                        if out.send(Ok((&cmd).into())).await.is_err() {
-                            return SessionEnd::WorkerGone;
+                        let mut queued = vec![cmd];
+                        while let Ok(more) = from_run.try_recv() {
+                            queued.push(more);
                         }
-                        if quit {
-                            return SessionEnd::RunEnded;
+                        for cmd in coalesce(queued) {
+                            let quit = matches!(cmd, ToWorker::Quit);
+                            if out.send(Ok((&cmd).into())).await.is_err() {
+                                return SessionEnd::WorkerGone;
+                            }
+                            if quit {
+                                return SessionEnd::RunEnded;
+                            }
                         }
                     }
                     // The run let go of this session: it gave the worker up (silent past the
@@ -488,4 +517,43 @@ fn refuse(peer: &str, status: Status) -> Status {
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hatchery_core::protocol::{Assignment, Place};
+
+    use super::*;
+
+    fn assign(users: u32) -> ToWorker {
+        let mut taken = Numbers::new();
+        ToWorker::Assign(Assignment {
+            users: vec![users],
+            numbers: vec![taken.take_lowest_free(u64::from(users))],
+            stop_timeout: Duration::ZERO,
+            place: Place::default(),
+        })
+    }
+
+    fn users(cmds: &[ToWorker]) -> Vec<String> {
+        cmds.iter()
+            .map(|c| match c {
+                ToWorker::Assign(a) => a.users[0].to_string(),
+                ToWorker::Stop { .. } => "stop".to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_last_of_consecutive_assignments_goes_out_and_the_order_stays() {
+        let stop = ToWorker::Stop {
+            timeout: Duration::ZERO,
+        };
+        let queued = vec![assign(1), assign(2), assign(3), stop, assign(0), assign(4)];
+        assert_eq!(users(&coalesce(queued)), ["3", "stop", "4"]);
+        assert_eq!(users(&coalesce(vec![assign(7)])), ["7"]);
+    }
 }

@@ -458,10 +458,15 @@ impl Running {
     /// Waits for the exit (bounded) and collects the output.
     pub async fn finish(mut self) -> Finished {
         let child = self.child.take().expect("running");
-        let mut out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-            .await
-            .expect("hatchery did not finish within 60 s")
-            .expect("wait for hatchery");
+        let Ok(waited) =
+            tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await
+        else {
+            panic!(
+                "hatchery did not finish within 60 s; its stderr so far:\n{}",
+                self.stderr_so_far()
+            );
+        };
+        let mut out = waited.expect("wait for hatchery");
         if let Some(reader) = self.reader.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
         }
