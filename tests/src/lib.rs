@@ -13,6 +13,7 @@
 
 pub mod bad_servers;
 pub mod faults;
+pub mod session;
 mod settle;
 
 use std::collections::HashMap;
@@ -865,6 +866,17 @@ pub fn csv_row(path: &Path, name: &str) -> Vec<String> {
         .find(|r| r.get(1).map(String::as_str) == Some(name))
         .unwrap_or_else(|| panic!("no row {name} in {}: {rows:?}", path.display()))
         .clone()
+}
+
+/// A number column of the row named `name` in a stats CSV, by its header.
+pub fn csv_column(path: &Path, name: &str, header: &str) -> u64 {
+    let at = read_csv(path)[0]
+        .iter()
+        .position(|h| h == header)
+        .unwrap_or_else(|| panic!("no column {header}"));
+    csv_row(path, name)[at]
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("{header} of {name}: {e}")) as u64
 }
 
 /// The "Request Count" of the row named `name` in a stats CSV.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 mod decode;
 
-pub use decode::{decode_all, Decoder, Event, Head, MAX_INFORMATIONAL, MAX_TRAILERS};
+pub use decode::{decode_all, Decoder, Event, Head, Wanted, MAX_INFORMATIONAL, MAX_TRAILERS};
 
 /// Bytes asked for per read; the buffer grows past it only to hold a response head.
 const READ_SIZE: usize = 8 * 1024;
@@ -64,7 +64,10 @@ pub struct Request<'a> {
 /// What to keep of a response besides its status and body length.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keep {
+    /// Every header (a capture reads one).
     pub headers: bool,
+    /// At least `set-cookie`, `location` and `content-encoding` (a session acts on them).
+    pub session: bool,
     pub body: bool,
     /// Body bytes kept at most ([`Error::BodyTooLarge`] beyond); 0 means [`DEFAULT_MAX_BODY`].
     pub max_body: u64,
@@ -183,7 +186,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.write_request(request.bytes)
             .await
             .map_err(stale_or_io)?;
-        let mut decoder = Decoder::new(request.is_head, keep.headers);
+        let wanted = match (keep.headers, keep.session) {
+            (true, _) => Wanted::All,
+            (false, true) => Wanted::Session,
+            (false, false) => Wanted::None,
+        };
+        let mut decoder = Decoder::keeping(request.is_head, wanted);
         let mut head = None;
         let mut body = keep.body.then(Vec::new);
         let mut body_len = 0u64;
@@ -356,6 +364,7 @@ mod tests {
     fn all() -> Keep {
         Keep {
             headers: true,
+            session: true,
             body: true,
             max_body: 0,
         }

@@ -6,6 +6,7 @@
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
 //! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
 //!   response in place with a pure decoder (public for the fuzz target).
+//! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
@@ -19,6 +20,7 @@
 pub mod dial;
 pub mod h1;
 pub mod http;
+mod jar;
 pub mod master_link;
 pub mod prepare;
 mod recorder;

@@ -8,7 +8,7 @@ use hatchery_core::plan::{Body, CaptureSource, Plan, Request, Task, UserClass};
 use hatchery_core::template::Template;
 use hatchery_core::validate;
 use hatchery_core::Method;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, USER_AGENT};
 use http::Uri;
 
 use crate::http::Origin;
@@ -71,6 +71,9 @@ pub struct PreparedRequest {
     /// Whether the plan sets these itself (so ours are left out).
     pub sets_host: bool,
     pub sets_user_agent: bool,
+    /// The plan sets `cookie` itself: the jar's are not added (as requests leaves a `Cookie`
+    /// header given to a request alone).
+    pub sets_cookie: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
@@ -156,6 +159,7 @@ fn prepare_request(
     let body = body(r, add_content_type, &mut static_headers);
     let sets_host = sets(&static_headers, &HOST);
     let sets_user_agent = sets(&static_headers, &USER_AGENT);
+    let sets_cookie = sets(&static_headers, &COOKIE);
     let method = to_http_method(r.method);
     let wire = match (&url, &body) {
         (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
@@ -184,6 +188,7 @@ fn prepare_request(
         body,
         sets_host,
         sets_user_agent,
+        sets_cookie,
         wire,
         needs_body: reads.body,
         needs_json: reads.json,

@@ -13,12 +13,14 @@ use hatchery_core::plan::{CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
 use hatchery_core::timestamp::unix_now;
+use http::header::{HeaderName, COOKIE, SET_COOKIE};
 use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::h1::{self, Keep};
 use crate::http::{Connector, Origin, Pool};
+use crate::jar::{url_of, Jar};
 use crate::prepare::{
     append_query, encode_request, resolve, PreparedBody, PreparedRequest, RequestHead, Url,
 };
@@ -33,6 +35,10 @@ pub struct User {
     rows: Vec<usize>,
     rng: fastrand::Rng,
     pool: Pool,
+    /// Whether the user keeps cookies (its class's `cookies`).
+    cookies: bool,
+    /// Made on the first cookie received: a user that gets none carries no jar.
+    jar: Option<Box<Jar>>,
     /// Scratch buffers reused across requests.
     text: String,
     bytes: Vec<u8>,
@@ -50,6 +56,7 @@ pub struct User {
 impl User {
     pub fn new(shared: Arc<Shared>, class: usize, id: u64) -> User {
         let plan = &shared.prepared.plan;
+        let cookies = plan.users[class].cookies;
         let vars = vec![None; plan.users[class].vars.len()];
         let rows = plan
             .feeders
@@ -64,6 +71,8 @@ impl User {
             rows,
             rng: fastrand::Rng::new(),
             pool: Pool::default(),
+            cookies,
+            jar: None,
             text: String::new(),
             bytes: Vec::new(),
             wire: Vec::new(),
@@ -132,32 +141,45 @@ impl User {
 
     /// Sends one request and records its outcome. Failures are data, not errors.
     async fn execute(&mut self, req: &PreparedRequest) {
-        let (origin, target) = match self.target(req) {
-            Ok(t) => t,
+        let sent = match self.send(req).await {
+            Ok(sent) => sent,
             Err(message) => {
-                let message = format!("{message} (line {})", req.source.line);
                 self.shared.recorder.exception(&message);
                 return;
             }
         };
-        let name: &str = req.name.as_deref().unwrap_or(&target);
-        let wire: &[u8] = match &req.wire {
-            Some(w) => w,
-            None => {
-                if let Err(message) = self.encode(req, &origin, &target) {
-                    self.shared.recorder.exception(&message);
-                    return;
-                }
-                &self.wire
-            }
-        };
-        let request = h1::Request {
-            bytes: wire,
-            is_head: req.method == http::Method::HEAD,
-            idempotent: req.method.is_idempotent(),
-        };
+        let error = sent
+            .outcome
+            .error
+            .or_else(|| self.check(req, &sent.outcome.response, sent.elapsed));
+        let name: &str = req.name.as_deref().unwrap_or(&sent.target);
+        self.shared.recorder.record(
+            req.core_method,
+            name,
+            Sample {
+                response_time_us: sent.elapsed.as_micros() as u64,
+                corrected_response_time_us: self
+                    .lateness
+                    .map(|late| (late + sent.elapsed).as_micros() as u64),
+                content_length: sent.outcome.response.body_len,
+                at_unix_s: unix_now(),
+                error: error.as_deref(),
+            },
+        );
+    }
+
+    /// The one way a user's request goes out: renders `req`, sends it with the user's cookies
+    /// and returns its response, timed from the start to the end of the response, or the
+    /// failure (a timeout, a connection error) as data. `Err` is a request that could not be
+    /// built (an unsendable rendered URL or header), with its message.
+    pub(crate) async fn send<'r>(&mut self, req: &'r PreparedRequest) -> Result<Sent<'r>, String> {
+        let (origin, target) = self
+            .target(req)
+            .map_err(|message| format!("{message} (line {})", req.source.line))?;
+        let rendered = self.render(req)?;
         let keep = Keep {
             headers: req.needs_headers,
+            session: self.cookies,
             body: req.needs_body,
             max_body: self.shared.prepared.plan.max_body.unwrap_or(0),
         };
@@ -165,13 +187,17 @@ impl User {
         let started = Instant::now();
         self.timer.as_mut().reset(started + timeout);
         let result = {
-            let exchange = exchange(
-                &mut self.pool,
-                &self.shared.connector,
-                &origin,
-                request,
-                keep,
-            );
+            let session = Session {
+                pool: &mut self.pool,
+                connector: &self.shared.connector,
+                jar: self.cookies.then_some(&mut self.jar),
+                wire: &mut self.wire,
+            };
+            let first = Hop {
+                origin: &origin,
+                target: &target,
+            };
+            let exchange = session.run(req, &rendered, first, keep);
             tokio::pin!(exchange);
             let timer = &mut self.timer;
             std::future::poll_fn(|cx| {
@@ -187,26 +213,15 @@ impl User {
             Some(o) => o,
             None => {
                 // The connection may still carry the late response: never reuse it.
-                self.pool.discard(&origin);
+                self.pool.discard_in_flight();
                 Outcome::failed(0, format!("timeout after {}", fmt_duration(timeout)))
             }
         };
-        let error = outcome
-            .error
-            .or_else(|| self.check(req, &outcome.response, elapsed));
-        self.shared.recorder.record(
-            req.core_method,
-            name,
-            Sample {
-                response_time_us: elapsed.as_micros() as u64,
-                corrected_response_time_us: self
-                    .lateness
-                    .map(|late| (late + elapsed).as_micros() as u64),
-                content_length: outcome.response.body_len,
-                at_unix_s: unix_now(),
-                error: error.as_deref(),
-            },
-        );
+        Ok(Sent {
+            outcome,
+            elapsed,
+            target,
+        })
     }
 
     /// Where the request goes: the prepared target (borrowed, nothing copied), or the rendered
@@ -250,13 +265,8 @@ impl User {
         }
     }
 
-    /// Encodes a request that is rendered per request into `self.wire`.
-    fn encode(
-        &mut self,
-        req: &PreparedRequest,
-        origin: &Origin,
-        target: &str,
-    ) -> Result<(), String> {
+    /// The request's body and rendered headers (nothing is allocated for a static request).
+    fn render(&mut self, req: &PreparedRequest) -> Result<Rendered, String> {
         let body = match &req.body {
             PreparedBody::Static(b) => b.clone(),
             PreparedBody::Json => {
@@ -280,38 +290,15 @@ impl User {
                 b
             }
         };
-        let mut dynamic = Vec::with_capacity(req.dynamic_headers.len());
+        let mut headers = Vec::with_capacity(req.dynamic_headers.len());
         for (k, t) in &req.dynamic_headers {
             let mut s = String::new();
             t.render(&mut self.scope(), &mut s);
             let v = HeaderValue::from_str(&s)
                 .map_err(|_| format!("header {k} rendered to an invalid value {s:?}"))?;
-            dynamic.push((k, v));
+            headers.push((k.clone(), v));
         }
-        let mut wire = std::mem::take(&mut self.wire);
-        wire.clear();
-        let head = RequestHead {
-            method: &req.method,
-            origin,
-            target,
-            host: !req.sets_host,
-            user_agent: !req.sets_user_agent,
-        };
-        encode_request(
-            &mut wire,
-            &head,
-            req.static_headers
-                .iter()
-                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
-                .chain(
-                    dynamic
-                        .iter()
-                        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-                ),
-            &body,
-        );
-        self.wire = wire;
-        Ok(())
+        Ok(Rendered { body, headers })
     }
 
     /// Applies the request's checks and captures; the first failure is the request's error.
@@ -463,7 +450,121 @@ impl Schedule {
 
 type Response = h1::Response;
 
-struct Outcome {
+/// A request sent: its final outcome, how long it took and its request target (the stats
+/// name of a request the plan names not).
+pub(crate) struct Sent<'r> {
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    pub target: Cow<'r, str>,
+}
+
+/// What a request renders once, whatever it is sent to.
+struct Rendered {
+    body: Bytes,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Where one request of a chain goes.
+#[derive(Clone, Copy)]
+struct Hop<'a> {
+    origin: &'a Arc<Origin>,
+    target: &'a str,
+}
+
+/// What of the user a request's exchange uses, borrowed apart from its timer.
+struct Session<'u> {
+    pool: &'u mut Pool,
+    connector: &'u Connector,
+    /// `None` when the user keeps no cookies.
+    jar: Option<&'u mut Option<Box<Jar>>>,
+    wire: &'u mut Vec<u8>,
+}
+
+impl Session<'_> {
+    /// Sends `req` to `hop` with the jar's cookies and stores the cookies of its response.
+    async fn run(
+        self,
+        req: &PreparedRequest,
+        rendered: &Rendered,
+        hop: Hop<'_>,
+        keep: Keep,
+    ) -> Outcome {
+        // The URL (an allocation) lives only while the header is built, not across the
+        // exchange: every user's task is as large as its largest state.
+        let mut cookie = String::new();
+        if let (Some(jar), false) = (
+            self.jar.as_ref().and_then(|j| j.as_deref()),
+            req.sets_cookie,
+        ) {
+            if let Some(url) = url_of(hop.origin, hop.target) {
+                jar.header(&url, &mut cookie);
+            }
+        }
+        let bytes: &[u8] = match &req.wire {
+            Some(w) if cookie.is_empty() => w,
+            _ => {
+                encode(self.wire, req, rendered, hop, &cookie);
+                self.wire
+            }
+        };
+        let request = h1::Request {
+            bytes,
+            is_head: req.method == http::Method::HEAD,
+            idempotent: req.method.is_idempotent(),
+        };
+        let outcome = exchange(self.pool, self.connector, hop.origin, request, keep).await;
+        if let Some(jar) = self.jar {
+            store_cookies(jar, &outcome.response, hop);
+        }
+        outcome
+    }
+}
+
+/// Stores the cookies `response` sets, making the jar on the first one.
+fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) {
+    let mut cookies = response.headers.get_all(SET_COOKIE).iter().peekable();
+    if cookies.peek().is_none() {
+        return;
+    }
+    let Some(url) = url_of(hop.origin, hop.target) else {
+        return;
+    };
+    let jar = jar.get_or_insert_with(Box::default);
+    for value in cookies {
+        jar.store(value.as_bytes(), &url);
+    }
+}
+
+/// Encodes `req` for `hop` into `out`, with `cookie` (unless empty) as its `cookie` header.
+fn encode(
+    out: &mut Vec<u8>,
+    req: &PreparedRequest,
+    rendered: &Rendered,
+    hop: Hop<'_>,
+    cookie: &str,
+) {
+    out.clear();
+    let head = RequestHead {
+        method: &req.method,
+        origin: hop.origin,
+        target: hop.target,
+        host: !req.sets_host,
+        user_agent: !req.sets_user_agent,
+    };
+    let jar = (!cookie.is_empty()).then_some((COOKIE.as_str().as_bytes(), cookie.as_bytes()));
+    encode_request(
+        out,
+        &head,
+        req.static_headers
+            .iter()
+            .chain(rendered.headers.iter())
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+            .chain(jar),
+        &rendered.body,
+    );
+}
+
+pub(crate) struct Outcome {
     error: Option<String>,
     response: Response,
 }

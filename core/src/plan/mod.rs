@@ -60,6 +60,9 @@ pub struct UserClass {
     pub tasks: Vec<Task>,
     /// Names of the class's variables, indexed by [`VarId`]: every capture target.
     pub vars: Vec<String>,
+    /// Each user keeps a cookie jar (`cookies: false` turns it off), as Locust's HttpUser keeps
+    /// a `requests.Session`.
+    pub cookies: bool,
 }
 
 /// How long a user waits after each task (Locust's `wait_time`).
@@ -243,5 +246,7 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;

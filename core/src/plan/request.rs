@@ -13,7 +13,7 @@ use crate::template::{JsonTemplate, Resolver, Template, VarId};
 use crate::validate;
 use crate::Method;
 
-const CLASS_KEYS: [&str; 8] = [
+const CLASS_KEYS: [&str; 9] = [
     "name",
     "weight",
     "fixed_count",
@@ -22,6 +22,7 @@ const CLASS_KEYS: [&str; 8] = [
     "on_start",
     "on_stop",
     "tasks",
+    "cookies",
 ];
 const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
 const REQUEST_KEYS: [&str; 8] = [
@@ -86,6 +87,9 @@ fn user_class<'n, 'i>(
         .get("wait")
         .map_or(Some(Wait::Constant(Duration::ZERO)), |n| wait(cx, n));
     let class_host = f.get("host").map(|n| host(cx, n));
+    let cookies = f
+        .get("cookies")
+        .map_or(Some(true), |n| cx.boolean(n, "`cookies`"));
     let vars = capture_targets(&f);
     let resolver = Resolver {
         vars: &vars,
@@ -114,6 +118,7 @@ fn user_class<'n, 'i>(
         on_stop: on_stop.unwrap_or(Some(Vec::new()))?,
         tasks: tasks?,
         vars,
+        cookies: cookies?,
     };
     Some((class, f.get("name")?))
 }

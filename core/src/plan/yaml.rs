@@ -299,6 +299,20 @@ impl<'s> Ctx<'s> {
         self.text(node, label).map(|s| vec![s])
     }
 
+    /// `true` or `false`, and only those.
+    pub fn boolean(&mut self, node: &Node<'_>, label: &str) -> Option<bool> {
+        match data(node) {
+            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+            _ => {
+                self.error(
+                    node,
+                    format!("{label} must be true or false, found {}", describe(node)),
+                );
+                None
+            }
+        }
+    }
+
     pub fn uint(&mut self, node: &Node<'_>, label: &str, min: u32) -> Option<u32> {
         match data(node) {
             YamlData::Value(Scalar::Integer(i))

@@ -21,6 +21,32 @@ pub const MAX_INFORMATIONAL: usize = 8;
 /// Trailer lines after a chunked body at most.
 pub const MAX_TRAILERS: usize = 64;
 
+/// Which response headers a decoder keeps in [`Head::headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wanted {
+    #[default]
+    None,
+    /// What a session acts on: `set-cookie`, `location` and `content-encoding` (a response
+    /// without them allocates nothing).
+    Session,
+    All,
+}
+
+impl Wanted {
+    fn keeps(self, name: &[u8]) -> bool {
+        match self {
+            Wanted::None => false,
+            Wanted::All => true,
+            Wanted::Session => match name.len() {
+                10 => name.eq_ignore_ascii_case(b"set-cookie"),
+                8 => name.eq_ignore_ascii_case(b"location"),
+                16 => name.eq_ignore_ascii_case(b"content-encoding"),
+                _ => false,
+            },
+        }
+    }
+}
+
 /// The final response's head.
 #[derive(Debug, Default)]
 pub struct Head {
@@ -59,7 +85,7 @@ enum State {
 pub struct Decoder {
     state: State,
     is_head: bool,
-    want_headers: bool,
+    wanted: Wanted,
     informational: usize,
     keep_alive: bool,
 }
@@ -77,10 +103,20 @@ impl Decoder {
     /// A decoder for the response to a request; `is_head` for HEAD (no body, whatever the
     /// headers say); `want_headers` to keep the headers in [`Head::headers`].
     pub fn new(is_head: bool, want_headers: bool) -> Decoder {
+        let wanted = if want_headers {
+            Wanted::All
+        } else {
+            Wanted::None
+        };
+        Decoder::keeping(is_head, wanted)
+    }
+
+    /// A decoder keeping the headers `wanted`.
+    pub fn keeping(is_head: bool, wanted: Wanted) -> Decoder {
         Decoder {
             state: State::Head,
             is_head,
-            want_headers,
+            wanted,
             informational: 0,
             keep_alive: false,
         }
@@ -178,7 +214,7 @@ impl Decoder {
     /// One head at the start of `input`: `None` while incomplete; the bytes it took, and the
     /// head unless it was an informational response (skipped).
     fn head(&mut self, input: &[u8]) -> Result<Option<(usize, Option<Head>)>, Error> {
-        let Some(parsed) = parse_head(input, self.want_headers)? else {
+        let Some(parsed) = parse_head(input, self.wanted)? else {
             if input.len() > MAX_HEAD {
                 return Err(Error::Invalid("response head too large"));
             }
@@ -255,7 +291,7 @@ struct Parsed {
 }
 
 /// Parses a response head at the start of `bytes`; `None` while incomplete.
-fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error> {
+fn parse_head(bytes: &[u8], wanted: Wanted) -> Result<Option<Parsed>, Error> {
     if bytes.is_empty() {
         return Ok(None);
     }
@@ -305,7 +341,7 @@ fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error>
             }
             _ => {}
         }
-        if want_headers {
+        if wanted.keeps(name) {
             keep_header(&mut map, name, h.value);
         }
     }

@@ -1,0 +1,34 @@
+//! The plan keys of a user's HTTP session: cookies, redirects, forms and multipart bodies.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn parse(src: &str) -> Result<Plan, Diagnostics> {
+    Plan::parse(src, "plan.yaml", &HashMap::<String, String>::new())
+}
+
+/// Every problem in `src` as (line, message).
+fn problems(src: &str) -> Vec<(u32, String)> {
+    match parse(src) {
+        Ok(_) => panic!("expected problems in:\n{src}"),
+        Err(d) => d.items.into_iter().map(|i| (i.line, i.message)).collect(),
+    }
+}
+
+#[test]
+fn cookies_are_on_unless_a_class_turns_them_off() {
+    let plan = parse(
+        "host: http://h\nusers:\n  - {name: A, tasks: [{get: /}]}\n  - {name: B, cookies: false, tasks: [{get: /}]}\n",
+    )
+    .unwrap();
+    assert!(plan.users[0].cookies);
+    assert!(!plan.users[1].cookies);
+    assert_eq!(
+        problems("users:\n  - name: A\n    cookies: no thanks\n    tasks: [{get: /}]\n"),
+        [(
+            3,
+            "`cookies` must be true or false, found string \"no thanks\"".to_string()
+        )]
+    );
+}
