@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hatchery_e2e::bad_servers::{BadServer, Behaviour};
 use hatchery_e2e::session::SessionServer;
 use hatchery_e2e::{csv_column, csv_row, Finished, Standalone, TempDir};
 
@@ -41,7 +42,7 @@ async fn each_user_keeps_the_session_cookie_its_login_set_and_sends_it_on_every_
   - name: U
     wait: {constant: 20ms}
     on_start:
-      - {post: /login, check: {status: 302}}
+      - {post: /login, follow_redirects: false, check: {status: 302}}
     tasks:
       - {get: /home, check: {status: 200}}
 ";
@@ -82,7 +83,7 @@ async fn a_class_with_cookies_off_sends_none() {
     cookies: false
     wait: {constant: 20ms}
     on_start:
-      - {post: /login}
+      - {post: /login, follow_redirects: false}
     tasks:
       - {get: /home, check: {status: 401}}
 ";
@@ -94,4 +95,196 @@ async fn a_class_with_cookies_off_sends_none() {
     assert_eq!(csv_column(&stats(&dir), "/home", "Request Count"), homes);
     assert_eq!(csv_column(&stats(&dir), "/home", "Failure Count"), 0);
     assert_eq!(method(&stats(&dir), "/home"), "GET");
+}
+
+fn failures(dir: &TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_redirects_counts_once_under_its_own_name_with_the_final_response() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("login");
+    let plan = "users:
+  - name: U
+    wait: {constant: 20ms}
+    tasks:
+      - {post: /login, check: {status: 200, body_contains: welcome}}
+";
+    let out = run(&dir, plan, &server.url(), 2).await;
+    let logins = server.count("POST", "/login");
+    assert!(logins > 2, "{}", out.stderr());
+    let stats = stats(&dir);
+    assert_eq!(method(&stats, "/login"), "POST");
+    assert_eq!(csv_column(&stats, "/login", "Request Count"), logins);
+    assert_eq!(csv_column(&stats, "/login", "Failure Count"), 0);
+    // The size of the final response ("welcome"), as Locust reports len(response.content).
+    assert_eq!(csv_column(&stats, "/login", "Average Content Size"), 7);
+    assert_eq!(read_csv_names(&stats), ["/login", "Aggregated"]);
+    let homes: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/home")
+        .collect();
+    assert_eq!(
+        homes.len() as u64,
+        logins,
+        "each login followed to /home once"
+    );
+    assert!(
+        homes
+            .iter()
+            .all(|h| h.method == "GET" && h.cookie.is_some()),
+        "{homes:?}"
+    );
+}
+
+/// The names of a stats CSV's rows.
+fn read_csv_names(path: &Path) -> Vec<String> {
+    hatchery_e2e::read_csv(path)
+        .into_iter()
+        .skip(1)
+        .map(|r| r[1].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_rewrite_methods_as_requests_does_and_a_loop_stops_at_thirty() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("redirects");
+    let plan = "users:
+  - name: U
+    wait: {constant: 10ms}
+    tasks:
+      - sequence:
+          - {get: /chain/3, name: chain, check: {body_contains: end}}
+          - {get: /loop, name: loop}
+          - {post: \"/redirect/303?to=/seen-303\", name: see-other, body: data}
+          - {post: \"/redirect/307?to=/seen-307\", name: temporary, body: data}
+          - {get: /chain/1, name: kept, follow_redirects: false, check: {status: 302}}
+";
+    let out = run(&dir, plan, &server.url(), 1).await;
+    let stats = stats(&dir);
+    let chains = csv_column(&stats, "chain", "Request Count");
+    assert!(chains > 1, "{}", out.stderr());
+    assert_eq!(server.count("GET", "/chain/3"), chains);
+    assert_eq!(
+        server.count("GET", "/chain/0"),
+        chains,
+        "kept must not follow"
+    );
+    assert_eq!(csv_column(&stats, "chain", "Failure Count"), 0);
+
+    let loops = csv_column(&stats, "loop", "Request Count");
+    assert_eq!(csv_column(&stats, "loop", "Failure Count"), loops);
+    assert_eq!(
+        server.count("GET", "/loop"),
+        31 * loops,
+        "1 request and 30 redirects each"
+    );
+    assert!(
+        failures(&dir).contains("too many redirects (30)"),
+        "{}",
+        failures(&dir)
+    );
+
+    let seen = server.seen();
+    let see_other: Vec<_> = seen.iter().filter(|s| s.path == "/seen-303").collect();
+    assert_eq!(
+        see_other.len() as u64,
+        server.count("POST", "/redirect/303")
+    );
+    assert!(see_other
+        .iter()
+        .all(|s| s.method == "GET" && s.body.is_empty()));
+    let temporary: Vec<_> = seen.iter().filter(|s| s.path == "/seen-307").collect();
+    assert_eq!(
+        temporary.len() as u64,
+        server.count("POST", "/redirect/307")
+    );
+    assert!(temporary
+        .iter()
+        .all(|s| s.method == "POST" && s.body == b"data"));
+    // /chain/1 is also the third request of each followed chain.
+    let kept = csv_column(&stats, "kept", "Request Count");
+    assert_eq!(kept + chains, server.count("GET", "/chain/1"));
+    assert_eq!(csv_column(&stats, "kept", "Failure Count"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_goes_along_a_redirect_on_its_origin_only() {
+    let (home, other) = (SessionServer::start().await, SessionServer::start().await);
+    let dir = TempDir::new("auth");
+    let plan = format!(
+        "users:
+  - name: U
+    wait: {{constant: 20ms}}
+    tasks:
+      - sequence:
+          - {{get: \"/redirect/302?to=/same\", name: same, headers: {{authorization: Bearer t}}}}
+          - {{get: \"/redirect/302?to={}/away\", name: away, headers: {{authorization: Bearer t}}}}
+",
+        other.url()
+    );
+    let out = run(&dir, &plan, &home.url(), 1).await;
+    let same: Vec<_> = home
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/same")
+        .collect();
+    assert!(!same.is_empty(), "{}", out.stderr());
+    assert!(same
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some("Bearer t")));
+    let away: Vec<_> = other
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/away")
+        .collect();
+    assert_eq!(
+        away.len() as u64,
+        csv_column(&stats(&dir), "away", "Request Count")
+    );
+    assert!(away.iter().all(|s| s.authorization.is_none()), "{away:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_with_a_folded_line_or_credentials_is_refused_not_followed() {
+    let folded = BadServer::start(Behaviour::Answer(
+        b"HTTP/1.1 302 Found\r\nLocation: /a\r\n X-Evil: 1\r\ncontent-length: 0\r\n\r\n".to_vec(),
+    ))
+    .await;
+    let dir = TempDir::new("folded");
+    let plan = "users:\n  - name: U\n    wait: {constant: 20ms}\n    tasks: [{get: /r, name: r}]\n";
+    run(&dir, plan, &folded.url(), 1).await;
+    let heads = folded.heads();
+    assert!(heads.iter().all(|h| h.starts_with("GET /r ")), "{heads:?}");
+    assert_eq!(
+        csv_column(&stats(&dir), "r", "Failure Count"),
+        heads.len() as u64
+    );
+    assert!(
+        failures(&dir).contains("redirect refused"),
+        "{}",
+        failures(&dir)
+    );
+
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("userinfo");
+    let plan = format!(
+        "users:\n  - name: U\n    wait: {{constant: 20ms}}\n    tasks: [{{get: \"/redirect/302?to=http://u:p@{}/x\", name: r}}]\n",
+        server.addr
+    );
+    run(&dir, &plan, &server.url(), 1).await;
+    let seen = server.seen();
+    assert!(seen.iter().all(|s| s.path == "/redirect/302"), "{seen:?}");
+    assert_eq!(
+        csv_column(&stats(&dir), "r", "Failure Count"),
+        seen.len() as u64
+    );
+    assert!(
+        failures(&dir).contains("user name or password"),
+        "{}",
+        failures(&dir)
+    );
 }

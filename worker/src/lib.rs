@@ -8,6 +8,8 @@
 //!   response in place with a pure decoder (public for the fuzz target).
 //! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
+//! - `session`: one request sent as a `requests.Session` sends it: cookies, redirects.
+//! - `redirect`: the rules of following a redirect (method, location, credentials).
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
@@ -24,7 +26,9 @@ mod jar;
 pub mod master_link;
 pub mod prepare;
 mod recorder;
+mod redirect;
 pub mod sendable;
+mod session;
 pub mod usage;
 mod user;
 mod users;

@@ -13,17 +13,15 @@ use hatchery_core::plan::{CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
 use hatchery_core::timestamp::unix_now;
-use http::header::{HeaderName, COOKIE, SET_COOKIE};
 use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::h1::{self, Keep};
-use crate::http::{Connector, Origin, Pool};
-use crate::jar::{url_of, Jar};
-use crate::prepare::{
-    append_query, encode_request, resolve, PreparedBody, PreparedRequest, RequestHead, Url,
-};
+use crate::h1::Keep;
+use crate::http::{Origin, Pool};
+use crate::jar::Jar;
+use crate::prepare::{append_query, resolve, PreparedBody, PreparedRequest, Url};
+use crate::session::{Hop, Outcome, Rendered, Response, Session};
 use crate::Shared;
 
 /// The state one user carries between requests.
@@ -168,8 +166,9 @@ impl User {
         );
     }
 
-    /// The one way a user's request goes out: renders `req`, sends it with the user's cookies
-    /// and returns its response, timed from the start to the end of the response, or the
+    /// The one way a user's request goes out: renders `req`, sends it with the user's cookies,
+    /// follows its redirects and returns the final response, timed from the start to the end
+    /// of the final response (Locust's timing of a redirected request), or the
     /// failure (a timeout, a connection error) as data. `Err` is a request that could not be
     /// built (an unsendable rendered URL or header), with its message.
     pub(crate) async fn send<'r>(&mut self, req: &'r PreparedRequest) -> Result<Sent<'r>, String> {
@@ -179,7 +178,7 @@ impl User {
         let rendered = self.render(req)?;
         let keep = Keep {
             headers: req.needs_headers,
-            session: self.cookies,
+            session: self.cookies || req.source.follow_redirects,
             body: req.needs_body,
             max_body: self.shared.prepared.plan.max_body.unwrap_or(0),
         };
@@ -193,10 +192,7 @@ impl User {
                 jar: self.cookies.then_some(&mut self.jar),
                 wire: &mut self.wire,
             };
-            let first = Hop {
-                origin: &origin,
-                target: &target,
-            };
+            let first = Hop::first(req, &origin, &target);
             let exchange = session.run(req, &rendered, first, keep);
             tokio::pin!(exchange);
             let timer = &mut self.timer;
@@ -448,182 +444,12 @@ impl Schedule {
     }
 }
 
-type Response = h1::Response;
-
 /// A request sent: its final outcome, how long it took and its request target (the stats
 /// name of a request the plan names not).
 pub(crate) struct Sent<'r> {
     pub outcome: Outcome,
     pub elapsed: Duration,
     pub target: Cow<'r, str>,
-}
-
-/// What a request renders once, whatever it is sent to.
-struct Rendered {
-    body: Bytes,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-/// Where one request of a chain goes.
-#[derive(Clone, Copy)]
-struct Hop<'a> {
-    origin: &'a Arc<Origin>,
-    target: &'a str,
-}
-
-/// What of the user a request's exchange uses, borrowed apart from its timer.
-struct Session<'u> {
-    pool: &'u mut Pool,
-    connector: &'u Connector,
-    /// `None` when the user keeps no cookies.
-    jar: Option<&'u mut Option<Box<Jar>>>,
-    wire: &'u mut Vec<u8>,
-}
-
-impl Session<'_> {
-    /// Sends `req` to `hop` with the jar's cookies and stores the cookies of its response.
-    async fn run(
-        self,
-        req: &PreparedRequest,
-        rendered: &Rendered,
-        hop: Hop<'_>,
-        keep: Keep,
-    ) -> Outcome {
-        // The URL (an allocation) lives only while the header is built, not across the
-        // exchange: every user's task is as large as its largest state.
-        let mut cookie = String::new();
-        if let (Some(jar), false) = (
-            self.jar.as_ref().and_then(|j| j.as_deref()),
-            req.sets_cookie,
-        ) {
-            if let Some(url) = url_of(hop.origin, hop.target) {
-                jar.header(&url, &mut cookie);
-            }
-        }
-        let bytes: &[u8] = match &req.wire {
-            Some(w) if cookie.is_empty() => w,
-            _ => {
-                encode(self.wire, req, rendered, hop, &cookie);
-                self.wire
-            }
-        };
-        let request = h1::Request {
-            bytes,
-            is_head: req.method == http::Method::HEAD,
-            idempotent: req.method.is_idempotent(),
-        };
-        let outcome = exchange(self.pool, self.connector, hop.origin, request, keep).await;
-        if let Some(jar) = self.jar {
-            store_cookies(jar, &outcome.response, hop);
-        }
-        outcome
-    }
-}
-
-/// Stores the cookies `response` sets, making the jar on the first one.
-fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) {
-    let mut cookies = response.headers.get_all(SET_COOKIE).iter().peekable();
-    if cookies.peek().is_none() {
-        return;
-    }
-    let Some(url) = url_of(hop.origin, hop.target) else {
-        return;
-    };
-    let jar = jar.get_or_insert_with(Box::default);
-    for value in cookies {
-        jar.store(value.as_bytes(), &url);
-    }
-}
-
-/// Encodes `req` for `hop` into `out`, with `cookie` (unless empty) as its `cookie` header.
-fn encode(
-    out: &mut Vec<u8>,
-    req: &PreparedRequest,
-    rendered: &Rendered,
-    hop: Hop<'_>,
-    cookie: &str,
-) {
-    out.clear();
-    let head = RequestHead {
-        method: &req.method,
-        origin: hop.origin,
-        target: hop.target,
-        host: !req.sets_host,
-        user_agent: !req.sets_user_agent,
-    };
-    let jar = (!cookie.is_empty()).then_some((COOKIE.as_str().as_bytes(), cookie.as_bytes()));
-    encode_request(
-        out,
-        &head,
-        req.static_headers
-            .iter()
-            .chain(rendered.headers.iter())
-            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
-            .chain(jar),
-        &rendered.body,
-    );
-}
-
-pub(crate) struct Outcome {
-    error: Option<String>,
-    response: Response,
-}
-
-impl Outcome {
-    fn failed(status: u16, error: String) -> Outcome {
-        Outcome {
-            error: Some(error),
-            response: Response {
-                status,
-                ..Response::default()
-            },
-        }
-    }
-}
-
-/// One request on the user's connection to `origin`. A keep-alive connection that the server
-/// closed just as the request went out is replaced, and the request sent once more.
-async fn exchange(
-    pool: &mut Pool,
-    connector: &Connector,
-    origin: &Arc<Origin>,
-    request: h1::Request<'_>,
-    keep: Keep,
-) -> Outcome {
-    let mut retried = false;
-    loop {
-        let conn = match if retried {
-            pool.reconnect(connector, origin).await
-        } else {
-            pool.get(connector, origin).await
-        } {
-            Ok(c) => c,
-            Err(e) => return Outcome::failed(0, e.to_string()),
-        };
-        let reused = conn.served();
-        match conn.exchange(request, keep).await {
-            Ok(response) => {
-                if !conn.is_open() {
-                    // Closed by the server (or out of step): free its socket now, not when the
-                    // user next needs a connection.
-                    pool.discard(origin);
-                }
-                return Outcome {
-                    error: None,
-                    response,
-                };
-            }
-            Err(e) if e.is_stale() && reused && !retried && request.idempotent => retried = true,
-            Err(e) if e.is_stale() && reused && !request.idempotent => {
-                pool.discard(origin);
-                return Outcome::failed(0, h1::not_resent(&e));
-            }
-            Err(e) => {
-                pool.discard(origin);
-                return Outcome::failed(0, e.to_string());
-            }
-        }
-    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

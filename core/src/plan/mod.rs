@@ -104,6 +104,8 @@ pub struct Request {
     pub timeout: Option<Duration>,
     pub check: Check,
     pub captures: Vec<Capture>,
+    /// Follow redirects (default), as requests does; `false` makes the 3xx the response.
+    pub follow_redirects: bool,
     /// Where the request is written in the plan (1-based), for messages at run time.
     pub line: u32,
 }

@@ -25,8 +25,16 @@ const CLASS_KEYS: [&str; 9] = [
     "cookies",
 ];
 const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
-const REQUEST_KEYS: [&str; 8] = [
-    "name", "headers", "query", "json", "body", "timeout", "check", "capture",
+const REQUEST_KEYS: [&str; 9] = [
+    "name",
+    "headers",
+    "query",
+    "json",
+    "body",
+    "timeout",
+    "check",
+    "capture",
+    "follow_redirects",
 ];
 const TASK_KEYS: [&str; 3] = ["weight", "tags", "sequence"];
 const WAIT_KEYS: [&str; 4] = ["constant", "between", "pacing", "throughput"];
@@ -350,6 +358,9 @@ fn request_from(
     let timeout = f.get("timeout").map(|n| cx.duration(n, "`timeout`"));
     let check = f.get("check").map(|n| check(cx, n));
     let captures = f.get("capture").map(|n| captures(cx, n, r.vars));
+    let follow_redirects = f
+        .get("follow_redirects")
+        .map_or(Some(true), |n| cx.boolean(n, "`follow_redirects`"));
     Some(Request {
         method,
         url: url?,
@@ -360,6 +371,7 @@ fn request_from(
         timeout: timeout.map_or(Some(None), |t| t.map(Some))?,
         check: check.unwrap_or(Some(Check::default()))?,
         captures: captures.unwrap_or(Some(Vec::new()))?,
+        follow_redirects: follow_redirects?,
         line: yaml::line(f.node),
     })
 }

@@ -32,3 +32,18 @@ fn cookies_are_on_unless_a_class_turns_them_off() {
         )]
     );
 }
+
+#[test]
+fn redirects_are_followed_unless_a_request_says_not() {
+    let plan = parse(
+        "host: http://h\nusers:\n  - name: A\n    tasks:\n      - {get: /a}\n      - {get: /b, follow_redirects: false}\n",
+    )
+    .unwrap();
+    let tasks = &plan.users[0].tasks;
+    assert!(tasks[0].steps[0].follow_redirects);
+    assert!(!tasks[1].steps[0].follow_redirects);
+    assert_eq!(
+        problems("host: http://h\nusers:\n  - name: A\n    tasks:\n      - {get: /b, follow_redirects: 3}\n"),
+        [(5, "`follow_redirects` must be true or false, found number 3".to_string())]
+    );
+}
