@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
 use hatchery_e2e::session::SessionServer;
-use hatchery_e2e::{csv_column, csv_row, Finished, Standalone, TempDir};
+use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, Standalone, TempDir};
 
 /// Runs `plan` headless for `secs` seconds with `users` users against `host`, letting the last
 /// task finish; the CSV prefix is `dir/run`.
@@ -286,5 +286,100 @@ async fn a_location_with_a_folded_line_or_credentials_is_refused_not_followed() 
         failures(&dir).contains("user name or password"),
         "{}",
         failures(&dir)
+    );
+}
+
+/// A file that is not UTF-8, so it travels in the plan's bundle as base64.
+const PHOTO: &[u8] = &[0x89, b'P', b'N', b'G', 0, 0xff, b'\r', b'\n', 0x80];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_and_multipart_files_reach_the_target_from_a_worker_that_has_no_copy_of_them() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("forms");
+    std::fs::write(dir.path().join("photo.bin"), PHOTO).unwrap();
+    let plan = dir.write(
+        "plan.yaml",
+        "users:
+  - name: U
+    wait: {constant: 20ms}
+    tasks:
+      - sequence:
+          - {post: /form, form: {user: \"ann b&c\", id: \"{{ user.id }}\"}}
+          - post: /upload
+            multipart:
+              fields: {title: \"t{{ user.id }}\"}
+              files: {photo: {path: photo.bin, content_type: image/png}}
+",
+    );
+    let prefix = dir.path().join("run");
+    let m = Master::headless(&plan)
+        .host(&server.url())
+        .users(1)
+        .spawn_rate(10.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .workers(1)
+        .csv(&prefix)
+        .spawn()
+        .await;
+    let elsewhere = TempDir::new("worker-cwd");
+    let w = worker(m.grpc, &[]).current_dir(elsewhere.path()).spawn();
+    m.process.finish().await.expect_code(0);
+    w.finish().await.expect_code(0);
+
+    let seen = server.seen();
+    let forms: Vec<_> = seen.iter().filter(|s| s.path == "/form").collect();
+    assert!(!forms.is_empty(), "{seen:?}");
+    assert_eq!(
+        csv_column(&stats(&dir), "/form", "Request Count"),
+        forms.len() as u64
+    );
+    for f in &forms {
+        assert_eq!(
+            f.content_type.as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+        let body = String::from_utf8_lossy(&f.body);
+        assert!(body.starts_with("user=ann+b%26c&id="), "{body}");
+    }
+    let uploads: Vec<_> = seen.iter().filter(|s| s.path == "/upload").collect();
+    assert_eq!(
+        csv_column(&stats(&dir), "/upload", "Request Count"),
+        uploads.len() as u64
+    );
+    assert_eq!(csv_column(&stats(&dir), "/upload", "Failure Count"), 0);
+    for u in &uploads {
+        let content_type = u.content_type.as_deref().unwrap_or("");
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap_or_else(|| panic!("{content_type}"));
+        let mut expected = format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"title\"\r\n\r\nt0\r\n\
+             --{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"photo.bin\"\r\n\
+             content-type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        expected.extend_from_slice(PHOTO);
+        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        assert_eq!(u.body, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_the_line_of_a_request_with_two_bodies() {
+    let dir = TempDir::new("twobodies");
+    let plan = dir.write(
+        "plan.yaml",
+        "host: http://127.0.0.1:1\nusers:\n  - name: U\n    tasks:\n      - {post: /a, form: {a: 1}, json: {b: 2}}\n",
+    );
+    let out = hatchery_e2e::hatchery(&["-f", plan.to_str().unwrap(), "--check"])
+        .run()
+        .await;
+    assert_ne!(out.code(), 0);
+    let err = out.stderr();
+    assert!(err.contains("plan.yaml:5"), "{err}");
+    assert!(
+        err.contains("a request has one body, found `form` and `json`"),
+        "{err}"
     );
 }

@@ -1,6 +1,7 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
 //! - [`master_link`]: the link to the master: dial it, take the plan, keep reports until acked.
+//! - `body`: form and multipart bodies, encoded as python-requests encodes them.
 //! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
@@ -19,6 +20,7 @@
 //! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
 //! process (standalone) or over the network, sits at the other end.
 
+mod body;
 pub mod dial;
 pub mod h1;
 pub mod http;

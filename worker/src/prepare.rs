@@ -11,6 +11,7 @@ use hatchery_core::Method;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, USER_AGENT};
 use http::Uri;
 
+use crate::body;
 use crate::http::Origin;
 use crate::sendable::{check_no_userinfo, check_plan_header, check_target, encode_non_ascii};
 use crate::Error;
@@ -96,6 +97,9 @@ pub enum PreparedBody {
     Static(Bytes),
     Json,
     Text,
+    Form,
+    /// A multipart body rendered per request, with the boundary its content type names.
+    Multipart(String),
 }
 
 impl Prepared {
@@ -257,15 +261,20 @@ fn headers(r: &Request) -> Result<(StaticHeaders, DynamicHeaders), String> {
     Ok((static_headers, dynamic_headers))
 }
 
-/// The body, known now when nothing in it is rendered; a JSON body adds its content type when
-/// `add_content_type` (the plan sets none).
+/// The body, known now when nothing in it is rendered; a JSON, form or multipart body adds its
+/// content type when `add_content_type` (the plan sets none).
 fn body(r: &Request, add_content_type: bool, static_headers: &mut StaticHeaders) -> PreparedBody {
+    let mut content_type = |value: HeaderValue| {
+        if add_content_type {
+            static_headers.push((CONTENT_TYPE, value));
+        }
+    };
+    let all_static =
+        |pairs: &[(String, Template)]| pairs.iter().all(|(_, v)| v.as_static().is_some());
     match &r.body {
         Body::Empty => PreparedBody::Static(Bytes::new()),
         Body::Json(j) => {
-            if add_content_type {
-                static_headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-            }
+            content_type(HeaderValue::from_static("application/json"));
             match j.as_static() {
                 Some(b) => PreparedBody::Static(Bytes::copy_from_slice(b)),
                 None => PreparedBody::Json,
@@ -275,7 +284,35 @@ fn body(r: &Request, add_content_type: bool, static_headers: &mut StaticHeaders)
             Some(s) => PreparedBody::Static(Bytes::copy_from_slice(s.as_bytes())),
             None => PreparedBody::Text,
         },
+        Body::Form(pairs) => {
+            content_type(HeaderValue::from_static(body::FORM_TYPE));
+            if !all_static(pairs) {
+                return PreparedBody::Form;
+            }
+            let mut out = Vec::new();
+            body::form(&mut out, statics(pairs));
+            PreparedBody::Static(Bytes::from(out))
+        }
+        Body::Multipart(m) => {
+            let boundary = body::boundary();
+            if let Ok(v) = HeaderValue::from_str(&body::multipart_type(&boundary)) {
+                content_type(v);
+            }
+            if !all_static(&m.fields) {
+                return PreparedBody::Multipart(boundary);
+            }
+            let mut out = Vec::new();
+            body::multipart(&mut out, &boundary, statics(&m.fields), &m.files);
+            PreparedBody::Static(Bytes::from(out))
+        }
     }
+}
+
+/// Pairs whose values are all static, as text.
+fn statics(pairs: &[(String, Template)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default()))
 }
 
 fn header_bytes(headers: &StaticHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {

@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hatchery_core::plan::{CaptureSource, Wait};
+use hatchery_core::plan::{Body, CaptureSource, Wait};
 use hatchery_core::stats::Sample;
 use hatchery_core::template::Scope;
 use hatchery_core::timestamp::unix_now;
@@ -17,6 +17,7 @@ use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use crate::body;
 use crate::h1::Keep;
 use crate::http::{Origin, Pool};
 use crate::jar::Jar;
@@ -268,7 +269,7 @@ impl User {
             PreparedBody::Json => {
                 let mut out = std::mem::take(&mut self.bytes);
                 out.clear();
-                if let hatchery_core::plan::Body::Json(j) = &req.source.body {
+                if let Body::Json(j) = &req.source.body {
                     j.render(&mut self.scope(), &mut out);
                 }
                 let b = Bytes::copy_from_slice(&out);
@@ -278,13 +279,14 @@ impl User {
             PreparedBody::Text => {
                 let mut out = std::mem::take(&mut self.text);
                 out.clear();
-                if let hatchery_core::plan::Body::Text(t) = &req.source.body {
+                if let Body::Text(t) = &req.source.body {
                     t.render(&mut self.scope(), &mut out);
                 }
                 let b = Bytes::copy_from_slice(out.as_bytes());
                 self.text = out;
                 b
             }
+            PreparedBody::Form | PreparedBody::Multipart(_) => self.render_fields(req),
         };
         let mut headers = Vec::with_capacity(req.dynamic_headers.len());
         for (k, t) in &req.dynamic_headers {
@@ -295,6 +297,33 @@ impl User {
             headers.push((k.clone(), v));
         }
         Ok(Rendered { body, headers })
+    }
+
+    /// A form or multipart body whose values are rendered per request.
+    fn render_fields(&mut self, req: &PreparedRequest) -> Bytes {
+        let (pairs, files) = match &req.source.body {
+            Body::Form(pairs) => (pairs, &[][..]),
+            Body::Multipart(m) => (&m.fields, &m.files[..]),
+            _ => return Bytes::new(),
+        };
+        let mut scope = self.scope();
+        let values: Vec<(&str, String)> = pairs
+            .iter()
+            .map(|(k, t)| {
+                let mut v = String::new();
+                t.render(&mut scope, &mut v);
+                (k.as_str(), v)
+            })
+            .collect();
+        let rendered = values.iter().map(|(k, v)| (*k, v.as_str()));
+        let mut out = Vec::new();
+        match &req.body {
+            PreparedBody::Multipart(boundary) => {
+                body::multipart(&mut out, boundary, rendered, files)
+            }
+            _ => body::form(&mut out, rendered),
+        }
+        Bytes::from(out)
     }
 
     /// Applies the request's checks and captures; the first failure is the request's error.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
-use super::Diagnostic;
+use super::{Diagnostic, FileSource};
 use crate::duration;
 use crate::suggest;
 use crate::template::{Resolver, Template, TemplateError};
@@ -167,28 +167,34 @@ impl<'n, 'i> Fields<'n, 'i> {
         self.entries.iter().find(|e| e.0 == key).map(|e| e.2)
     }
 
-    pub fn key(&self, key: &str) -> Option<&'n Node<'i>> {
-        self.entries.iter().find(|e| e.0 == key).map(|e| e.1)
-    }
-
     pub fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|e| e.0 == key)
     }
 }
 
-/// The walk's state: where the text is, and every problem found so far.
-#[derive(Debug)]
+/// The walk's state: where the text is, where the files it names are read from, and every
+/// problem found so far.
 pub(super) struct Ctx<'s> {
     text: &'s str,
     duplicate_keys: &'s HashSet<usize>,
+    pub files: &'s dyn FileSource,
     pub diags: Vec<Diagnostic>,
 }
 
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("diags", &self.diags)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'s> Ctx<'s> {
-    pub fn new(source: &'s Source, diags: Vec<Diagnostic>) -> Self {
+    pub fn new(source: &'s Source, files: &'s dyn FileSource, diags: Vec<Diagnostic>) -> Self {
         Ctx {
             text: &source.text,
             duplicate_keys: &source.duplicate_keys,
+            files,
             diags,
         }
     }
