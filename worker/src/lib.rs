@@ -2,6 +2,7 @@
 //!
 //! - [`master_link`]: the link to the master: dial it, take the plan, keep reports until acked.
 //! - `body`: form and multipart bodies, encoded as python-requests encodes them.
+//! - [`coding`]: content codings of responses (gzip, deflate), decoded within a bound.
 //! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
@@ -21,6 +22,7 @@
 //! process (standalone) or over the network, sits at the other end.
 
 mod body;
+pub mod coding;
 pub mod dial;
 pub mod h1;
 pub mod http;

@@ -8,7 +8,9 @@ use hatchery_core::plan::{Body, CaptureSource, Plan, Request, Task, UserClass};
 use hatchery_core::template::Template;
 use hatchery_core::validate;
 use hatchery_core::Method;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOST, USER_AGENT};
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, COOKIE, HOST, USER_AGENT,
+};
 use http::Uri;
 
 use crate::body;
@@ -75,6 +77,8 @@ pub struct PreparedRequest {
     /// The plan sets `cookie` itself: the jar's are not added (as requests leaves a `Cookie`
     /// header given to a request alone).
     pub sets_cookie: bool,
+    /// The plan sets `accept-encoding` itself: ours (`gzip, deflate`) is left out.
+    pub sets_accept_encoding: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
@@ -164,6 +168,7 @@ fn prepare_request(
     let sets_host = sets(&static_headers, &HOST);
     let sets_user_agent = sets(&static_headers, &USER_AGENT);
     let sets_cookie = sets(&static_headers, &COOKIE);
+    let sets_accept_encoding = sets(&static_headers, &ACCEPT_ENCODING);
     let method = to_http_method(r.method);
     let wire = match (&url, &body) {
         (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
@@ -173,6 +178,7 @@ fn prepare_request(
                 target,
                 host: !sets_host,
                 user_agent: !sets_user_agent,
+                accept_encoding: !sets_accept_encoding,
             };
             let mut out = Vec::new();
             encode_request(&mut out, &head, header_bytes(&static_headers), b);
@@ -193,6 +199,7 @@ fn prepare_request(
         sets_host,
         sets_user_agent,
         sets_cookie,
+        sets_accept_encoding,
         wire,
         needs_body: reads.body,
         needs_json: reads.json,
@@ -354,6 +361,8 @@ pub struct RequestHead<'a> {
     pub host: bool,
     /// Add `user-agent` (the plan sets none).
     pub user_agent: bool,
+    /// Add `accept-encoding: gzip, deflate` (the plan sets none), as requests does.
+    pub accept_encoding: bool,
 }
 
 /// Encodes a whole request: `head`, then the plan's `headers`, then the body.
@@ -368,6 +377,8 @@ pub fn encode_request<'a>(
             .then_some((&b"host"[..], head.origin.authority.as_bytes())),
         head.user_agent
             .then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
+        head.accept_encoding
+            .then_some((&b"accept-encoding"[..], &b"gzip, deflate"[..])),
     ];
     crate::h1::encode(
         out,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method};
 
+use crate::coding::{self, Coding};
 use crate::h1::{self, Keep};
 use crate::http::{Connector, Origin, Pool};
 use crate::jar::{url_of, Jar};
@@ -181,6 +182,33 @@ impl Session<'_> {
     }
 }
 
+/// Decodes the final response's body when a check or capture reads it (`read`), and returns
+/// the size the statistics report: the decoded size, Locust's `len(response.content)`. A gzip
+/// body nobody reads is not decoded: its trailer holds its size. Decoding past `max_body` fails
+/// the request, as a body received past it does.
+pub(crate) fn decode_body(outcome: &mut Outcome, read: bool, max_body: u64) -> u64 {
+    let r = &mut outcome.response;
+    if outcome.error.is_some() {
+        return r.body_len;
+    }
+    let limit = h1::body_limit(max_body);
+    let decoded = match r.coding {
+        Coding::Identity | Coding::Other => return r.body_len,
+        Coding::Gzip if !read => return coding::gzip_size(r.tail),
+        Coding::Deflate if !read => coding::decode(Coding::Deflate, &r.body, limit, None),
+        c => {
+            let mut out = Vec::new();
+            let decoded = coding::decode(c, &r.body, limit, Some(&mut out));
+            r.body = Bytes::from(out);
+            decoded
+        }
+    };
+    decoded.unwrap_or_else(|e| {
+        outcome.error = Some(e.to_string());
+        outcome.response.body_len
+    })
+}
+
 /// Stores the cookies `response` sets, making the jar on the first one.
 fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) {
     let mut cookies = response.headers.get_all(SET_COOKIE).iter().peekable();
@@ -214,6 +242,7 @@ fn encode(
         target: hop.target,
         host: !req.sets_host || hop.foreign,
         user_agent: !req.sets_user_agent,
+        accept_encoding: !req.sets_accept_encoding,
     };
     let kept = |name: &HeaderName| {
         !(!hop.body && name == CONTENT_TYPE

@@ -22,7 +22,7 @@ use crate::h1::Keep;
 use crate::http::{Origin, Pool};
 use crate::jar::Jar;
 use crate::prepare::{append_query, resolve, PreparedBody, PreparedRequest, Url};
-use crate::session::{Hop, Outcome, Rendered, Response, Session};
+use crate::session::{decode_body, Hop, Outcome, Rendered, Response, Session};
 use crate::Shared;
 
 /// The state one user carries between requests.
@@ -160,7 +160,7 @@ impl User {
                 corrected_response_time_us: self
                     .lateness
                     .map(|late| (late + sent.elapsed).as_micros() as u64),
-                content_length: sent.outcome.response.body_len,
+                content_length: sent.size,
                 at_unix_s: unix_now(),
                 error: error.as_deref(),
             },
@@ -206,7 +206,7 @@ impl User {
             .await
         };
         let elapsed = started.elapsed();
-        let outcome = match result {
+        let mut outcome = match result {
             Some(o) => o,
             None => {
                 // The connection may still carry the late response: never reuse it.
@@ -214,9 +214,11 @@ impl User {
                 Outcome::failed(0, format!("timeout after {}", fmt_duration(timeout)))
             }
         };
+        let size = decode_body(&mut outcome, req.needs_body, keep.max_body);
         Ok(Sent {
             outcome,
             elapsed,
+            size,
             target,
         })
     }
@@ -478,6 +480,8 @@ impl Schedule {
 pub(crate) struct Sent<'r> {
     pub outcome: Outcome,
     pub elapsed: Duration,
+    /// The body's size as the statistics report it (decoded).
+    pub size: u64,
     pub target: Cow<'r, str>,
 }
 

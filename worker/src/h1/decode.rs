@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Error;
+use crate::coding::Coding;
 
 /// A response head (status line and headers) larger than this is refused.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -26,8 +27,8 @@ pub const MAX_TRAILERS: usize = 64;
 pub enum Wanted {
     #[default]
     None,
-    /// What a session acts on: `set-cookie`, `location` and `content-encoding` (a response
-    /// without them allocates nothing).
+    /// What a session acts on: `set-cookie` and `location` (a response without them allocates
+    /// nothing; `content-encoding` is read into [`Head::coding`] whatever is kept).
     Session,
     All,
 }
@@ -40,7 +41,6 @@ impl Wanted {
             Wanted::Session => match name.len() {
                 10 => name.eq_ignore_ascii_case(b"set-cookie"),
                 8 => name.eq_ignore_ascii_case(b"location"),
-                16 => name.eq_ignore_ascii_case(b"content-encoding"),
                 _ => false,
             },
         }
@@ -51,6 +51,8 @@ impl Wanted {
 #[derive(Debug, Default)]
 pub struct Head {
     pub status: u16,
+    /// Its `content-encoding` (always read, whatever headers are kept).
+    pub coding: Coding,
     /// Empty unless the decoder was asked for headers.
     pub headers: HeaderMap,
 }
@@ -311,10 +313,11 @@ fn parse_head(bytes: &[u8], wanted: Wanted) -> Result<Option<Parsed>, Error> {
     let mut length: Option<u64> = None;
     // Whether the last transfer coding is chunked, once a Transfer-Encoding was seen.
     let mut chunked: Option<bool> = None;
+    let mut coding = Coding::Identity;
     let mut map = HeaderMap::new();
     for h in response.headers.iter() {
         let name = h.name.as_bytes();
-        // Dispatched on the length first: most headers are none of these three, and one
+        // Dispatched on the length first: most headers are none of these, and one
         // comparison rules them out.
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
@@ -323,6 +326,13 @@ fn parse_head(bytes: &[u8], wanted: Wanted) -> Result<Option<Parsed>, Error> {
                     return Err(Error::Invalid("conflicting content-length"));
                 }
                 length = Some(n);
+            }
+            16 if name.eq_ignore_ascii_case(b"content-encoding") => {
+                // Two codings (or two headers) are not decoded: left as received.
+                coding = match coding {
+                    Coding::Identity => Coding::of(h.value),
+                    _ => Coding::Other,
+                };
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 chunked = Some(last_token(h.value).eq_ignore_ascii_case(b"chunked"));
@@ -353,6 +363,7 @@ fn parse_head(bytes: &[u8], wanted: Wanted) -> Result<Option<Parsed>, Error> {
     Ok(Some(Parsed {
         head: Head {
             status,
+            coding,
             headers: map,
         },
         len,
