@@ -12,12 +12,13 @@ use crate::coding::{self, Coding};
 use crate::h1::{self, Keep};
 use crate::http::{Connector, Origin, Pool};
 use crate::jar::{url_of, Jar};
-use crate::prepare::{encode_request, resolve, PreparedRequest, RequestHead};
+use crate::prepare::{encode_request, resolve, PreparedBody, PreparedRequest, RequestHead};
 use crate::redirect::{self, MAX_REDIRECTS};
 
 pub(crate) type Response = h1::Response;
 
-/// What a request renders once, whatever it is sent to (a redirect sends it again).
+/// What a request renders once, whatever it is sent to (a redirect sends it again); `None`
+/// (nothing allocated, nothing held) for a request with nothing to render.
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub body: Bytes,
@@ -112,33 +113,35 @@ pub(crate) struct Session<'u> {
 }
 
 impl Session<'_> {
-    /// Sends `req` to `first` and, unless the plan says not to, follows its redirects (at most
-    /// [`MAX_REDIRECTS`]); the final response, or the failure that ended the chain.
-    pub async fn run(
+    /// Follows the redirect `outcome` (the response to `first`, which [`redirects`]) and those
+    /// after it, at most [`MAX_REDIRECTS`]: the final response, or the failure that ended the
+    /// chain. The caller boxes it: a chain's state is allocated only when a response
+    /// redirects, so every user's task stays as small as a single request needs.
+    pub async fn follow(
         mut self,
         req: &PreparedRequest,
-        rendered: &Rendered,
+        rendered: Option<&Rendered>,
         first: Hop<'_>,
         keep: Keep,
+        mut outcome: Outcome,
     ) -> Outcome {
         let mut next: Option<Next> = None;
-        let mut redirects = 0;
+        let mut followed = 0;
         loop {
             let hop = next.as_ref().map_or(first, Next::hop);
-            let outcome = self.once(req, rendered, hop, keep).await;
-            let status = outcome.response.status;
-            let location = match outcome.response.headers.get(LOCATION) {
-                Some(l) if req.source.follow_redirects && redirect::is_redirect(status) => l,
-                _ => return outcome,
-            };
-            if outcome.error.is_some() {
-                return outcome;
+            if followed > 0 {
+                outcome = self.once(req, rendered, hop, keep).await;
+                if !redirects(req, &outcome) {
+                    return outcome;
+                }
             }
-            if redirects == MAX_REDIRECTS {
+            let status = outcome.response.status;
+            if followed == MAX_REDIRECTS {
                 return Outcome::failed(status, format!("too many redirects ({MAX_REDIRECTS})"));
             }
-            redirects += 1;
-            match Next::of(hop, status, location.as_bytes()) {
+            followed += 1;
+            let location = outcome.response.headers.get(LOCATION).map(|l| l.as_bytes());
+            match Next::of(hop, status, location.unwrap_or_default()) {
                 Ok(n) => next = Some(n),
                 Err(message) => return Outcome::failed(status, message),
             }
@@ -149,31 +152,12 @@ impl Session<'_> {
     async fn once(
         &mut self,
         req: &PreparedRequest,
-        rendered: &Rendered,
+        rendered: Option<&Rendered>,
         hop: Hop<'_>,
         keep: Keep,
     ) -> Outcome {
-        // The URL (an allocation) lives only while the header is built, not across the
-        // exchange: every user's task is as large as its largest state.
-        let mut cookie = String::new();
-        let plan_cookie = req.sets_cookie && hop.first;
-        if let (Some(jar), false) = (self.jar.as_ref().and_then(|j| j.as_deref()), plan_cookie) {
-            if let Some(url) = url_of(hop.origin, hop.target) {
-                jar.header(&url, &mut cookie);
-            }
-        }
-        let bytes: &[u8] = match &req.wire {
-            Some(w) if cookie.is_empty() && hop.first => w,
-            _ => {
-                encode(self.wire, req, rendered, hop, &cookie);
-                self.wire
-            }
-        };
-        let request = h1::Request {
-            bytes,
-            is_head: hop.method == Method::HEAD,
-            idempotent: hop.method.is_idempotent(),
-        };
+        let jar = self.jar.as_ref().and_then(|j| j.as_deref());
+        let request = request(jar, self.wire, req, rendered, hop);
         let outcome = exchange(self.pool, self.connector, hop.origin, request, keep).await;
         if let Some(jar) = self.jar.as_deref_mut() {
             store_cookies(jar, &outcome.response, hop);
@@ -210,7 +194,7 @@ pub(crate) fn decode_body(outcome: &mut Outcome, read: bool, max_body: u64) -> u
 }
 
 /// Stores the cookies `response` sets, making the jar on the first one.
-fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) {
+pub(crate) fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) {
     let mut cookies = response.headers.get_all(SET_COOKIE).iter().peekable();
     if cookies.peek().is_none() {
         return;
@@ -224,6 +208,44 @@ fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) 
     }
 }
 
+/// `req` encoded for `hop` (the prepared bytes when nothing differs), with the jar's cookies.
+/// The cookie header and its URL (allocations) live only while the request is encoded, not
+/// across its exchange: every user's task is as large as its largest state.
+pub(crate) fn request<'a>(
+    jar: Option<&Jar>,
+    wire: &'a mut Vec<u8>,
+    req: &'a PreparedRequest,
+    rendered: Option<&Rendered>,
+    hop: Hop<'_>,
+) -> h1::Request<'a> {
+    let mut cookie = String::new();
+    if let (Some(jar), false) = (jar, req.sets_cookie && hop.first) {
+        if let Some(url) = url_of(hop.origin, hop.target) {
+            jar.header(&url, &mut cookie);
+        }
+    }
+    let bytes: &[u8] = match &req.wire {
+        Some(w) if cookie.is_empty() && hop.first => w,
+        _ => {
+            encode(wire, req, rendered, hop, &cookie);
+            wire
+        }
+    };
+    h1::Request {
+        bytes,
+        is_head: hop.method == Method::HEAD,
+        idempotent: hop.method.is_idempotent(),
+    }
+}
+
+/// Whether `outcome` is a redirect the request follows.
+pub(crate) fn redirects(req: &PreparedRequest, outcome: &Outcome) -> bool {
+    req.source.follow_redirects
+        && outcome.error.is_none()
+        && redirect::is_redirect(outcome.response.status)
+        && outcome.response.headers.contains_key(LOCATION)
+}
+
 /// Encodes `req` for `hop` into `out`, with `cookie` (unless empty) as its `cookie` header. A
 /// redirect leaves behind what requests' `resolve_redirects` drops: the body and its content
 /// type after a 301, 302 or 303, `authorization` (and a plan's `host`) on another origin, and
@@ -231,7 +253,7 @@ fn store_cookies(jar: &mut Option<Box<Jar>>, response: &Response, hop: Hop<'_>) 
 fn encode(
     out: &mut Vec<u8>,
     req: &PreparedRequest,
-    rendered: &Rendered,
+    rendered: Option<&Rendered>,
     hop: Hop<'_>,
     cookie: &str,
 ) {
@@ -250,13 +272,18 @@ fn encode(
             || !hop.first && name == COOKIE)
     };
     let jar = (!cookie.is_empty()).then_some((COOKIE.as_str().as_bytes(), cookie.as_bytes()));
-    let body: &[u8] = if hop.body { &rendered.body } else { &[] };
+    let body: &[u8] = match (hop.body, rendered, &req.body) {
+        (false, ..) => &[],
+        (true, Some(r), _) => &r.body,
+        (true, None, PreparedBody::Static(b)) => b,
+        (true, None, _) => &[],
+    };
     encode_request(
         out,
         &head,
         req.static_headers
             .iter()
-            .chain(rendered.headers.iter())
+            .chain(rendered.into_iter().flat_map(|r| r.headers.iter()))
             .filter(|(k, _)| kept(k))
             .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
             .chain(jar),
@@ -283,7 +310,7 @@ impl Outcome {
 
 /// One request on the user's connection to `origin`. A keep-alive connection that the server
 /// closed just as the request went out is replaced, and the request sent once more.
-async fn exchange(
+pub(crate) async fn exchange(
     pool: &mut Pool,
     connector: &Connector,
     origin: &Arc<Origin>,
