@@ -13,6 +13,8 @@
 
 pub mod bad_servers;
 pub mod faults;
+pub mod nginx;
+pub mod session;
 mod settle;
 
 use std::collections::HashMap;

@@ -2,10 +2,10 @@
 //! ([`hatchery_e2e::bad_servers`]): the real binary, standalone, and its report held against
 //! what each server saw.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::{csv_row, hatchery, read_csv, Finished, Standalone, TempDir};
+use hatchery_e2e::{csv_column, hatchery, Finished, Standalone, TempDir};
 
 /// Runs `plan` headless for one second with one user against `server`, letting the last task
 /// finish; the CSV prefix is `dir/run`.
@@ -28,17 +28,6 @@ fn stats(dir: &TempDir) -> PathBuf {
     dir.path().join("run_stats.csv")
 }
 
-/// A column of the stats row `name`, by header.
-fn column(path: &Path, name: &str, header: &str) -> u64 {
-    let at = read_csv(path)[0]
-        .iter()
-        .position(|h| h == header)
-        .unwrap_or_else(|| panic!("no column {header}"));
-    csv_row(path, name)[at]
-        .parse::<f64>()
-        .unwrap_or_else(|e| panic!("{header} of {name}: {e}")) as u64
-}
-
 fn failures(dir: &TempDir) -> String {
     std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap()
 }
@@ -54,7 +43,7 @@ async fn get_a(behaviour: Behaviour, tag: &str) -> (BadServer, TempDir) {
     let out = run(&dir, plan, &server).await;
     let requests = server.requests() as u64;
     assert!(requests > 1, "{}", out.stderr());
-    assert_eq!(column(&stats(&dir), "a", "Request Count"), requests);
+    assert_eq!(csv_column(&stats(&dir), "a", "Request Count"), requests);
     (server, dir)
 }
 
@@ -88,7 +77,7 @@ users:
     assert!(heads.iter().all(|h| h.starts_with("GET /ok ")), "{heads:?}");
     assert!(!heads.is_empty(), "{}", out.stderr());
     assert_eq!(
-        column(&stats(&dir), "ok", "Request Count"),
+        csv_column(&stats(&dir), "ok", "Request Count"),
         heads.len() as u64
     );
     let exceptions = std::fs::read_to_string(dir.path().join("run_exceptions.csv")).unwrap();
@@ -139,7 +128,7 @@ async fn transfer_encoding_with_content_length_closes_the_connection_after_each_
     let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
           2\r\nok\r\n0\r\n\r\n";
     let (server, dir) = get_a(Behaviour::Answer(answer.to_vec()), "te-cl").await;
-    assert_eq!(column(&stats(&dir), "a", "Failure Count"), 0);
+    assert_eq!(csv_column(&stats(&dir), "a", "Failure Count"), 0);
     assert_eq!(
         server.connections(),
         server.requests(),
@@ -151,7 +140,7 @@ async fn transfer_encoding_with_content_length_closes_the_connection_after_each_
 async fn a_transfer_coding_other_than_chunked_reads_to_the_close_whatever_the_header_order() {
     let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef";
     let (_server, dir) = get_a(Behaviour::AnswerThenClose(answer.to_vec()), "te-close").await;
-    assert_eq!(column(&stats(&dir), "a", "Average Content Size"), 6);
+    assert_eq!(csv_column(&stats(&dir), "a", "Average Content Size"), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +151,8 @@ async fn a_post_that_meets_a_closed_keep_alive_connection_fails_and_is_not_resen
     let out = run(&dir, plan, &server).await;
     let requests = server.requests() as u64;
     assert!(requests > 2, "{}", out.stderr());
-    assert_eq!(column(&stats(&dir), "p", "Request Count"), requests);
-    assert!(column(&stats(&dir), "p", "Failure Count") > 0);
+    assert_eq!(csv_column(&stats(&dir), "p", "Request Count"), requests);
+    assert!(csv_column(&stats(&dir), "p", "Failure Count") > 0);
     assert!(failures(&dir).contains("not resent"), "{}", failures(&dir));
 }
 
@@ -182,12 +171,12 @@ users:
       - {get: /counted, name: counted}
 ";
     let out = run(&dir, plan, &server).await;
-    let kept = column(&stats(&dir), "kept", "Request Count");
-    let counted = column(&stats(&dir), "counted", "Request Count");
+    let kept = csv_column(&stats(&dir), "kept", "Request Count");
+    let counted = csv_column(&stats(&dir), "counted", "Request Count");
     assert!(kept > 0, "{}", out.stderr());
     assert_eq!(kept + counted, server.requests() as u64);
-    assert_eq!(column(&stats(&dir), "kept", "Failure Count"), kept);
-    assert_eq!(column(&stats(&dir), "counted", "Failure Count"), 0);
+    assert_eq!(csv_column(&stats(&dir), "kept", "Failure Count"), kept);
+    assert_eq!(csv_column(&stats(&dir), "counted", "Failure Count"), 0);
     assert!(
         failures(&dir).contains("response body larger than 1048576 bytes"),
         "{}",
@@ -200,7 +189,7 @@ async fn endless_informational_responses_fail_the_request() {
     let hints = "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n".repeat(1000);
     let (server, dir) = get_a(Behaviour::Answer(hints.into_bytes()), "1xx").await;
     assert_eq!(
-        column(&stats(&dir), "a", "Failure Count"),
+        csv_column(&stats(&dir), "a", "Failure Count"),
         server.requests() as u64
     );
     assert!(

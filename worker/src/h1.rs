@@ -14,11 +14,13 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::HeaderMap;
+
+use crate::coding::Coding;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 mod decode;
 
-pub use decode::{decode_all, Decoder, Event, Head, MAX_INFORMATIONAL, MAX_TRAILERS};
+pub use decode::{decode_all, Decoder, Event, Head, Wanted, MAX_INFORMATIONAL, MAX_TRAILERS};
 
 /// Bytes asked for per read; the buffer grows past it only to hold a response head.
 const READ_SIZE: usize = 8 * 1024;
@@ -64,7 +66,10 @@ pub struct Request<'a> {
 /// What to keep of a response besides its status and body length.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keep {
+    /// Every header (a capture reads one).
     pub headers: bool,
+    /// At least `set-cookie` and `location` (a session acts on them).
+    pub session: bool,
     pub body: bool,
     /// Body bytes kept at most ([`Error::BodyTooLarge`] beyond); 0 means [`DEFAULT_MAX_BODY`].
     pub max_body: u64,
@@ -72,11 +77,16 @@ pub struct Keep {
 
 impl Keep {
     fn body_limit(&self) -> u64 {
-        if self.max_body == 0 {
-            DEFAULT_MAX_BODY
-        } else {
-            self.max_body
-        }
+        body_limit(self.max_body)
+    }
+}
+
+/// Body bytes kept (or decoded) at most for a plan's `max_body` (0: the default).
+pub fn body_limit(max_body: u64) -> u64 {
+    if max_body == 0 {
+        DEFAULT_MAX_BODY
+    } else {
+        max_body
     }
 }
 
@@ -89,6 +99,10 @@ pub struct Response {
     pub body: Bytes,
     /// Body bytes received (after chunked decoding), kept or not.
     pub body_len: u64,
+    /// The body's `content-encoding`. A body kept is as received, still encoded.
+    pub coding: Coding,
+    /// The last four body bytes (a gzip body's decoded size, see [`crate::coding::gzip_size`]).
+    pub tail: [u8; 4],
 }
 
 /// One open HTTP/1.1 connection.
@@ -183,18 +197,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.write_request(request.bytes)
             .await
             .map_err(stale_or_io)?;
-        let mut decoder = Decoder::new(request.is_head, keep.headers);
+        let wanted = match (keep.headers, keep.session) {
+            (true, _) => Wanted::All,
+            (false, true) => Wanted::Session,
+            (false, false) => Wanted::None,
+        };
+        let mut decoder = Decoder::keeping(request.is_head, wanted);
         let mut head = None;
         let mut body = keep.body.then(Vec::new);
         let mut body_len = 0u64;
+        let mut tail = [0u8; 4];
         let mut received = false;
         loop {
             let (used, event) = decoder.decode(&self.buf[self.pos..])?;
             self.pos += used;
             match event {
-                Event::Head(h) => head = Some(h),
+                Event::Head(h) => {
+                    // A deflate body's decoded size is not in it: kept (within the same bound
+                    // as a body a check reads) so that it can be counted.
+                    if h.coding == Coding::Deflate && body.is_none() {
+                        body = Some(Vec::new());
+                    }
+                    head = Some(h);
+                }
                 Event::Body(bytes) => {
                     body_len += bytes.len() as u64;
+                    roll(&mut tail, bytes);
                     if let Some(k) = body.as_mut() {
                         kept(k, bytes, keep.body_limit())?;
                     }
@@ -221,6 +249,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             headers: head.headers,
             body: body.map_or_else(Bytes::new, Bytes::from),
             body_len,
+            coding: head.coding,
+            tail,
         })
     }
 
@@ -252,6 +282,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.buf.reserve(READ_SIZE);
         }
         self.io.read_buf(&mut self.buf).await
+    }
+}
+
+/// Keeps the last four bytes of a body arriving in pieces.
+fn roll(tail: &mut [u8; 4], bytes: &[u8]) {
+    if bytes.len() >= 4 {
+        tail.copy_from_slice(&bytes[bytes.len() - 4..]);
+    } else {
+        tail.rotate_left(bytes.len());
+        tail[4 - bytes.len()..].copy_from_slice(bytes);
     }
 }
 
@@ -356,6 +396,7 @@ mod tests {
     fn all() -> Keep {
         Keep {
             headers: true,
+            session: true,
             body: true,
             max_body: 0,
         }
@@ -612,6 +653,30 @@ mod tests {
             conn.exchange(GET, small).await,
             Err(Error::BodyTooLarge(9))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_response_names_its_coding_and_its_last_four_bytes_and_deflate_is_kept_to_count() {
+        let gzip: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\ncontent-length: 6\r\n\r\nab1234";
+        for piece in [1, 3, 1000] {
+            let mut conn = serve(vec![gzip], piece);
+            let r = conn.exchange(GET, Keep::default()).await.unwrap();
+            assert_eq!(
+                (r.coding, r.tail, r.body.len()),
+                (Coding::Gzip, *b"1234", 0)
+            );
+        }
+        let deflate: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\ncontent-length: 3\r\n\r\nxyz";
+        let mut conn = serve(vec![deflate], 1000);
+        let r = conn.exchange(GET, Keep::default()).await.unwrap();
+        assert_eq!((r.coding, &r.body[..]), (Coding::Deflate, &b"xyz"[..]));
+        let twice: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\
+            Content-Encoding: gzip\r\ncontent-length: 0\r\n\r\n";
+        let mut conn = serve(vec![twice], 1000);
+        let r = conn.exchange(GET, Keep::default()).await.unwrap();
+        assert_eq!(r.coding, Coding::Other);
     }
 
     #[test]

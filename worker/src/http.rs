@@ -246,6 +246,12 @@ impl Pool {
         self.conns.retain(|(o, _)| **o != *origin);
     }
 
+    /// Forgets the connections whose exchange was dropped midway (a timeout ran out): they may
+    /// still carry its late response.
+    pub fn discard_in_flight(&mut self) {
+        self.conns.retain(|(_, c)| !c.in_flight());
+    }
+
     /// Requests sent on these connections whose exchange was dropped before it ended.
     pub fn in_flight(&self) -> u64 {
         self.conns.iter().filter(|(_, c)| c.in_flight()).count() as u64

@@ -1,6 +1,8 @@
 //! Hatchery's worker: runs simulated users and reports what they measured.
 //!
 //! - [`master_link`]: the link to the master: dial it, take the plan, keep reports until acked.
+//! - `body`: form and multipart bodies, encoded as python-requests encodes them.
+//! - [`coding`]: content codings of responses (gzip, deflate), decoded within a bound.
 //! - [`dial`]: the connection to the master, plain or TLS (`--tls-ca`).
 //! - [`prepare`]: the plan made ready to run (origins, static paths, headers and bodies).
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
@@ -8,7 +10,10 @@
 //!   response in place with a pure decoder (public for the fuzz target).
 //! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
 //!   user, `call:` steps run as async Lua calls whose requests go out through the user.
+//! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
+//! - `session`: one request sent as a `requests.Session` sends it: cookies, redirects.
+//! - `redirect`: the rules of following a redirect (method, location, credentials).
 //! - `user`: one simulated user's loop: weighted tasks, checks, captures, waits.
 //! - `recorder`: per-thread stats shards that users record into.
 //! - [`usage`]: this process's CPU and memory, for heartbeats.
@@ -18,14 +23,19 @@
 //! The worker speaks [`hatchery_core::protocol`] over a pair of channels; the master, in this
 //! process (standalone) or over the network, sits at the other end.
 
+mod body;
+pub mod coding;
 pub mod dial;
 pub mod h1;
 pub mod http;
+mod jar;
 pub mod master_link;
 pub mod prepare;
 mod recorder;
+mod redirect;
 mod script;
 pub mod sendable;
+mod session;
 pub mod usage;
 mod user;
 mod users;

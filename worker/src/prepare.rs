@@ -8,9 +8,12 @@ use hatchery_core::plan::{Body, Call, CaptureSource, Plan, Request, Step, Task, 
 use hatchery_core::template::Template;
 use hatchery_core::validate;
 use hatchery_core::Method;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, COOKIE, HOST, USER_AGENT,
+};
 use http::Uri;
 
+use crate::body;
 use crate::http::Origin;
 use crate::sendable::{check_no_userinfo, check_plan_header, check_target, encode_non_ascii};
 use crate::Error;
@@ -83,6 +86,11 @@ pub struct PreparedRequest {
     /// Whether the plan sets these itself (so ours are left out).
     pub sets_host: bool,
     pub sets_user_agent: bool,
+    /// The plan sets `cookie` itself: the jar's are not added (as requests leaves a `Cookie`
+    /// header given to a request alone).
+    pub sets_cookie: bool,
+    /// The plan sets `accept-encoding` itself: ours (`gzip, deflate`) is left out.
+    pub sets_accept_encoding: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
@@ -105,6 +113,9 @@ pub enum PreparedBody {
     Static(Bytes),
     Json,
     Text,
+    Form,
+    /// A multipart body rendered per request, with the boundary its content type names.
+    Multipart(String),
 }
 
 impl Prepared {
@@ -169,16 +180,31 @@ fn prepare_request(
     class: &str,
 ) -> Result<PreparedRequest, Error> {
     let at = |what: String| Error::Config(format!("{what} (user class {class}, line {})", r.line));
-    let url = url(r, base).map_err(at)?;
+    build(r, base, |add_content_type, static_headers| {
+        body(r, add_content_type, static_headers)
+    })
+    .map_err(at)
+}
+
+/// Prepares `r` with the body `body` makes (given whether to add its content type, and the
+/// static headers to add it to): the plan's body, or one a script built as bytes.
+pub(crate) fn build(
+    r: &Request,
+    base: Option<&Base>,
+    body: impl FnOnce(bool, &mut StaticHeaders) -> PreparedBody,
+) -> Result<PreparedRequest, String> {
+    let url = url(r, base)?;
     let name = stats_name(r, &url);
-    let (mut static_headers, dynamic_headers) = headers(r).map_err(at)?;
+    let (mut static_headers, dynamic_headers) = headers(r)?;
     let sets = |statics: &StaticHeaders, h: &HeaderName| {
         statics.iter().any(|(k, _)| k == h) || dynamic_headers.iter().any(|(k, _)| k == h)
     };
     let add_content_type = !sets(&static_headers, &CONTENT_TYPE);
-    let body = body(r, add_content_type, &mut static_headers);
+    let body = body(add_content_type, &mut static_headers);
     let sets_host = sets(&static_headers, &HOST);
     let sets_user_agent = sets(&static_headers, &USER_AGENT);
+    let sets_cookie = sets(&static_headers, &COOKIE);
+    let sets_accept_encoding = sets(&static_headers, &ACCEPT_ENCODING);
     let method = to_http_method(r.method);
     let wire = match (&url, &body) {
         (Url::Static { origin, target }, PreparedBody::Static(b)) if dynamic_headers.is_empty() => {
@@ -188,6 +214,7 @@ fn prepare_request(
                 target,
                 host: !sets_host,
                 user_agent: !sets_user_agent,
+                accept_encoding: !sets_accept_encoding,
             };
             let mut out = Vec::new();
             encode_request(&mut out, &head, header_bytes(&static_headers), b);
@@ -207,6 +234,8 @@ fn prepare_request(
         body,
         sets_host,
         sets_user_agent,
+        sets_cookie,
+        sets_accept_encoding,
         wire,
         needs_body: reads.body,
         needs_json: reads.json,
@@ -255,7 +284,7 @@ fn stats_name(r: &Request, url: &Url) -> Option<Arc<str>> {
     }
 }
 
-type StaticHeaders = Vec<(HeaderName, HeaderValue)>;
+pub(crate) type StaticHeaders = Vec<(HeaderName, HeaderValue)>;
 type DynamicHeaders = Vec<(HeaderName, Template)>;
 
 /// The plan's headers, checked: those known now as values, the others as templates.
@@ -275,15 +304,20 @@ fn headers(r: &Request) -> Result<(StaticHeaders, DynamicHeaders), String> {
     Ok((static_headers, dynamic_headers))
 }
 
-/// The body, known now when nothing in it is rendered; a JSON body adds its content type when
-/// `add_content_type` (the plan sets none).
+/// The body, known now when nothing in it is rendered; a JSON, form or multipart body adds its
+/// content type when `add_content_type` (the plan sets none).
 fn body(r: &Request, add_content_type: bool, static_headers: &mut StaticHeaders) -> PreparedBody {
+    let mut content_type = |value: HeaderValue| {
+        if add_content_type {
+            static_headers.push((CONTENT_TYPE, value));
+        }
+    };
+    let all_static =
+        |pairs: &[(String, Template)]| pairs.iter().all(|(_, v)| v.as_static().is_some());
     match &r.body {
         Body::Empty => PreparedBody::Static(Bytes::new()),
         Body::Json(j) => {
-            if add_content_type {
-                static_headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-            }
+            content_type(HeaderValue::from_static("application/json"));
             match j.as_static() {
                 Some(b) => PreparedBody::Static(Bytes::copy_from_slice(b)),
                 None => PreparedBody::Json,
@@ -293,7 +327,35 @@ fn body(r: &Request, add_content_type: bool, static_headers: &mut StaticHeaders)
             Some(s) => PreparedBody::Static(Bytes::copy_from_slice(s.as_bytes())),
             None => PreparedBody::Text,
         },
+        Body::Form(pairs) => {
+            content_type(HeaderValue::from_static(body::FORM_TYPE));
+            if !all_static(pairs) {
+                return PreparedBody::Form;
+            }
+            let mut out = Vec::new();
+            body::form(&mut out, statics(pairs));
+            PreparedBody::Static(Bytes::from(out))
+        }
+        Body::Multipart(m) => {
+            let boundary = body::boundary();
+            if let Ok(v) = HeaderValue::from_str(&body::multipart_type(&boundary)) {
+                content_type(v);
+            }
+            if !all_static(&m.fields) {
+                return PreparedBody::Multipart(boundary);
+            }
+            let mut out = Vec::new();
+            body::multipart(&mut out, &boundary, statics(&m.fields), &m.files);
+            PreparedBody::Static(Bytes::from(out))
+        }
     }
+}
+
+/// Pairs whose values are all static, as text.
+fn statics(pairs: &[(String, Template)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_static().unwrap_or_default()))
 }
 
 fn header_bytes(headers: &StaticHeaders) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -335,6 +397,8 @@ pub struct RequestHead<'a> {
     pub host: bool,
     /// Add `user-agent` (the plan sets none).
     pub user_agent: bool,
+    /// Add `accept-encoding: gzip, deflate` (the plan sets none), as requests does.
+    pub accept_encoding: bool,
 }
 
 /// Encodes a whole request: `head`, then the plan's `headers`, then the body.
@@ -349,6 +413,8 @@ pub fn encode_request<'a>(
             .then_some((&b"host"[..], head.origin.authority.as_bytes())),
         head.user_agent
             .then_some((&b"user-agent"[..], crate::USER_AGENT.as_bytes())),
+        head.accept_encoding
+            .then_some((&b"accept-encoding"[..], &b"gzip, deflate"[..])),
     ];
     crate::h1::encode(
         out,

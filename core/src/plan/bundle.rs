@@ -5,12 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::{Diagnostic, Diagnostics, Dir, FileSource, Plan};
 
-/// The plan text and the contents of every file it reads (feeder CSVs), keyed by the path as
-/// written in the plan. Everything a worker needs: it parses the bundle, never the disk.
+/// The plan text and the contents of every file it reads (feeder CSVs, multipart files), keyed
+/// by the path as written in the plan; a file that is not UTF-8 (an image to upload) is held in
+/// base64 under [`binary_key`], so the protocol's map of strings carries it unchanged. Everything a worker needs: it parses the bundle, never the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bundle {
     pub yaml: String,
@@ -33,6 +36,27 @@ impl FileSource for Recording<'_> {
             .insert(path.to_string(), text.clone());
         Ok(text)
     }
+
+    fn read_bytes(&self, path: &str) -> io::Result<Vec<u8>> {
+        let bytes = self.inner.read_bytes(path)?;
+        let (key, value) = match std::str::from_utf8(&bytes) {
+            Ok(text) => (path.to_string(), text.to_string()),
+            Err(_) => (binary_key(path), BASE64.encode(&bytes)),
+        };
+        self.read.borrow_mut().insert(key, value);
+        Ok(bytes)
+    }
+}
+
+/// The key of a file held in base64: NUL cannot be part of a path, so it names no other file.
+pub(super) fn binary_key(path: &str) -> String {
+    format!("\0base64\0{path}")
+}
+
+pub(super) fn decode_binary(encoded: &str) -> io::Result<Vec<u8>> {
+    BASE64
+        .decode(encoded)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 impl Bundle {
@@ -115,6 +139,28 @@ mod tests {
         assert_eq!(bundle.files.keys().collect::<Vec<_>>(), vec!["people.csv"]);
         let again = bundle.parse().unwrap();
         assert_eq!(again.feeders[0].rows, plan.feeders[0].rows);
+    }
+
+    #[test]
+    fn a_binary_multipart_file_travels_in_the_bundle_unchanged() {
+        // A CSV length no other test uses: it names the folder.
+        let (dir, path) = temp_plan("name\nbinary\n");
+        let bytes = [0u8, 159, 146, 150, 255, b'\n'];
+        std::fs::write(dir.join("blob.bin"), bytes).unwrap();
+        std::fs::write(
+            &path,
+            "host: http://127.0.0.1:1\nusers: [{name: U, tasks: [{post: /u, multipart: {files: {f: blob.bin}}}]}]\n",
+        )
+        .unwrap();
+        let (bundle, _) = Bundle::load(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let plan = bundle.parse().unwrap();
+        let super::super::Body::Multipart(m) =
+            &plan.users[0].tasks[0].steps[0].request().unwrap().body
+        else {
+            panic!("not multipart");
+        };
+        assert_eq!(&*m.files[0].content, &bytes[..]);
     }
 
     #[test]

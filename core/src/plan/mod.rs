@@ -65,6 +65,9 @@ pub struct UserClass {
     pub vars: Vec<String>,
     /// The Luau script whose functions `call:` steps run (docs/scripting.md).
     pub script: Option<Script>,
+    /// Each user keeps a cookie jar (`cookies: false` turns it off), as Locust's HttpUser keeps
+    /// a `requests.Session`.
+    pub cookies: bool,
 }
 
 /// How long a user waits after each task (Locust's `wait_time`).
@@ -126,6 +129,8 @@ pub struct Request {
     pub timeout: Option<Duration>,
     pub check: Check,
     pub captures: Vec<Capture>,
+    /// Follow redirects (default), as requests does; `false` makes the 3xx the response.
+    pub follow_redirects: bool,
     /// Where the request is written in the plan (1-based), for messages at run time.
     pub line: u32,
 }
@@ -138,7 +143,34 @@ pub enum Body {
     Json(JsonTemplate),
     /// `body: "..."`: sent as is.
     Text(Template),
+    /// `form: {k: v}`: sent `application/x-www-form-urlencoded`; values are templates.
+    Form(Vec<(String, Template)>),
+    /// `multipart: {fields: ..., files: ...}`: sent `multipart/form-data`.
+    Multipart(Multipart),
 }
+
+/// A `multipart/form-data` body: text fields (templates), then files.
+#[derive(Debug, Clone, Default)]
+pub struct Multipart {
+    pub fields: Vec<(String, Template)>,
+    pub files: Vec<FilePart>,
+}
+
+/// A file sent as one part of a multipart body, read when the plan is loaded (and shipped to
+/// workers with it).
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    /// The form field's name.
+    pub name: String,
+    /// The file name sent (the path's last component, as requests sends it).
+    pub filename: String,
+    /// The part's `content-type`; none unless the plan gives one (as requests).
+    pub content_type: Option<String>,
+    pub content: std::sync::Arc<[u8]>,
+}
+
+/// The largest file a multipart body may carry: every worker holds it in memory.
+pub const MAX_PART_FILE: usize = 16 * 1024 * 1024;
 
 /// What makes a response a failure. With no `status`, any status >= 400 fails (as in Locust).
 #[derive(Debug, Clone, Default)]
@@ -211,6 +243,11 @@ pub enum Metric {
 pub trait FileSource {
     /// Reads `path` exactly as written in the plan.
     fn read(&self, path: &str) -> io::Result<String>;
+
+    /// Reads `path` as bytes (a multipart file need not be text).
+    fn read_bytes(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.read(path).map(String::into_bytes)
+    }
 }
 
 /// Files relative to a folder (the plan file's folder).
@@ -221,15 +258,40 @@ impl FileSource for Dir {
     fn read(&self, path: &str) -> io::Result<String> {
         std::fs::read_to_string(self.0.join(path))
     }
+
+    fn read_bytes(&self, path: &str) -> io::Result<Vec<u8>> {
+        let path = self.0.join(path);
+        let size = std::fs::metadata(&path)?.len();
+        if size > MAX_PART_FILE as u64 {
+            return Err(io::Error::other(format!(
+                "{size} bytes is more than the {} MiB a plan's file may hold",
+                MAX_PART_FILE >> 20
+            )));
+        }
+        std::fs::read(path)
+    }
 }
 
-/// Files held in memory, keyed by the path written in the plan.
+/// Files held in memory, keyed by the path written in the plan; a file that is not UTF-8 is
+/// held in base64 under [`bundle::binary_key`].
 impl FileSource for HashMap<String, String> {
     fn read(&self, path: &str) -> io::Result<String> {
-        self.get(path).cloned().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{path} was not shipped"))
-        })
+        self.get(path).cloned().ok_or_else(|| not_shipped(path))
     }
+
+    fn read_bytes(&self, path: &str) -> io::Result<Vec<u8>> {
+        if let Some(text) = self.get(path) {
+            return Ok(text.clone().into_bytes());
+        }
+        let encoded = self
+            .get(&bundle::binary_key(path))
+            .ok_or_else(|| not_shipped(path))?;
+        bundle::decode_binary(encoded)
+    }
+}
+
+fn not_shipped(path: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{path} was not shipped"))
 }
 
 impl Plan {
@@ -268,5 +330,7 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;

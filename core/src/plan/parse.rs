@@ -55,7 +55,7 @@ pub(super) fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<P
             return Err(finish(origin, diags));
         }
     };
-    let mut cx = Ctx::new(&source, diags);
+    let mut cx = Ctx::new(&source, files, diags);
     let plan = match docs.as_slice() {
         [doc] if !yaml::is_null(doc) => plan(&mut cx, doc, files).map(|mut plan| {
             script::name_origins(&mut plan, origin);

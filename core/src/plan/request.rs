@@ -9,14 +9,15 @@ use super::parse::{check_name, host};
 use super::script;
 use super::yaml::{self, data, Ctx, Fields, Node};
 use super::{
-    Body, Capture, CaptureSource, Check, FileSource, Request, Step, Task, UserClass, Wait,
+    Body, Capture, CaptureSource, Check, FilePart, FileSource, Multipart, Request, Step, Task,
+    UserClass, Wait, MAX_PART_FILE,
 };
 use crate::jsonpath::JsonPath;
 use crate::template::{JsonTemplate, Resolver, Template, VarId};
 use crate::validate;
 use crate::Method;
 
-const CLASS_KEYS: [&str; 11] = [
+const CLASS_KEYS: [&str; 12] = [
     "name",
     "weight",
     "fixed_count",
@@ -28,10 +29,21 @@ const CLASS_KEYS: [&str; 11] = [
     "script",
     "script_timeout",
     "script_memory",
+    "cookies",
 ];
 const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
-const REQUEST_KEYS: [&str; 8] = [
-    "name", "headers", "query", "json", "body", "timeout", "check", "capture",
+const REQUEST_KEYS: [&str; 11] = [
+    "name",
+    "headers",
+    "query",
+    "json",
+    "body",
+    "form",
+    "multipart",
+    "timeout",
+    "check",
+    "capture",
+    "follow_redirects",
 ];
 const TASK_KEYS: [&str; 3] = ["weight", "tags", "sequence"];
 /// What may sit beside `call` in a task.
@@ -39,6 +51,9 @@ const CALL_TASK_KEYS: [&str; 2] = ["weight", "tags"];
 const WAIT_KEYS: [&str; 4] = ["constant", "between", "pacing", "throughput"];
 const CHECK_KEYS: [&str; 4] = ["status", "body_contains", "json", "max_time"];
 const CAPTURE_KEYS: [&str; 3] = ["json", "header", "regex"];
+const BODY_KEYS: [&str; 4] = ["json", "body", "form", "multipart"];
+const MULTIPART_KEYS: [&str; 2] = ["fields", "files"];
+const FILE_KEYS: [&str; 2] = ["path", "content_type"];
 
 pub(super) fn user_classes(
     cx: &mut Ctx<'_>,
@@ -96,6 +111,9 @@ fn user_class<'n, 'i>(
         .get("wait")
         .map_or(Some(Wait::Constant(Duration::ZERO)), |n| wait(cx, n));
     let class_host = f.get("host").map(|n| host(cx, n));
+    let cookies = f
+        .get("cookies")
+        .map_or(Some(true), |n| cx.boolean(n, "`cookies`"));
     let script = script::script(cx, &f, files);
     let mut vars = capture_targets(&f);
     if let Some(Some(s)) = &script {
@@ -133,6 +151,7 @@ fn user_class<'n, 'i>(
         tasks: tasks?,
         vars,
         script: script?,
+        cookies: cookies?,
     };
     script::check_calls(cx, &class);
     Some((class, f.get("name")?))
@@ -371,6 +390,9 @@ fn request_from(
     let timeout = f.get("timeout").map(|n| cx.duration(n, "`timeout`"));
     let check = f.get("check").map(|n| check(cx, n));
     let captures = f.get("capture").map(|n| captures(cx, n, r.vars));
+    let follow_redirects = f
+        .get("follow_redirects")
+        .map_or(Some(true), |n| cx.boolean(n, "`follow_redirects`"));
     Some(Request {
         method,
         url: url?,
@@ -381,6 +403,7 @@ fn request_from(
         timeout: timeout.map_or(Some(None), |t| t.map(Some))?,
         check: check.unwrap_or(Some(Check::default()))?,
         captures: captures.unwrap_or(Some(Vec::new()))?,
+        follow_redirects: follow_redirects?,
         line: yaml::line(f.node),
     })
 }
@@ -446,25 +469,120 @@ fn sendable_header(
     }
 }
 
+/// The one body of a request: `json`, `body`, `form` or `multipart`.
 fn body(cx: &mut Ctx<'_>, f: &Fields<'_, '_>, r: &Resolver<'_>) -> Option<Body> {
-    match (f.get("json"), f.get("body")) {
-        (Some(_), Some(_)) => {
-            let key = f.key("body").unwrap_or(f.node);
+    let given: Vec<(&str, &Node<'_>, &Node<'_>)> = f
+        .entries
+        .iter()
+        .filter(|(k, ..)| BODY_KEYS.contains(&k.as_str()))
+        .map(|(k, key, value)| (k.as_str(), *key, *value))
+        .collect();
+    match given.as_slice() {
+        [] => Some(Body::Empty),
+        [(kind, _, value)] => match *kind {
+            "json" => {
+                let value = cx.json(value, Some(r))?;
+                // Each string was compiled (and its errors reported) while converting.
+                JsonTemplate::compile(&value, r).ok().map(Body::Json)
+            }
+            "body" => cx.template(value, "`body`", r).map(Body::Text),
+            "form" => pairs(cx, value, "`form`", r, false).map(Body::Form),
+            _ => multipart(cx, value, r).map(Body::Multipart),
+        },
+        [(first, ..), (second, key, _), ..] => {
             cx.error_hint(
                 key,
-                "a request has either `json` or `body`, not both",
-                "`json` sends a JSON document, `body` sends text as is",
+                format!("a request has one body, found `{first}` and `{second}`"),
+                "`json` sends a JSON document, `body` text as is, `form` a URL-encoded form, `multipart` fields and files",
             );
             None
         }
-        (Some(json), None) => {
-            let value = cx.json(json, Some(r))?;
-            // Each string was compiled (and its errors reported) while converting.
-            JsonTemplate::compile(&value, r).ok().map(Body::Json)
-        }
-        (None, Some(text)) => cx.template(text, "`body`", r).map(Body::Text),
-        (None, None) => Some(Body::Empty),
     }
+}
+
+/// `multipart: {fields: {k: v}, files: {k: path}}`.
+fn multipart(cx: &mut Ctx<'_>, node: &Node<'_>, r: &Resolver<'_>) -> Option<Multipart> {
+    let f = cx.fields(node, "`multipart`", &MULTIPART_KEYS)?;
+    if f.entries.is_empty() {
+        cx.error_hint(
+            node,
+            "`multipart` needs `fields` or `files`",
+            "e.g. multipart: {fields: {title: report}, files: {upload: report.pdf}}",
+        );
+        return None;
+    }
+    let fields = f.get("fields").map(|n| pairs(cx, n, "`fields`", r, false));
+    let files = f.get("files").map(|n| file_parts(cx, n));
+    Some(Multipart {
+        fields: fields.unwrap_or(Some(Vec::new()))?,
+        files: files.unwrap_or(Some(Vec::new()))?,
+    })
+}
+
+/// `files`: field names to a path (relative to the plan) or `{path, content_type}`.
+fn file_parts(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Vec<FilePart>> {
+    let fields = cx.mapping(node, "`files`")?;
+    let all: Vec<Option<FilePart>> = fields
+        .entries
+        .iter()
+        .map(|(name, _, spec)| file_part(cx, name, spec))
+        .collect();
+    all.into_iter().collect()
+}
+
+fn file_part(cx: &mut Ctx<'_>, name: &str, spec: &Node<'_>) -> Option<FilePart> {
+    let (path_node, content_type) = match data(spec) {
+        YamlData::Mapping(_) => {
+            let f = cx.fields(spec, "a file", &FILE_KEYS)?;
+            let Some(path) = f.get("path") else {
+                cx.error_hint(
+                    spec,
+                    format!("file `{name}` needs `path`"),
+                    "e.g. upload: {path: report.pdf, content_type: application/pdf}",
+                );
+                return None;
+            };
+            let content_type = f.get("content_type").map(|n| {
+                let text = cx.string(n, "`content_type`")?;
+                validate::header_value("content-type", &text)
+                    .map_err(|e| cx.error(n, e))
+                    .ok()
+                    .map(|_| text)
+            });
+            (path, content_type.map_or(Some(None), |c| c.map(Some))?)
+        }
+        _ => (spec, None),
+    };
+    let path = cx.string(path_node, "a file's path")?;
+    let content = match cx.files.read_bytes(&path) {
+        Ok(bytes) if bytes.len() <= MAX_PART_FILE => bytes,
+        Ok(bytes) => {
+            let message = format!(
+                "file `{path}` is {} bytes, more than the {} MiB a plan's file may hold",
+                bytes.len(),
+                MAX_PART_FILE >> 20
+            );
+            cx.error(path_node, message);
+            return None;
+        }
+        Err(e) => {
+            cx.error_hint(
+                path_node,
+                format!("cannot read file `{path}`: {e}"),
+                "file paths are relative to the plan's folder",
+            );
+            return None;
+        }
+    };
+    let filename = std::path::Path::new(&path)
+        .file_name()
+        .map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned());
+    Some(FilePart {
+        name: name.to_string(),
+        filename,
+        content_type,
+        content: content.into(),
+    })
 }
 
 fn check(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<Check> {

@@ -482,7 +482,7 @@ fn json_and_body_are_mutually_exclusive() {
     let src = with_tasks("- {post: /b, json: {a: 1}, body: x}");
     assert_eq!(
         problem(&src).2,
-        "a request has either `json` or `body`, not both"
+        "a request has one body, found `json` and `body`"
     );
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
-use super::Diagnostic;
+use super::{Diagnostic, FileSource};
 use crate::duration;
 use crate::suggest;
 use crate::template::{Resolver, Template, TemplateError};
@@ -176,19 +176,29 @@ impl<'n, 'i> Fields<'n, 'i> {
     }
 }
 
-/// The walk's state: where the text is, and every problem found so far.
-#[derive(Debug)]
+/// The walk's state: where the text is, where the files it names are read from, and every
+/// problem found so far.
 pub(super) struct Ctx<'s> {
     text: &'s str,
     duplicate_keys: &'s HashSet<usize>,
+    pub files: &'s dyn FileSource,
     pub diags: Vec<Diagnostic>,
 }
 
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("diags", &self.diags)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'s> Ctx<'s> {
-    pub fn new(source: &'s Source, diags: Vec<Diagnostic>) -> Self {
+    pub fn new(source: &'s Source, files: &'s dyn FileSource, diags: Vec<Diagnostic>) -> Self {
         Ctx {
             text: &source.text,
             duplicate_keys: &source.duplicate_keys,
+            files,
             diags,
         }
     }
@@ -302,6 +312,20 @@ impl<'s> Ctx<'s> {
             return all.into_iter().collect();
         }
         self.text(node, label).map(|s| vec![s])
+    }
+
+    /// `true` or `false`, and only those.
+    pub fn boolean(&mut self, node: &Node<'_>, label: &str) -> Option<bool> {
+        match data(node) {
+            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+            _ => {
+                self.error(
+                    node,
+                    format!("{label} must be true or false, found {}", describe(node)),
+                );
+                None
+            }
+        }
     }
 
     pub fn uint(&mut self, node: &Node<'_>, label: &str, min: u32) -> Option<u32> {

@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Error;
+use crate::coding::Coding;
 
 /// A response head (status line and headers) larger than this is refused.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -21,10 +22,37 @@ pub const MAX_INFORMATIONAL: usize = 8;
 /// Trailer lines after a chunked body at most.
 pub const MAX_TRAILERS: usize = 64;
 
+/// Which response headers a decoder keeps in [`Head::headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wanted {
+    #[default]
+    None,
+    /// What a session acts on: `set-cookie` and `location` (a response without them allocates
+    /// nothing; `content-encoding` is read into [`Head::coding`] whatever is kept).
+    Session,
+    All,
+}
+
+impl Wanted {
+    fn keeps(self, name: &[u8]) -> bool {
+        match self {
+            Wanted::None => false,
+            Wanted::All => true,
+            Wanted::Session => match name.len() {
+                10 => name.eq_ignore_ascii_case(b"set-cookie"),
+                8 => name.eq_ignore_ascii_case(b"location"),
+                _ => false,
+            },
+        }
+    }
+}
+
 /// The final response's head.
 #[derive(Debug, Default)]
 pub struct Head {
     pub status: u16,
+    /// Its `content-encoding` (always read, whatever headers are kept).
+    pub coding: Coding,
     /// Empty unless the decoder was asked for headers.
     pub headers: HeaderMap,
 }
@@ -59,7 +87,7 @@ enum State {
 pub struct Decoder {
     state: State,
     is_head: bool,
-    want_headers: bool,
+    wanted: Wanted,
     informational: usize,
     keep_alive: bool,
 }
@@ -77,10 +105,20 @@ impl Decoder {
     /// A decoder for the response to a request; `is_head` for HEAD (no body, whatever the
     /// headers say); `want_headers` to keep the headers in [`Head::headers`].
     pub fn new(is_head: bool, want_headers: bool) -> Decoder {
+        let wanted = if want_headers {
+            Wanted::All
+        } else {
+            Wanted::None
+        };
+        Decoder::keeping(is_head, wanted)
+    }
+
+    /// A decoder keeping the headers `wanted`.
+    pub fn keeping(is_head: bool, wanted: Wanted) -> Decoder {
         Decoder {
             state: State::Head,
             is_head,
-            want_headers,
+            wanted,
             informational: 0,
             keep_alive: false,
         }
@@ -178,7 +216,7 @@ impl Decoder {
     /// One head at the start of `input`: `None` while incomplete; the bytes it took, and the
     /// head unless it was an informational response (skipped).
     fn head(&mut self, input: &[u8]) -> Result<Option<(usize, Option<Head>)>, Error> {
-        let Some(parsed) = parse_head(input, self.want_headers)? else {
+        let Some(parsed) = parse_head(input, self.wanted)? else {
             if input.len() > MAX_HEAD {
                 return Err(Error::Invalid("response head too large"));
             }
@@ -255,7 +293,7 @@ struct Parsed {
 }
 
 /// Parses a response head at the start of `bytes`; `None` while incomplete.
-fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error> {
+fn parse_head(bytes: &[u8], wanted: Wanted) -> Result<Option<Parsed>, Error> {
     if bytes.is_empty() {
         return Ok(None);
     }
@@ -275,10 +313,11 @@ fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error>
     let mut length: Option<u64> = None;
     // Whether the last transfer coding is chunked, once a Transfer-Encoding was seen.
     let mut chunked: Option<bool> = None;
+    let mut coding = Coding::Identity;
     let mut map = HeaderMap::new();
     for h in response.headers.iter() {
         let name = h.name.as_bytes();
-        // Dispatched on the length first: most headers are none of these three, and one
+        // Dispatched on the length first: most headers are none of these, and one
         // comparison rules them out.
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
@@ -287,6 +326,13 @@ fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error>
                     return Err(Error::Invalid("conflicting content-length"));
                 }
                 length = Some(n);
+            }
+            16 if name.eq_ignore_ascii_case(b"content-encoding") => {
+                // Two codings (or two headers) are not decoded: left as received.
+                coding = match coding {
+                    Coding::Identity => Coding::of(h.value),
+                    _ => Coding::Other,
+                };
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 chunked = Some(last_token(h.value).eq_ignore_ascii_case(b"chunked"));
@@ -305,7 +351,7 @@ fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error>
             }
             _ => {}
         }
-        if want_headers {
+        if wanted.keeps(name) {
             keep_header(&mut map, name, h.value);
         }
     }
@@ -317,6 +363,7 @@ fn parse_head(bytes: &[u8], want_headers: bool) -> Result<Option<Parsed>, Error>
     Ok(Some(Parsed {
         head: Head {
             status,
+            coding,
             headers: map,
         },
         len,

@@ -10,23 +10,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hatchery_core::plan::{self, Request};
 use hatchery_core::stats::Sample;
+use hatchery_core::template::Template;
 use hatchery_core::timestamp::unix_now;
-use hatchery_core::{validate, Method};
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use hatchery_core::Method;
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::HeaderMap;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::vm::{Ctx, Slice};
-use crate::h1::{self, Keep};
-use crate::http::Origin;
-use crate::prepare::{append_query, encode_request, resolve, to_http_method, Base, RequestHead};
+use crate::h1;
+use crate::prepare::{build, Base, PreparedBody, PreparedRequest};
 use crate::recorder::Recorder;
-use crate::sendable::check_plan_header;
 use crate::user::{http_error, User};
 
-const OPTIONS: [&str; 6] = ["name", "headers", "query", "json", "body", "timeout"];
+const OPTIONS: [&str; 7] = [
+    "name",
+    "headers",
+    "query",
+    "json",
+    "body",
+    "timeout",
+    "follow_redirects",
+];
 
 /// A request from the script to its user, and where the answer goes.
 #[derive(Debug)]
@@ -43,7 +51,7 @@ pub(super) struct Outgoing {
 }
 
 /// The options of `user.http:get(url, opts)`.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(super) struct Opts {
     pub name: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -51,6 +59,21 @@ pub(super) struct Opts {
     /// The body, and whether it is JSON (which adds `content-type: application/json`).
     pub body: Option<(Vec<u8>, bool)>,
     pub timeout: Option<Duration>,
+    /// Follow redirects (default), as a YAML request does.
+    pub follow_redirects: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            name: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            timeout: None,
+            follow_redirects: true,
+        }
+    }
 }
 
 impl Opts {
@@ -135,12 +158,23 @@ impl Opts {
                 ))
             }
         };
+        let follow_redirects = match get("follow_redirects")? {
+            Value::Nil => true,
+            Value::Boolean(b) => b,
+            other => {
+                return Err(format!(
+                    "`follow_redirects` must be true or false, found {}",
+                    other.type_name()
+                ))
+            }
+        };
         Ok(Opts {
             name,
             headers: pairs("headers")?,
             query: pairs("query")?,
             body,
             timeout,
+            follow_redirects,
         })
     }
 }
@@ -185,79 +219,55 @@ impl Pending {
     }
 }
 
-/// Encodes the request into `wire`: where it goes, and its method.
-pub(super) fn encode(
-    req: &Outgoing,
-    base: Option<&Base>,
-    wire: &mut Vec<u8>,
-) -> Result<(Arc<Origin>, http::Method), String> {
-    let mut url = req.url.clone();
-    append_query(
-        &mut url,
-        req.opts.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    let (origin, target) = resolve(&url, base)?;
-    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(req.opts.headers.len());
-    for (k, v) in &req.opts.headers {
-        let name = validate::header_name(k)?;
-        check_plan_header(&name, headers.iter().map(|(n, _)| n)).map_err(|e| e.to_string())?;
-        headers.push((name, validate::header_value(k, v)?));
-    }
-    let sets =
-        |headers: &[(HeaderName, HeaderValue)], h: &HeaderName| headers.iter().any(|(k, _)| k == h);
-    let (body, json) = match &req.opts.body {
-        Some((b, json)) => (&b[..], *json),
-        None => (&[][..], false),
-    };
-    if json && !sets(&headers, &CONTENT_TYPE) {
-        headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-    }
-    let method = to_http_method(req.method);
-    let head = RequestHead {
-        method: &method,
-        origin: &origin,
-        target: &target,
-        host: !sets(&headers, &HOST),
-        user_agent: !sets(&headers, &USER_AGENT),
-    };
-    wire.clear();
-    encode_request(
-        wire,
-        &head,
-        headers
+/// The request as the YAML path prepares one (its URL, query and headers checked the same
+/// way), so that it goes out through the same session: the user's cookies, redirects, and a
+/// body decoded for the script.
+pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedRequest, String> {
+    let literal = |pairs: &[(String, String)]| -> Vec<(String, Template)> {
+        pairs
             .iter()
-            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-        body,
-    );
-    Ok((Arc::new(origin), method))
+            .map(|(k, v)| (k.clone(), Template::literal(v.as_str())))
+            .collect()
+    };
+    let source = Request {
+        method: req.method,
+        url: Template::literal(req.url.as_str()),
+        name: None,
+        headers: literal(&req.opts.headers),
+        query: literal(&req.opts.query),
+        body: plan::Body::Empty,
+        timeout: req.opts.timeout,
+        check: plan::Check::default(),
+        captures: Vec::new(),
+        follow_redirects: req.opts.follow_redirects,
+        line: 0,
+    };
+    let mut prepared = build(&source, base, |add_content_type, headers| {
+        let Some((body, json)) = &req.opts.body else {
+            return PreparedBody::Static(Bytes::new());
+        };
+        if *json && add_content_type {
+            headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        }
+        PreparedBody::Static(Bytes::copy_from_slice(body))
+    })?;
+    // The script may read anything of the response.
+    prepared.needs_body = true;
+    prepared.needs_headers = true;
+    Ok(prepared)
 }
 
-/// Sends a script's request as the user (its connection, timer and lateness) and keeps its
-/// entry pending for the script to settle.
-pub(super) async fn serve(
-    user: &mut User,
-    lua: &Lua,
-    wire: &mut Vec<u8>,
-    req: Outgoing,
-) -> Result<Reply, String> {
+/// Sends a script's request as the user (its connection, cookies, timer and lateness) and
+/// keeps its entry pending for the script to settle.
+pub(super) async fn serve(user: &mut User, lua: &Lua, req: Outgoing) -> Result<Reply, String> {
     if let Some(mut c) = lua.app_data_mut::<Ctx>() {
         c.flush();
     }
     let shared = user.shared.clone();
     let base = shared.prepared.classes[user.class].base.as_ref();
-    let (origin, method) = encode(&req, base, wire)?;
-    let request = h1::Request {
-        bytes: wire,
-        is_head: method == http::Method::HEAD,
-        idempotent: method.is_idempotent(),
-    };
-    let keep = Keep {
-        headers: true,
-        body: true,
-        max_body: shared.prepared.plan.max_body.unwrap_or(0),
-    };
-    let timeout = req.opts.timeout.unwrap_or(shared.default_timeout);
-    let (outcome, elapsed) = user.send(&origin, request, keep, timeout).await;
+    let prepared = prepare(&req, base)?;
+    let sent = user.send(&prepared).await?;
+    let (outcome, elapsed, size) = (sent.outcome, sent.elapsed, sent.size);
     let status = outcome.response.status;
     let failed = outcome
         .error
@@ -275,7 +285,7 @@ pub(super) async fn serve(
         name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
         response_time_us: elapsed.as_micros() as u64,
         corrected_response_time_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
-        content_length: outcome.response.body_len,
+        content_length: size,
         at_unix_s: unix_now(),
         error: failed,
     });
@@ -449,6 +459,7 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(opts("nil").unwrap(), Opts::default());
+        assert!(!opts("{follow_redirects = false}").unwrap().follow_redirects);
     }
 
     #[test]
@@ -462,6 +473,7 @@ mod tests {
         assert!(err("{timeout = -1}").contains("`timeout` must be seconds above 0"));
         assert!(err("{headers = 'x'}").contains("`headers` must be a table"));
         assert!(err("{body = {}}").contains("`body` must be a string"));
+        assert!(err("{follow_redirects = 1}").contains("`follow_redirects` must be true or false"));
     }
 
     #[test]
@@ -477,10 +489,13 @@ mod tests {
                 ..Opts::default()
             },
         };
-        let mut wire = Vec::new();
-        let (origin, method) = encode(&req, Some(&base), &mut wire).unwrap();
-        assert_eq!((origin.port, method), (8080, http::Method::POST));
-        let text = String::from_utf8(wire).unwrap();
+        let prepared = prepare(&req, Some(&base)).unwrap();
+        let crate::prepare::Url::Static { origin, .. } = &prepared.url else {
+            panic!("a script's URL is resolved when it is prepared");
+        };
+        assert_eq!((origin.port, &prepared.method), (8080, &http::Method::POST));
+        assert!(prepared.source.follow_redirects && prepared.needs_body);
+        let text = String::from_utf8(prepared.wire.unwrap()).unwrap();
         assert!(
             text.starts_with("POST /api/items?q=a%20b HTTP/1.1\r\n"),
             "{text}"
@@ -497,6 +512,6 @@ mod tests {
             },
             ..req
         };
-        assert!(encode(&bad, Some(&base), &mut Vec::new()).is_err());
+        assert!(prepare(&bad, Some(&base)).is_err());
     }
 }

@@ -151,7 +151,7 @@ pub(crate) fn start(user: &mut User) {
         return;
     };
     match Vm::new(compiled.clone(), &shared, user.id) {
-        Ok(vm) => user.script = Some(vm),
+        Ok(vm) => user.script = Some(Box::new(vm)),
         Err(e) => shared.recorder.exception(&format!(
             "script error: {}",
             position::relocate(&e, &compiled.script)

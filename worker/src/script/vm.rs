@@ -94,8 +94,6 @@ pub(crate) struct Vm {
     vars: Table,
     ops: mpsc::Receiver<Op>,
     compiled: Arc<Compiled>,
-    /// The encoded request, reused.
-    wire: Vec<u8>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -164,7 +162,6 @@ impl Vm {
             vars,
             ops,
             compiled,
-            wire: Vec::new(),
         })
     }
 
@@ -199,14 +196,12 @@ impl Vm {
                 biased;
                 r = &mut call => break r,
                 Some(op) = self.ops.recv() => {
-                    let reply = http::serve(user, &self.lua, &mut self.wire, op.request).await;
+                    let reply = http::serve(user, &self.lua, op.request).await;
                     let _ = op.reply.send(reply);
                 }
             }
         };
         self.with_ctx(Ctx::flush);
-        // An idle user keeps no request buffer (as the YAML path frees its own before a wait).
-        self.wire = Vec::new();
         if result.is_err() {
             // What a failed call left behind (a table that hit the memory limit) must not fail
             // the next call before it starts.
