@@ -699,11 +699,22 @@ pub async fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Option<(u16, String)> {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        request(stream, port, method, path, body, headers).await
+    };
+    // Bounded: a connection the kernel completed with a SYN cookie while the server's accept
+    // queue was full (a flood test) can wait minutes for retransmits; a test retries instead.
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
-        .ok()?;
-    request(stream, port, method, path, body, headers).await
+        .ok()
+        .flatten()
 }
+
+/// How long [`http`] waits for a whole exchange before it gives up (`None`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// [`http`] over TLS to `https://127.0.0.1:port`, trusting only `ca`. `None` when nothing
 /// listens or the handshake fails.
