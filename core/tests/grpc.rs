@@ -7,6 +7,7 @@ use std::time::Duration;
 use hatchery_core::wire::tonic::{self, transport, Request, Response, Status, Streaming};
 use hatchery_core::wire::{
     self, proto, Coordinator, CoordinatorClient, CoordinatorServer, MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
 };
 use proto::{master_message, worker_message};
 use tokio_stream::{Stream, StreamExt};
@@ -78,25 +79,39 @@ fn hello(protocol_version: u32) -> proto::Hello {
 
 #[tokio::test]
 async fn a_worker_of_our_version_is_welcomed() {
-    let reply = tokio::time::timeout(Duration::from_secs(5), open_session(hello(1)))
-        .await
-        .expect("within 5 s")
-        .unwrap();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        open_session(hello(PROTOCOL_VERSION)),
+    )
+    .await
+    .expect("within 5 s")
+    .unwrap();
     let master_message::Kind::Welcome(welcome) = reply.into_kind().unwrap() else {
         panic!("not a Welcome");
     };
-    assert_eq!((welcome.protocol_version, welcome.acked_seq), (1, 41));
+    assert_eq!(
+        (welcome.protocol_version, welcome.acked_seq),
+        (PROTOCOL_VERSION, 41)
+    );
 }
 
 #[tokio::test]
 async fn a_worker_of_another_version_is_refused_naming_both() {
-    let status = tokio::time::timeout(Duration::from_secs(5), open_session(hello(2)))
-        .await
-        .expect("within 5 s")
-        .unwrap_err();
+    let status = tokio::time::timeout(
+        Duration::from_secs(5),
+        open_session(hello(PROTOCOL_VERSION + 1)),
+    )
+    .await
+    .expect("within 5 s")
+    .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
     assert!(
-        status.message().contains("version 2") && status.message().contains("version 1"),
+        status
+            .message()
+            .contains(&format!("version {}", PROTOCOL_VERSION + 1))
+            && status
+                .message()
+                .contains(&format!("version {PROTOCOL_VERSION}")),
         "{}",
         status.message()
     );
