@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::args::RunArgs;
@@ -115,13 +116,23 @@ pub fn spawn(n: usize, args: &[String]) -> Result<Children, String> {
 }
 
 impl Children {
-    /// Waits for every child; the exit code is the first that is not 0 (0 when all are).
+    /// Waits for every child; the exit code is the first that is not 0 (0 when all are). A
+    /// SIGTERM to this process goes on to every child still running (as Locust's does), so
+    /// `kill PARENT` stops the workers instead of leaving them behind without it.
     pub fn wait(mut self) -> i32 {
+        let running: Arc<Mutex<Vec<u32>>> =
+            Arc::new(Mutex::new(self.0.iter().map(Child::id).collect()));
+        forward_sigterm(running.clone());
         let mut code = exit::OK;
         for c in &mut self.0 {
             let this = c
                 .wait()
                 .map_or(exit::FAILED, |s| s.code().unwrap_or(exit::FAILED));
+            // Reaped: its pid may be reused, so it gets no signal from now on.
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|&pid| pid != c.id());
             if code == exit::OK {
                 code = this;
             }
@@ -142,6 +153,42 @@ impl Children {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// From now on, a SIGTERM to this process is sent to each of `running` (the children not yet
+/// reaped) instead of ending it. The handler is in place before this returns.
+fn forward_sigterm(running: Arc<Mutex<Vec<u32>>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let term = {
+        let _in_runtime = rt.enter();
+        signal(SignalKind::terminate())
+    };
+    let Ok(mut term) = term else {
+        return;
+    };
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            while term.recv().await.is_some() {
+                let pids = running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                tracing::info!("SIGTERM: passing it on to {} worker processes", pids.len());
+                for pid in pids {
+                    // A child not yet reaped: the pid still names it.
+                    let pid = i32::try_from(pid)
+                        .ok()
+                        .and_then(rustix::process::Pid::from_raw);
+                    if let Some(pid) = pid {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                    }
+                }
+            }
+        });
+    });
 }
 
 impl Drop for Children {

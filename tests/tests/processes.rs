@@ -130,3 +130,48 @@ async fn a_tls_master_with_processes_runs_local_workers_that_trust_its_own_certi
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_to_the_parent_of_worker_processes_stops_them_all() {
+    // Nothing listens on port 1: without a master the two workers would keep redialling for
+    // the whole master timeout.
+    let mut parent = hatchery(&[
+        "--worker",
+        "--processes",
+        "2",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        "1",
+        "--master-timeout",
+        "120s",
+    ])
+    .own_group()
+    .spawn();
+    let group = ProcessGroup(parent.pid());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group.size() < 3 {
+        assert!(Instant::now() < deadline, "the two workers did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The parent alone, as `kill PID` or a supervisor would.
+    parent.terminate();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (exited, size) = (parent.exited().is_some(), group.size());
+        if exited && size == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            group.kill();
+            panic!("20 s after SIGTERM: parent exited {exited}, {size} processes left");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = parent.finish().await;
+    assert!(
+        out.stderr().contains("passing it on to 2 worker processes"),
+        "{}",
+        out.stderr()
+    );
+}
