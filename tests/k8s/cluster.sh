@@ -13,6 +13,13 @@ state=${HATCHERY_K8S_STATE:-/tmp/hatchery-k8s}
 case "${1:-}" in
   start)
     bash "$shared/k8s/build-node.sh" "$cache" >&2
+    # Every run starts from an empty state: the images of earlier runs pile up in containerd's
+    # store (613 MB after a day here), and start-cluster.sh's `ctr images ls -q | grep -qx`
+    # then failed under pipefail ("pause image ... not imported" though it was: grep's early
+    # exit sent ctr a SIGPIPE).
+    bash "$shared/k8s/stop-cluster.sh" "$state" >/dev/null 2>&1 || true
+    awk -v s="$state" 'index($2, s) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r umount -l
+    rm -rf "$state"
     bash "$shared/k8s/start-cluster.sh" "$cache/bin" "$state" >&2
     echo "$state/kubeconfig"
     ;;
