@@ -183,10 +183,14 @@ impl Histogram {
             self.clone_from(other);
             return;
         }
-        for (idx, n) in other.buckets() {
-            match self.counts.get_mut(idx.wrapping_sub(self.lo) as usize) {
-                Some(c) => *c = c.saturating_add(n),
-                None => self.grow_and_add(idx, n),
+        if self.counts.is_empty() {
+            self.merge_sparse(other);
+        } else {
+            for (idx, n) in other.buckets() {
+                match self.counts.get_mut(idx.wrapping_sub(self.lo) as usize) {
+                    Some(c) => *c = c.saturating_add(n),
+                    None => self.grow_and_add(idx, n),
+                }
             }
         }
         // Saturating: a merged histogram may come from a peer.
@@ -194,6 +198,44 @@ impl Histogram {
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.sum = self.sum.saturating_add(other.sum);
+    }
+
+    /// Merges into the sparse form, which it keeps while it is the smaller one: a sum of a few
+    /// deltas (a report's Aggregated row on the master, a row that several workers' reports fed
+    /// before it was shown) then costs its few buckets, not a window of mostly zeros.
+    fn merge_sparse(&mut self, other: &Histogram) {
+        let mut merged = Vec::with_capacity(self.sparse.len() + other.buckets().count());
+        let mut mine = std::mem::take(&mut self.sparse).into_iter().peekable();
+        let mut theirs = other.buckets().peekable();
+        loop {
+            let next = match (mine.peek().copied(), theirs.peek().copied()) {
+                (Some((a, x)), Some((b, y))) if a == b => {
+                    mine.next();
+                    theirs.next();
+                    (a, x.saturating_add(y))
+                }
+                (Some(a), Some(b)) if b.0 < a.0 => {
+                    theirs.next();
+                    b
+                }
+                (Some(a), _) => {
+                    mine.next();
+                    a
+                }
+                (None, Some(b)) => {
+                    theirs.next();
+                    b
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        self.sparse = merged;
+        if let (Some(&(first, _)), Some(&(last, _))) = (self.sparse.first(), self.sparse.last()) {
+            if self.sparse.len() * 4 >= (last - first + 1) as usize {
+                self.densify();
+            }
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -489,7 +531,48 @@ mod tests {
         );
     }
 
+    /// A histogram as a peer sends it (sparse when its buckets lie far apart).
+    fn wire(values: &[u64]) -> Histogram {
+        let h = of(values);
+        let buckets: Vec<_> = h.buckets().collect();
+        Histogram::from_parts(&buckets, h.min(), h.max(), h.sum()).unwrap()
+    }
+
+    #[test]
+    fn a_sum_of_far_apart_deltas_keeps_the_sparse_form_until_the_dense_one_is_smaller() {
+        // The master's Aggregated row of one report: ten rows of a few values each, 1 ms to
+        // 2 s apart. Densified, the window would hold about 12,000 buckets (96 KB).
+        let mut total = Histogram::new();
+        for row in 0..10u64 {
+            total.merge(&wire(&[1_000 + row * 7_000, 200_000 + row * 180_000]));
+        }
+        assert!(total.counts.is_empty(), "densified after {total:?}");
+        assert_eq!(total.sparse.len(), 20);
+        let values: Vec<u64> = (0..10u64)
+            .flat_map(|row| [1_000 + row * 7_000, 200_000 + row * 180_000])
+            .collect();
+        assert_eq!(total, of(&values));
+        // Filled in, the window is the cheaper form again.
+        for v in (0..4000).map(|i| 1_000 + i * 50) {
+            total.merge(&wire(&[v]));
+        }
+        assert!(total.sparse.is_empty() && !total.counts.is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn merging_wire_forms_equals_recording_everything_into_one(
+            parts in prop::collection::vec(prop::collection::vec(value(), 0..40), 1..8),
+        ) {
+            let mut merged = Histogram::new();
+            for p in &parts {
+                merged.merge(&wire(p));
+            }
+            let all: Vec<u64> = parts.concat();
+            prop_assert_eq!(&merged, &of(&all));
+            prop_assert_eq!(merged.quantiles(&[0.5, 0.99]), of(&all).quantiles(&[0.5, 0.99]));
+        }
+
         #[test]
         fn merge_equals_recording_everything_into_one(
             a in prop::collection::vec(value(), 0..200),
