@@ -52,7 +52,7 @@ pub fn run(args: &RunArgs, bundle: Bundle, mut plan: Plan) -> i32 {
             args.expect_workers_max_wait
                 .map(hatchery_core::duration::format)
                 .unwrap_or_default(),
-            args.master_bind_port
+            ended.port
         );
         return exit::NO_WORKERS;
     }
@@ -146,6 +146,8 @@ struct Ended {
     outcome: Outcome,
     /// Workers connected at the end (the gate timeout's message names them).
     connected: usize,
+    /// The workers' port as bound (the one asked for, or what port 0 got).
+    port: u16,
     children: Option<processes::Children>,
 }
 
@@ -194,6 +196,7 @@ async fn serve(
     Ok(Ended {
         outcome,
         connected,
+        port: addr.port(),
         children,
     })
 }

@@ -112,6 +112,9 @@ async fn a_master_whose_workers_never_come_exits_3_after_the_max_wait() {
         "{}",
         out.stderr()
     );
+    // It names the port the workers were to reach: the one it got, not the 0 it asked for.
+    let port = format!("reach this master on port {}\n", m.grpc);
+    assert!(out.stderr().contains(&port), "{}", out.stderr());
     assert_eq!(target.count("GET", "/a"), 0);
 }
 
