@@ -13,6 +13,8 @@ pub const MAX_VALUE_US: u64 = 1 << 36;
 
 /// Sub-buckets per power of two; sets the precision (1/1024).
 const SUB_BUCKETS: u32 = 1024;
+/// Most buckets a merge leaves in the sparse form (each merge rebuilds the list).
+const MAX_SPARSE_MERGED: usize = 256;
 /// Below this every value has its own bucket.
 const LINEAR_LIMIT: u64 = 2 * SUB_BUCKETS as u64;
 /// Index of [`MAX_VALUE_US`], the largest index in use.
@@ -200,9 +202,10 @@ impl Histogram {
         self.sum = self.sum.saturating_add(other.sum);
     }
 
-    /// Merges into the sparse form, which it keeps while it is the smaller one: a sum of a few
-    /// deltas (a report's Aggregated row on the master, a row that several workers' reports fed
-    /// before it was shown) then costs its few buckets, not a window of mostly zeros.
+    /// Merges into the sparse form, which it keeps while it is the smaller one and short: a sum
+    /// of a few deltas (the Aggregated row of a report decoded on the master) then costs its few
+    /// buckets, not a window of mostly zeros, and a row that many reports feed turns dense
+    /// before a merge would cost more than adding into the window.
     fn merge_sparse(&mut self, other: &Histogram) {
         let mut merged = Vec::with_capacity(self.sparse.len() + other.buckets().count());
         let mut mine = std::mem::take(&mut self.sparse).into_iter().peekable();
@@ -232,7 +235,8 @@ impl Histogram {
         }
         self.sparse = merged;
         if let (Some(&(first, _)), Some(&(last, _))) = (self.sparse.first(), self.sparse.last()) {
-            if self.sparse.len() * 4 >= (last - first + 1) as usize {
+            let len = self.sparse.len();
+            if len > MAX_SPARSE_MERGED || len * 4 >= (last - first + 1) as usize {
                 self.densify();
             }
         }
@@ -557,6 +561,12 @@ mod tests {
             total.merge(&wire(&[v]));
         }
         assert!(total.sparse.is_empty() && !total.counts.is_empty());
+        // And so is a long list, however wide its window: each merge would rebuild it.
+        let mut long = Histogram::new();
+        for i in 0..=MAX_SPARSE_MERGED as u64 {
+            long.merge(&wire(&[1_000_000 + i * 100_000]));
+        }
+        assert!(long.sparse.is_empty() && !long.counts.is_empty());
     }
 
     proptest! {
