@@ -435,8 +435,10 @@ fn finish(
 
 fn record_numbers(next: &mut LoadTestStatus, obs: &Observation) {
     let Some(m) = &obs.master else { return };
-    // After the run the master reports 0 users: keep the last count seen while it ran.
-    if !matches!(m.state, MasterState::Stopping | MasterState::Stopped) || next.users.is_none() {
+    // After a headless run the master reports 0 users: keep the last count seen while it ran,
+    // as the run's result. A test driven from the UI follows the master (0 after a stop).
+    let ended = obs.headless && matches!(m.state, MasterState::Stopping | MasterState::Stopped);
+    if !ended || next.users.is_none() {
         next.users = Some(m.users);
     }
     next.rps = Some(round_to(m.current_rps, 1));

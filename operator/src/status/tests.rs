@@ -519,6 +519,9 @@ fn without_headless_a_connected_fleet_is_running_and_a_stopped_test_does_not_fin
         (s.verdict.clone(), s.start_time.clone()),
         (None, Some(at(10)))
     );
+    // Stopped from the UI, the test runs no user: the status says so (a headless run that
+    // ended keeps the last count it ran, as its result).
+    assert_eq!(s.users, Some(0));
 }
 
 #[test]
