@@ -76,7 +76,7 @@ async fn main() -> ExitCode {
             }
         });
     }
-    let client = match kube::Client::try_default().await {
+    let client = match client(metrics.clone()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot reach the Kubernetes API: {e}");
@@ -101,4 +101,19 @@ async fn main() -> ExitCode {
     }
     hatchery_operator::controller::run(client, &namespaces, metrics).await;
     ExitCode::SUCCESS
+}
+
+/// The in-cluster or kubeconfig client, counting every request it sends in `/metrics`
+/// (`hatchery_operator_api_requests_total`): how quiet the operator is, measured by itself.
+async fn client(metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        metrics.api_request(req.method(), req.uri().path(), req.uri().query());
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }

@@ -4,9 +4,10 @@
 //! The numbers are plain atomics bumped by the reconciler: a handful of counters and one
 //! fixed-bucket histogram do not justify a metrics framework.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -40,6 +41,49 @@ pub struct Metrics {
     duration_micros: AtomicU64,
     /// Status transitions into each phase of [`PHASES`].
     transitions: [AtomicU64; PHASES.len()],
+    /// Failed reconciles by the error's kind ([`crate::controller::Error::kind`]).
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests the operator's client sent to the API server, by verb and resource (a few
+    /// dozen keys at most: the operator only sends the requests its code makes).
+    api: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+/// The verb and resource of a request to the API server, as the API server's audit log names
+/// them: `list`/`watch`/`get` for GETs of a collection or an object, `pods/proxy` for a
+/// subresource. Namespaces and names are left out, so the keys stay few.
+pub fn api_call(method: &http::Method, path: &str, query: Option<&str>) -> (&'static str, String) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/GROUP/VERSION/...
+    let rest = match parts.first() {
+        Some(&"api") => parts.get(2..).unwrap_or_default(),
+        Some(&"apis") => parts.get(3..).unwrap_or_default(),
+        _ => return (verb(method, false, query), "other".into()),
+    };
+    let rest = match rest {
+        ["namespaces", _, more @ ..] if !more.is_empty() => more,
+        other => other,
+    };
+    let (resource, is_object) = match rest {
+        [] => ("other".to_string(), false),
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+    };
+    (verb(method, is_object, query), resource)
+}
+
+fn verb(method: &http::Method, is_object: bool, query: Option<&str>) -> &'static str {
+    let watching = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    match *method {
+        http::Method::GET if watching => "watch",
+        http::Method::GET if is_object => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
 }
 
 impl Metrics {
@@ -67,6 +111,19 @@ impl Metrics {
         self.buckets[BUCKETS.len()].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A reconcile failed with an error of this kind.
+    pub fn failed(&self, kind: &'static str) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        *errors.entry(kind).or_default() += 1;
+    }
+
+    /// The client sent a request (see [`api_call`]).
+    pub fn api_request(&self, method: &http::Method, path: &str, query: Option<&str>) {
+        let key = api_call(method, path, query);
+        let mut api = self.api.lock().unwrap_or_else(|e| e.into_inner());
+        *api.entry(key).or_default() += 1;
     }
 
     /// A LoadTest's status moved into `phase`.
@@ -131,6 +188,30 @@ impl Metrics {
                 load(count)
             );
         }
+        header(
+            &mut out,
+            "reconcile_errors_total",
+            "Failed reconciles, by the kind of error.",
+            "counter",
+        );
+        for (kind, n) in self.errors.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "hatchery_operator_reconcile_errors_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "api_requests_total",
+            "Requests sent to the Kubernetes API server, by verb and resource.",
+            "counter",
+        );
+        for ((verb, resource), n) in self.api.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "hatchery_operator_api_requests_total{{verb=\"{verb}\",resource=\"{resource}\"}} {n}"
+            );
+        }
         out
     }
 }
@@ -184,6 +265,19 @@ mod tests {
         m.reconciled(Duration::from_secs(9), true);
         m.entered(Phase::Running);
         m.entered(Phase::Running);
+        m.failed("conflict");
+        m.failed("conflict");
+        let get = http::Method::GET;
+        m.api_request(
+            &get,
+            "/api/v1/namespaces/a/pods/m-0:8089/proxy/stats/requests",
+            None,
+        );
+        m.api_request(
+            &get,
+            "/api/v1/namespaces/b/pods/m-1:8089/proxy/stats/requests",
+            None,
+        );
         let text = m.render();
         for line in [
             "hatchery_operator_reconciles_total{result=\"ok\"} 2",
@@ -196,8 +290,74 @@ mod tests {
             "hatchery_operator_reconcile_duration_seconds_count 3",
             "hatchery_operator_phase_transitions_total{phase=\"Running\"} 2",
             "hatchery_operator_phase_transitions_total{phase=\"Failed\"} 0",
+            "hatchery_operator_reconcile_errors_total{kind=\"conflict\"} 2",
+            "hatchery_operator_api_requests_total{verb=\"get\",resource=\"pods/proxy\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn api_calls_are_named_by_verb_and_resource_as_the_audit_log_does() {
+        use http::Method;
+        let call = |m: &Method, path: &str, q: Option<&str>| {
+            let (verb, resource) = api_call(m, path, q);
+            format!("{verb} {resource}")
+        };
+        let cases = [
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/pods",
+                Some("labelSelector=a%3Db"),
+                "list pods",
+            ),
+            (
+                Method::GET,
+                "/api/v1/pods",
+                Some("watch=true&resourceVersion=5"),
+                "watch pods",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/pods/p:8089/proxy/stats/requests",
+                None,
+                "get pods/proxy",
+            ),
+            (
+                Method::PATCH,
+                "/apis/hatchery.io/v1alpha1/namespaces/ns/loadtests/lt/status",
+                None,
+                "patch loadtests/status",
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/ns/statefulsets/w",
+                Some("fieldManager=x"),
+                "patch statefulsets",
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/ns/secrets",
+                None,
+                "create secrets",
+            ),
+            (
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                None,
+                "create events",
+            ),
+            (
+                Method::GET,
+                "/apis/hatchery.io/v1alpha1/loadtests",
+                None,
+                "list loadtests",
+            ),
+            (Method::GET, "/api/v1/namespaces/ns", None, "get namespaces"),
+            (Method::GET, "/version", None, "list other"),
+        ];
+        for (method, path, query, want) in cases {
+            assert_eq!(call(&method, path, query), want, "{method} {path}");
         }
     }
 

@@ -287,6 +287,54 @@ kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 k delete lt podkill --wait=false >/dev/null
 log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 workers"
 
+# A quiet controller (issue 15 item 6): while one 2-worker test runs, the operator sends fewer
+# than 40 requests a minute to the API server, counted by its own client
+# (hatchery_operator_api_requests_total in its /metrics) over 30 s. The test is driven from the
+# UI (headless: false), so its status must follow the master: 0 users after /stop.
+cat > "$work/quiet.yaml" <<YAML
+apiVersion: hatchery.io/v1alpha1
+kind: LoadTest
+metadata: {name: quiet}
+spec:
+  image: localhost/hatchery:$tag
+  imagePullPolicy: IfNotPresent
+  workers: 2
+  users: 4
+  spawnRate: 100
+  headless: false
+  expectWorkersMaxWait: 2m
+  plan:
+    inline: |
+      host: http://demo-target:8080
+      users:
+        - name: U
+          wait: {constant: 100ms}
+          tasks: [{get: /}]
+YAML
+k apply -f "$work/quiet.yaml" >/dev/null
+until_ok "quiet's fleet is connected" 180 bash -c '[ "$(kubectl -n "$ns" get lt quiet -o jsonpath={.status.workers} 2>/dev/null)" = 2/2 ]'
+k port-forward svc/quiet-ui 18091:8089 >/dev/null 2>&1 & forward_pid=$!
+until_ok "quiet's UI answers" 30 curl -sf http://127.0.0.1:18091/stats/requests
+curl -sf -X POST -d 'user_count=4&spawn_rate=100' http://127.0.0.1:18091/swarm >/dev/null || fail "POST /swarm to quiet"
+until_ok "quiet's status shows 4 users" 60 bash -c '[ "$(kubectl -n "$ns" get lt quiet -o jsonpath={.status.users} 2>/dev/null)" = 4 ]'
+k -n hatchery-system port-forward svc/hatchery-operator-metrics 18080:8080 >/dev/null 2>&1 & metrics_pid=$!
+until_ok "the operator's /metrics answers" 30 curl -sf http://127.0.0.1:18080/metrics
+api_requests() { curl -sf http://127.0.0.1:18080/metrics | grep '^hatchery_operator_api_requests_total' | LC_ALL=C sort; }
+before=$(api_requests)
+sleep 30 # the window measured, not a wait for something
+after=$(api_requests)
+per_minute=$(LC_ALL=C join <(awk '{print $1, $2}' <<<"$before") <(awk '{print $1, $2}' <<<"$after") -a 2 -e 0 -o 0,1.2,2.2 \
+  | awk '{d = $3 - $2; s += d; if (d > 0) printf "%s %d; ", $1, d * 2 > "/dev/stderr"} END {print s * 2}' 2> "$work/quiet-breakdown")
+log "operator requests per minute while quiet ran: $per_minute ($(sed -E 's/hatchery_operator_api_requests_total//g' "$work/quiet-breakdown"))"
+[ "$per_minute" -lt 40 ] || fail "the operator sent $per_minute API requests a minute while one test ran (goal < 40)"
+kill "$metrics_pid" 2>/dev/null || true
+curl -sf http://127.0.0.1:18091/stop >/dev/null || fail "GET /stop to quiet"
+until_ok "quiet's status follows the master to 0 users" 30 bash -c '[ "$(kubectl -n "$ns" get lt quiet -o jsonpath={.status.users} 2>/dev/null)" = 0 ]'
+[ "$(k get lt quiet -o jsonpath={.status.phase})" = Running ] || fail "a stopped UI test left Running"
+kill "$forward_pid" 2>/dev/null || true; forward_pid=""
+k delete lt quiet --wait=false >/dev/null
+log "quiet: < 40 requests a minute; after /stop the status shows 0 users, phase Running"
+
 # One LoadTest whose worker affinity the schema keeps but that does not decode must fail alone
 # (issue 15 item 3): a restarted operator, which lists it with every other LoadTest, still runs
 # a valid test to the end, and says what is wrong in the bad one's SpecValid condition.

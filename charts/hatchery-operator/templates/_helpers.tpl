@@ -39,7 +39,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* What the operator may do, cluster-wide or in each watched namespace. */}}
 {{- define "hatchery-operator.rules" -}}
-# LoadTests: watch them, keep their finalizer (a patch) and their status.
+# LoadTests: watch them, keep their status, and drop the finalizer earlier versions added (a
+# patch).
 - apiGroups: [hatchery.io]
   resources: [loadtests]
   verbs: [get, list, watch, patch]
@@ -60,7 +61,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create]
-# Pods: read their state, open the master's readiness gate, read the master's API.
+# Pods: watched into a cache (no list per reconcile), open the master's readiness gate, read the
+# master's API.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]

@@ -28,11 +28,8 @@ fn mock() -> (Arc<Context>, Handle) {
     )
 }
 
-/// A LoadTest as the API server hands it over after the finalizer was added.
 fn loadtest() -> LoadTest {
-    let mut lt = LoadTest::test();
-    lt.metadata.finalizers = Some(vec!["hatchery.io/cleanup".into()]);
-    lt
+    LoadTest::test()
 }
 
 fn respond(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, body: Value) {
@@ -188,4 +185,68 @@ async fn an_edit_after_the_end_is_refused_and_nothing_is_applied() {
     respond(send, 200, serde_json::to_value(&lt).unwrap());
     reconciling.await.expect("join").expect("reconcile");
     assert_no_more(&mut handle);
+}
+
+#[tokio::test]
+async fn the_finalizer_of_earlier_versions_is_removed_and_nothing_else_is_done() {
+    let (ctx, mut handle) = mock();
+    let mut lt = loadtest();
+    lt.metadata.resource_version = Some("41".into());
+    lt.metadata.finalizers = Some(vec!["other.io/keep".into(), "hatchery.io/cleanup".into()]);
+    let reconciling = tokio::spawn(reconcile(Arc::new(lt.clone()), ctx));
+    let (method, path, body, send) = expect(&mut handle).await;
+    assert_eq!((method, path.as_str()), (Method::PATCH, LT_PATH));
+    assert_eq!(
+        body,
+        json!({"metadata": {"finalizers": ["other.io/keep"], "resourceVersion": "41"}})
+    );
+    respond(send, 200, serde_json::to_value(&lt).unwrap());
+    reconciling.await.expect("join").expect("reconcile");
+    assert_no_more(&mut handle);
+}
+
+/// Runs one reconcile, answering every request it makes (an apply with what it sent, the
+/// status patch with the LoadTest); returns "METHOD PATH" of each.
+async fn reconcile_answering(lt: &LoadTest, ctx: Arc<Context>, handle: &mut Handle) -> Vec<String> {
+    let as_stored = serde_json::to_value(lt).unwrap();
+    let mut reconciling = tokio::spawn(reconcile(Arc::new(lt.clone()), ctx));
+    let mut seen = Vec::new();
+    loop {
+        tokio::select! {
+            done = &mut reconciling => {
+                done.expect("join").expect("reconcile");
+                return seen;
+            }
+            Some((req, send)) = handle.next_request() => {
+                let path = req.uri().path().to_string();
+                seen.push(format!("{} {path}", req.method()));
+                let bytes = req.into_body().collect_bytes().await.expect("body");
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
+                let answer = if path.contains("/loadtests/") { as_stored.clone() } else { body };
+                respond(send, 200, answer);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_starting_test_applies_its_children_once_not_at_every_look() {
+    let (ctx, mut handle) = mock();
+    let lt = loadtest();
+    let seen = reconcile_answering(&lt, ctx.clone(), &mut handle).await;
+    let applies = seen.iter().filter(|r| r.starts_with("PATCH /api")).count();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("POST ") && r.ends_with("/secrets")),
+        "{seen:?}"
+    );
+    assert!(applies >= 5, "children applied: {seen:?}");
+    // The next look (the poll) finds the same children wanted: no apply, no Secret.
+    let seen = reconcile_answering(&lt, ctx, &mut handle).await;
+    assert!(
+        seen.iter().all(|r| !r.ends_with("/secrets")
+            && !r.contains("/apps/v1/")
+            && !r.contains("/services/")),
+        "{seen:?}"
+    );
 }

@@ -1,25 +1,29 @@
-//! The reconciler: applies a LoadTest's children, watches its master and pods, opens the
+//! The reconciler: applies a LoadTest's children, reads its master and pods, opens the
 //! readiness gate, keeps the status true, and scales a finished test down after its TTL.
 //!
-//! As in controller-rs: `reconcile` only routes (finalizer), the work is in `apply` and
-//! `cleanup`, and `error_policy` decides the retry. Every decision is made by the pure
-//! functions of [`crate::resources`] and [`crate::status`]; this module only does the I/O.
+//! `reconcile` routes (an old finalizer to drop, a deletion to leave to the garbage collector),
+//! the work is in `apply`, and `error_policy` decides the retry (per-LoadTest backoff). Every
+//! decision is made by the pure functions of [`crate::resources`] and [`crate::status`]; this
+//! module only does the I/O, as quietly as it can (docs/operator.md, "A quiet controller").
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{finalizer, Event as Finalize};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{predicates, watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
 use crate::resources::{self, Blueprint, Role, GATE_CONDITION, WEB_PORT};
@@ -29,20 +33,47 @@ use crate::status::{
 use crate::telemetry::Metrics;
 
 pub use crate::resources::MANAGER;
-const FINALIZER: &str = "hatchery.io/cleanup";
-/// How often a live test is looked at.
+/// The finalizer earlier versions added, which only emitted an event (owner references already
+/// collect the children) and made a deletion hang while the operator was down: removed when seen.
+const OLD_FINALIZER: &str = "hatchery.io/cleanup";
+/// How often a test that is starting is looked at (the gate, the phase as pods come up).
 const POLL: Duration = Duration::from_secs(2);
+/// How often a running test is looked at: one read of the master and at most one status
+/// write each time, so about 24 API requests a minute.
+const POLL_RUNNING: Duration = Duration::from_secs(5);
+/// The first retry after a failed reconcile; each failure in a row doubles it, up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the LoadTest has no namespace")]
     NoNamespace,
     #[error("cannot read random bytes for the worker token: {0}")]
     Random(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The label of `hatchery_operator_reconcile_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(e)) => match e.code {
+                403 => "forbidden",
+                404 => "not_found",
+                409 => "conflict",
+                422 => "invalid",
+                429 => "throttled",
+                500..=599 => "server",
+                _ => "api",
+            },
+            Error::Kube(_) => "transport",
+            Error::NoNamespace => "no_namespace",
+            Error::Random(_) => "random",
+        }
+    }
 }
 
 /// 32 random bytes from the kernel, hex-encoded: a worker token.
@@ -71,6 +102,15 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// The operator's pods (the managed-by label), kept by one watch: no LIST per reconcile.
+    pods: Store<Pod>,
+    /// The LoadTests the controller watches (to forget those that are gone).
+    loadtests: Store<LoadTest>,
+    /// Per LoadTest (namespace/name/uid), a hash of the children last applied: they are
+    /// applied (and the token Secret created) again only when what they should be changed.
+    applied: Mutex<HashMap<String, u64>>,
+    /// Per LoadTest, failed reconciles in a row: the next retry waits twice as long.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -80,7 +120,17 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// A context whose caches are empty (what the mock tests use).
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
+        Context::with_caches(client, metrics, reflector::store().0, reflector::store().0)
+    }
+
+    fn with_caches(
+        client: Client,
+        metrics: Arc<Metrics>,
+        pods: Store<Pod>,
+        loadtests: Store<LoadTest>,
+    ) -> Context {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -89,20 +139,50 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            pods,
+            loadtests,
+            applied: Mutex::default(),
+            failures: Mutex::default(),
         }
     }
+
+    /// The cached pods of one role of a LoadTest, by its blueprint's selector.
+    fn pods_of(&self, ns: &str, bp: &Blueprint<'_>, role: Role) -> Vec<Arc<Pod>> {
+        let selector = bp.selector(role);
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+            .filter(|p| {
+                let labels = p.metadata.labels.as_ref();
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
+            .collect()
+    }
+}
+
+/// The key of a LoadTest in the context's maps: a LoadTest made anew under the same name is
+/// another one.
+fn key(lt: &LoadTest) -> String {
+    format!(
+        "{}/{}/{}",
+        lt.namespace().unwrap_or_default(),
+        lt.name_any(),
+        lt.uid().unwrap_or_default()
+    )
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C: over the whole cluster when `namespaces` is
 /// empty, else one controller per namespace (so a namespaced Role is all it needs).
 pub async fn run(client: Client, namespaces: &[String], metrics: Arc<Metrics>) {
-    let ctx = Arc::new(Context::new(client.clone(), metrics));
     if namespaces.is_empty() {
         watch(
             Api::all(client.clone()),
             Api::all(client.clone()),
-            Api::all(client),
-            ctx,
+            client,
+            metrics,
         )
         .await;
     } else {
@@ -110,66 +190,154 @@ pub async fn run(client: Client, namespaces: &[String], metrics: Arc<Metrics>) {
             watch(
                 Api::namespaced(client.clone(), ns),
                 Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                ctx.clone(),
+                client.clone(),
+                metrics.clone(),
             )
         });
         futures_util::future::join_all(each).await;
     }
 }
 
-async fn watch(
-    loadtests: Api<LoadTest>,
-    deployments: Api<Deployment>,
-    sets: Api<StatefulSet>,
-    ctx: Arc<Context>,
-) {
+/// One controller: LoadTests trigger a reconcile when their spec changes (generation), not on
+/// the status writes the operator makes itself; the operator's pods are kept in a cache by one
+/// watch. A live test is looked at on a timer (the master's numbers come from its API, which
+/// no watch sees), a finished one at its TTL.
+async fn watch(loadtests: Api<LoadTest>, pods: Api<Pod>, client: Client, metrics: Arc<Metrics>) {
     use futures_util::StreamExt;
-    let owned = watcher::Config::default().labels(&resources::managed_selector());
-    ctx.metrics.set_ready();
-    Controller::new(loadtests, watcher::Config::default())
-        .owns(deployments, owned.clone())
-        .owns(sets, owned)
-        .shutdown_on_signal()
-        .run(reconcile_timed, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok(_) => {}
-                // A LoadTest deleted while queued: nothing left to do.
-                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!("{obj} is gone");
+    let (pod_cache, pod_writer) = reflector::store();
+    let pod_watch = watcher(
+        pods,
+        watcher::Config::default().labels(&resources::managed_selector()),
+    )
+    .default_backoff()
+    .reflect(pod_writer)
+    .for_each(|_| async {});
+    let (lt_cache, lt_writer) = reflector::store();
+    let specs = watcher(loadtests, watcher::Config::default())
+        .default_backoff()
+        .reflect(lt_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let ctx = Arc::new(Context::with_caches(
+        client,
+        metrics.clone(),
+        pod_cache.clone(),
+        lt_cache.clone(),
+    ));
+    let controller = async move {
+        // Reconciles read pods from the cache: start once it holds the pods that exist.
+        if pod_cache.wait_until_ready().await.is_err() {
+            return;
+        }
+        metrics.set_ready();
+        Controller::for_stream(specs, lt_cache)
+            .shutdown_on_signal()
+            .run(reconcile_timed, error_policy, ctx)
+            .for_each(|res| async move {
+                match res {
+                    Ok(_) => {}
+                    // A LoadTest deleted while queued: nothing left to do.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                        tracing::debug!("{obj} is gone");
+                    }
+                    Err(e) => tracing::warn!("reconcile failed: {e}"),
                 }
-                Err(e) => tracing::warn!("reconcile failed: {e}"),
-            }
-        })
-        .await;
+            })
+            .await;
+    };
+    // The pod watch lives as long as the controller, which ends on SIGTERM.
+    tokio::select! {
+        () = controller => {}
+        () = pod_watch => {}
+    }
 }
 
 async fn reconcile_timed(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let metrics = ctx.metrics.clone();
-    let result = reconcile(lt, ctx).await;
-    metrics.reconciled(started.elapsed(), result.is_ok());
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %lt.namespace().unwrap_or_default(),
+        name = %lt.name_any()
+    );
+    let id = key(&lt);
+    let result = reconcile(lt, ctx.clone()).instrument(span).await;
+    ctx.metrics.reconciled(started.elapsed(), result.is_ok());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
     result
 }
 
 /// One reconcile of one LoadTest (the controller calls it; tests too).
 pub async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = lt.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<LoadTest> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, lt, |event| async {
-        match event {
-            Finalize::Apply(lt) => apply(&lt, &ctx, &ns).await,
-            Finalize::Cleanup(lt) => cleanup(&lt, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    if lt.finalizers().iter().any(|f| f == OLD_FINALIZER) {
+        return drop_old_finalizer(&lt, &ctx, &ns).await;
+    }
+    if lt.metadata.deletion_timestamp.is_some() {
+        // Owner references: the garbage collector removes the children.
+        ctx.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key(&lt));
+        return Ok(Action::await_change());
+    }
+    apply(&lt, &ctx, &ns).await
 }
 
-fn error_policy(_lt: Arc<LoadTest>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!("{error}; retrying in 5 s");
-    Action::requeue(Duration::from_secs(5))
+/// Removes [`OLD_FINALIZER`] (the rest of the list kept; the resource version makes the patch
+/// fail rather than overwrite a list changed meanwhile). A metadata change leaves the
+/// generation alone, so the next look is requeued, once the cache has the update.
+async fn drop_old_finalizer(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let rest: Vec<&String> = lt
+        .finalizers()
+        .iter()
+        .filter(|f| *f != OLD_FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {
+        "finalizers": rest,
+        "resourceVersion": lt.resource_version(),
+    }});
+    let api: Api<LoadTest> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch(
+        &lt.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
+/// Retries a failed reconcile after [`FIRST_BACKOFF`], doubled for each failure in a row of
+/// the same LoadTest up to [`MAX_BACKOFF`]: an error that does not go away (a forbidden
+/// request, a rejected object) is not retried every few seconds.
+fn error_policy(lt: Arc<LoadTest>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error.kind());
+    let n = {
+        let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key(&lt)).or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    let wait = backoff(n);
+    tracing::warn!(
+        namespace = %lt.namespace().unwrap_or_default(),
+        name = %lt.name_any(),
+        "{error}; retrying in {} s (failure {n} in a row)",
+        wait.as_secs()
+    );
+    Action::requeue(wait)
+}
+
+/// The wait before retry `n` (1-based) of a failing reconcile.
+fn backoff(n: u32) -> Duration {
+    let doublings = n.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
 }
 
 fn now() -> Time {
@@ -211,33 +379,32 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
     };
-    if !started {
-        if let Some(secret) = bp.token_secret(&random_token()?) {
-            create_once(ctx, ns, &secret).await?;
-        }
-        let children = bp.children();
-        if let Some(cm) = &children.plan {
-            ssa::<ConfigMap>(ctx, ns, cm).await?;
-        }
-        ssa::<Service>(ctx, ns, &children.master_service).await?;
-        ssa::<Service>(ctx, ns, &children.ui_service).await?;
-        ssa::<Service>(ctx, ns, &children.workers_service).await?;
-        ssa::<Deployment>(ctx, ns, &children.master).await?;
-        ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
+    if started {
+        // Children are only applied before the start.
+        ctx.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key(lt));
+    } else {
+        apply_children(lt, ctx, ns, &bp).await?;
     }
 
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let masters = pods.list(&role_pods(&bp, Role::Master)).await?.items;
-    let workers = pods.list(&role_pods(&bp, Role::Worker)).await?.items;
+    let masters = ctx.pods_of(ns, &bp, Role::Master);
+    let workers: Vec<Pod> = ctx
+        .pods_of(ns, &bp, Role::Worker)
+        .iter()
+        .map(|p| Pod::clone(p))
+        .collect();
     let master_pod = masters
         .iter()
+        .map(|p| p.as_ref())
         .find(|p| p.metadata.deletion_timestamp.is_none());
     let report = match master_pod {
         Some(pod) => master_report(ctx, ns, pod, bp.expect_workers()).await,
         None => None,
     };
     if let (Some(pod), true) = (master_pod, status::gate_open(report.as_ref())) {
-        open_gate(&pods, pod).await?;
+        open_gate(&Api::namespaced(ctx.client.clone(), ns), pod).await?;
     }
     let obs = Observation {
         generation,
@@ -255,7 +422,65 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     if next.phase.is_finished() {
         return after_finish(lt, ctx, ns).await;
     }
-    Ok(Action::requeue(POLL))
+    Ok(Action::requeue(if next.phase == Phase::Running {
+        POLL_RUNNING
+    } else {
+        POLL
+    }))
+}
+
+/// Applies the children and creates the token Secret, unless what they should be is what was
+/// last applied for this LoadTest (before, every look at a starting test re-applied six
+/// objects and POSTed the Secret again for a 409).
+async fn apply_children(
+    lt: &LoadTest,
+    ctx: &Context,
+    ns: &str,
+    bp: &Blueprint<'_>,
+) -> Result<(), Error> {
+    let children = bp.children();
+    let wanted = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let all = (
+            &children.plan,
+            &children.master,
+            &children.master_service,
+            &children.ui_service,
+            &children.workers_service,
+            &children.workers,
+        );
+        serde_json::to_string(&all).unwrap_or_default().hash(&mut h);
+        h.finish()
+    };
+    let id = key(lt);
+    let last = ctx
+        .applied
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .copied();
+    if last == Some(wanted) {
+        return Ok(());
+    }
+    if let Some(secret) = bp.token_secret(&random_token()?) {
+        create_once(ctx, ns, &secret).await?;
+    }
+    if let Some(cm) = &children.plan {
+        ssa::<ConfigMap>(ctx, ns, cm).await?;
+    }
+    ssa::<Service>(ctx, ns, &children.master_service).await?;
+    ssa::<Service>(ctx, ns, &children.ui_service).await?;
+    ssa::<Service>(ctx, ns, &children.workers_service).await?;
+    ssa::<Deployment>(ctx, ns, &children.master).await?;
+    ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
+    // Forget the LoadTests that are gone (deleted before they started): the map holds what
+    // is live, not every LoadTest this operator ever saw.
+    let live: std::collections::HashSet<String> =
+        ctx.loadtests.state().iter().map(|lt| key(lt)).collect();
+    let mut applied = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+    applied.retain(|k, _| live.contains(k));
+    applied.insert(id, wanted);
+    Ok(())
 }
 
 /// A finished test keeps its master serving the final numbers until the TTL, then master and
@@ -300,19 +525,6 @@ async fn after_finish(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<Action, Error> {
-    // The children carry owner references: the garbage collector removes them.
-    event(
-        ctx,
-        lt,
-        EventType::Normal,
-        "Deleted",
-        "children are garbage-collected".into(),
-    )
-    .await;
-    Ok(Action::await_change())
-}
-
 /// Server-side apply with the operator's field manager.
 async fn ssa<K>(ctx: &Context, ns: &str, obj: &K) -> Result<(), Error>
 where
@@ -331,10 +543,6 @@ where
     )
     .await?;
     Ok(())
-}
-
-fn role_pods(bp: &Blueprint<'_>, role: Role) -> ListParams {
-    ListParams::default().labels(&bp.selector_query(role))
 }
 
 /// The master's `/stats/requests`, through the API server's pod proxy (it works whether the
@@ -465,6 +673,32 @@ mod mock_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_of_a_failing_test_double_up_to_five_minutes() {
+        let waits: Vec<u64> = [1, 2, 3, 4, 8, 9, 100, u32::MAX]
+            .into_iter()
+            .map(|n| backoff(n).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 256, 300, 300, 300]);
+    }
+
+    #[test]
+    fn errors_are_counted_by_kind() {
+        let api = |code: u16| {
+            Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            })))
+        };
+        let kinds: Vec<&str> = [403, 409, 422, 503, 418]
+            .map(api)
+            .iter()
+            .map(Error::kind)
+            .collect();
+        assert_eq!(kinds, ["forbidden", "conflict", "invalid", "server", "api"]);
+        assert_eq!(Error::NoNamespace.kind(), "no_namespace");
+    }
 
     #[test]
     fn the_masters_stats_become_a_report() {
