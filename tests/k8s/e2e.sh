@@ -182,7 +182,9 @@ log "a master flag that would lock the operator out is refused: $(k get lt locke
 # The verdict follows the plan's thresholds: ~10% failed requests under `fail_ratio max 0.5`
 # Succeed; a `p95 max 1ms` against a 20 ms path Fails, naming the threshold in the verdict and
 # in a Warning event. Both run at once.
-verdict_lt() {  # NAME TASKS THRESHOLD
+# A LoadTest of this run's image against the demo target, printed:
+#   lt_yaml NAME WORKERS USERS WAIT TASKS SPEC_LINES [THRESHOLD]
+lt_yaml() {
   cat <<YAML
 apiVersion: hatchery.io/v1alpha1
 kind: LoadTest
@@ -190,22 +192,22 @@ metadata: {name: $1}
 spec:
   image: localhost/hatchery:$tag
   imagePullPolicy: IfNotPresent
-  workers: 1
-  users: 4
-  spawnRate: 4
-  runTime: 6s
+  workers: $2
+  users: $3
   expectWorkersMaxWait: 2m
+$6
   plan:
     inline: |
       host: http://demo-target:8080
       users:
         - name: U
-          wait: {constant: 10ms}
-          tasks: $2
-      thresholds:
-        - $3
+          wait: {constant: $4}
+          tasks: $5
+${7:+      thresholds:
+        - $7}
 YAML
 }
+verdict_lt() { lt_yaml "$1" 1 4 10ms "$2" $'  spawnRate: 4\n  runTime: 6s' "$3"; }  # NAME TASKS THRESHOLD
 verdict_lt tenpercent '[{weight: 9, get: /, name: ok}, {weight: 1, get: /status/500, name: fails}]' \
   '{metric: fail_ratio, max: 0.5}' > "$work/tenpercent.yaml"
 verdict_lt slowp95 '[{get: "/slow?ms=20", name: slow}]' '{metric: p95, max: 1ms}' > "$work/slowp95.yaml"
@@ -230,26 +232,7 @@ k delete lt tenpercent slowp95 --wait=false >/dev/null
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
 # master's /stats/requests about ten times a second, through a port-forward.
-cat > "$work/podkill.yaml" <<YAML
-apiVersion: hatchery.io/v1alpha1
-kind: LoadTest
-metadata: {name: podkill}
-spec:
-  image: localhost/hatchery:$tag
-  imagePullPolicy: IfNotPresent
-  workers: 4
-  users: 8
-  spawnRate: 100
-  runTime: 90s
-  expectWorkersMaxWait: 2m
-  plan:
-    inline: |
-      host: http://demo-target:8080
-      users:
-        - name: U
-          wait: {constant: 50ms}
-          tasks: [{get: /}]
-YAML
+lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 90s' > "$work/podkill.yaml"
 applied_at=$(date +%s.%N)
 k apply -f "$work/podkill.yaml" >/dev/null
 until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
@@ -291,26 +274,7 @@ log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 worke
 # than 40 requests a minute to the API server, counted by its own client
 # (hatchery_operator_api_requests_total in its /metrics) over 30 s. The test is driven from the
 # UI (headless: false), so its status must follow the master: 0 users after /stop.
-cat > "$work/quiet.yaml" <<YAML
-apiVersion: hatchery.io/v1alpha1
-kind: LoadTest
-metadata: {name: quiet}
-spec:
-  image: localhost/hatchery:$tag
-  imagePullPolicy: IfNotPresent
-  workers: 2
-  users: 4
-  spawnRate: 100
-  headless: false
-  expectWorkersMaxWait: 2m
-  plan:
-    inline: |
-      host: http://demo-target:8080
-      users:
-        - name: U
-          wait: {constant: 100ms}
-          tasks: [{get: /}]
-YAML
+lt_yaml quiet 2 4 100ms '[{get: /}]' $'  spawnRate: 100\n  headless: false' > "$work/quiet.yaml"
 k apply -f "$work/quiet.yaml" >/dev/null
 until_ok "quiet's fleet is connected" 180 bash -c '[ "$(kubectl -n "$ns" get lt quiet -o jsonpath={.status.workers} 2>/dev/null)" = 2/2 ]'
 k port-forward svc/quiet-ui 18091:8089 >/dev/null 2>&1 & forward_pid=$!
