@@ -343,6 +343,9 @@ pub struct LoadTestStatus {
     /// `passed`, or `failed: <reason>`, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// The ConfigMap holding the finished test's statistics (`<name>-result`), once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status was derived from.

@@ -288,6 +288,11 @@ impl<'a> Blueprint<'a> {
     }
 
     /// The ConfigMap that holds an inline plan under `plan.yaml`; `None` for a referenced one.
+    /// The metadata of the `<name>-result` ConfigMap ([`crate::result`]).
+    pub fn result_meta(&self) -> ObjectMeta {
+        self.meta(result_name(&self.name), None)
+    }
+
     pub fn plan_config_map(&self) -> Option<ConfigMap> {
         let yaml = self.plan.inline.clone()?;
         Some(ConfigMap {
@@ -582,6 +587,11 @@ pub fn managed_selector() -> String {
 /// needs no valid spec any more, scales down).
 pub fn master_name(loadtest: &str) -> String {
     format!("{loadtest}-master")
+}
+
+/// The ConfigMap that keeps the result of the LoadTest named `loadtest`.
+pub fn result_name(loadtest: &str) -> String {
+    format!("{loadtest}-result")
 }
 
 /// The workers' StatefulSet of the LoadTest named `loadtest`.

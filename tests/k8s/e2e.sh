@@ -140,6 +140,14 @@ kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 target_count=$(k exec deploy/demo-target -- hatchery probe http://127.0.0.1:8080/_stats | jq .requests)
 [ "${target_count:-0}" -ge "$requests" ] || fail "the target counted $target_count requests, the master $requests"
 log "the target served $target_count requests"
+# The result outlives the pods (issue 15 item 5): stored as the test finished, owned by it.
+[ "$(k get lt quickstart -o jsonpath='{.status.result}')" = quickstart-result ] || fail "status.result does not name quickstart-result"
+result_requests=$(k get cm quickstart-result -o jsonpath='{.data.summary\.json}' | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
+[ "$result_requests" = "$requests" ] || fail "the stored summary has $result_requests requests, the master $requests"
+k get cm quickstart-result -o jsonpath='{.data.stats\.csv}' | grep -q ',Aggregated,' || fail "no Aggregated row in the stored stats.csv"
+k get cm quickstart-result -o jsonpath='{.data.report\.html}' | grep -qi '<html' || fail "no HTML report stored"
+[ "$(k get cm quickstart-result -o jsonpath='{.metadata.ownerReferences[0].name}')" = quickstart ] || fail "the result is not owned by its LoadTest"
+log "the result is in ConfigMap quickstart-result: $(k get cm quickstart-result -o json | jq -r '.data | to_entries | map("\(.key) \(.value | length) B") | join(", ")')"
 
 k -n hatchery-system port-forward svc/hatchery-operator-metrics 18080:8080 >/dev/null 2>&1 & forward_pid=$!
 until_ok "the operator's /metrics answers" 30 curl -sf http://127.0.0.1:18080/metrics
@@ -159,6 +167,8 @@ log "an edit after the end is refused; no rerun"
 
 until_ok "scaled to zero after the TTL" 90 bash -c '[ "$(kubectl -n "$ns" get deploy quickstart-master -o jsonpath={.spec.replicas} 2>/dev/null)" = 0 ]'
 [ "$(phase)" = "Succeeded" ] || fail "the status changed after the scale-down"
+[ "$(k get cm quickstart-result -o jsonpath='{.data.summary\.json}' | jq '.stats[] | select(.name=="Aggregated") | .num_requests')" = "$requests" ] \
+  || fail "the stored result changed or went with the scale-down"
 log "scaled down after ttlSecondsAfterFinished, status kept"
 
 # A test whose workers cannot reach the master: Failed on the gate timeout, with the reason.

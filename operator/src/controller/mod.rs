@@ -22,14 +22,12 @@ use kube::runtime::{predicates, watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::Instrument;
 
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
-use crate::resources::{self, Blueprint, Role, GATE_CONDITION, WEB_PORT};
-use crate::status::{
-    self, MasterReport, MasterState, Observation, PodProblem, ThresholdResult, WorkerPods,
-};
+use crate::resources::{self, Blueprint, Role, GATE_CONDITION};
+use crate::status::{self, Observation, PodProblem, WorkerPods};
 use crate::telemetry::Metrics;
 
 pub use crate::resources::MANAGER;
@@ -400,7 +398,7 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         .map(|p| p.as_ref())
         .find(|p| p.metadata.deletion_timestamp.is_none());
     let report = match master_pod {
-        Some(pod) => master_report(ctx, ns, pod, bp.expect_workers()).await,
+        Some(pod) => master::report(ctx, ns, pod, bp.expect_workers()).await,
         None => None,
     };
     if let (Some(pod), true) = (master_pod, status::gate_open(report.as_ref())) {
@@ -417,7 +415,11 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         worker_pods: WorkerPods::of(&workers),
         now: now(),
     };
-    let next = status::derive(prev, &obs);
+    let mut next = status::derive(prev, &obs);
+    // The result is stored as the test finishes, while its master still serves it.
+    if let (true, None, Some(pod)) = (next.phase.is_finished(), &next.result, master_pod) {
+        next.result = master::store_result(ctx, lt, ns, &bp, pod).await;
+    }
     publish(ctx, lt, prev, &next).await?;
     if next.phase.is_finished() {
         return after_finish(lt, ctx, ns).await;
@@ -545,52 +547,6 @@ where
     Ok(())
 }
 
-/// The master's `/stats/requests`, through the API server's pod proxy (it works whether the
-/// operator runs in the cluster or not, and whether the pod is Ready or not).
-async fn master_report(ctx: &Context, ns: &str, pod: &Pod, expected: u32) -> Option<MasterReport> {
-    let name = pod.metadata.name.as_deref()?;
-    let path = format!("/api/v1/namespaces/{ns}/pods/{name}:{WEB_PORT}/proxy/stats/requests");
-    let req = http::Request::get(path).body(Vec::new()).ok()?;
-    let text = ctx.client.request_text(req).await.ok()?;
-    let doc: Value = serde_json::from_str(&text).ok()?;
-    parse_report(&doc, expected)
-}
-
-/// Reads Locust's `/stats/requests` shape (plus `worker_count`).
-pub fn parse_report(doc: &Value, expected: u32) -> Option<MasterReport> {
-    let state: MasterState = doc["state"].as_str()?.parse().ok()?;
-    let workers = doc["worker_count"].as_u64().unwrap_or(0) as u32;
-    let aggregated = doc["stats"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"));
-    let p95_ms = aggregated
-        .filter(|r| r["num_requests"].as_u64().unwrap_or(0) > 0)
-        .and_then(|r| r["response_time_percentile_0.95"].as_f64());
-    Some(MasterReport {
-        ready: workers >= expected,
-        state,
-        workers,
-        expected_workers: expected,
-        users: doc["user_count"].as_u64().unwrap_or(0) as u32,
-        current_rps: doc["current_rps"].as_f64().unwrap_or(0.0),
-        total_rps: doc["total_rps"].as_f64().unwrap_or(0.0),
-        fail_ratio: doc["fail_ratio"].as_f64().unwrap_or(0.0),
-        p95_ms,
-        thresholds: doc["thresholds"]
-            .as_array()
-            .map(|list| list.iter().filter_map(threshold).collect())
-            .unwrap_or_default(),
-    })
-}
-
-fn threshold(t: &Value) -> Option<ThresholdResult> {
-    Some(ThresholdResult {
-        description: t["description"].as_str()?.to_owned(),
-        measured: t["measured"].as_str().map(str::to_owned),
-        passed: t["passed"].as_bool()?,
-    })
-}
-
 /// Sets the master pod's readiness gate condition (once: a True gate is never set back).
 async fn open_gate(pods: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
     let open = pod
@@ -667,6 +623,7 @@ async fn event(ctx: &Context, lt: &LoadTest, type_: EventType, reason: &str, not
     }
 }
 
+mod master;
 #[cfg(test)]
 mod mock_tests;
 
@@ -698,61 +655,5 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["forbidden", "conflict", "invalid", "server", "api"]);
         assert_eq!(Error::NoNamespace.kind(), "no_namespace");
-    }
-
-    #[test]
-    fn the_masters_stats_become_a_report() {
-        let doc = json!({
-            "state": "running", "worker_count": 3, "user_count": 12,
-            "current_rps": 40.5, "total_rps": 38.0, "fail_ratio": 0.01,
-            "stats": [
-                {"name": "/a", "num_requests": 10, "response_time_percentile_0.95": 9.0},
-                {"name": "Aggregated", "num_requests": 10, "response_time_percentile_0.95": 12.5}
-            ]
-        });
-        let r = parse_report(&doc, 4).unwrap();
-        assert_eq!(r.state, MasterState::Running);
-        assert!(!r.ready, "3 of 4 workers");
-        assert_eq!((r.workers, r.users), (3, 12));
-        assert_eq!(r.p95_ms, Some(12.5));
-        assert!(parse_report(&json!({"state": "weird"}), 1).is_none());
-    }
-
-    #[test]
-    fn the_masters_threshold_results_are_read() {
-        let doc = json!({"state": "stopped", "worker_count": 1, "thresholds": [
-            {"metric": "p95", "name": null, "limit": {"min": null, "max": 1.0}, "value": 3.2,
-             "measured": "3.20 ms", "passed": false, "description": "p95 <= 1 ms"},
-            {"metric": "rps", "name": "/a", "limit": {"min": 1.0, "max": null}, "value": null,
-             "measured": null, "passed": false, "description": "rps of /a >= 1/s (no request named /a ran)"},
-            {"passed": true}
-        ]});
-        let r = parse_report(&doc, 1).unwrap();
-        assert_eq!(
-            r.thresholds,
-            vec![
-                ThresholdResult {
-                    description: "p95 <= 1 ms".into(),
-                    measured: Some("3.20 ms".into()),
-                    passed: false
-                },
-                ThresholdResult {
-                    description: "rps of /a >= 1/s (no request named /a ran)".into(),
-                    measured: None,
-                    passed: false
-                },
-            ],
-            "an entry without a description is skipped"
-        );
-        assert!(parse_report(&json!({"state": "ready"}), 1)
-            .unwrap()
-            .thresholds
-            .is_empty());
-    }
-
-    #[test]
-    fn no_request_yet_means_no_p95() {
-        let doc = json!({"state": "ready", "worker_count": 1, "stats": [{"name": "Aggregated", "num_requests": 0, "response_time_percentile_0.95": 0.0}]});
-        assert_eq!(parse_report(&doc, 1).unwrap().p95_ms, None);
     }
 }

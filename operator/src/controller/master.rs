@@ -1,0 +1,160 @@
+//! Reading the master through the API server's pod proxy (it works whether the operator runs
+//! in the cluster or not, and whether the pod is Ready or not): its live numbers, and a
+//! finished test's result, stored in the `<name>-result` ConfigMap.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::runtime::events::EventType;
+use serde_json::Value;
+
+use super::{event, ssa, Context};
+use crate::crd::LoadTest;
+use crate::resources::{Blueprint, WEB_PORT};
+use crate::result;
+use crate::status::{MasterReport, MasterState, ThresholdResult};
+
+/// GET `path` of the master's web port.
+async fn get(ctx: &Context, ns: &str, pod: &str, path: &str) -> Result<String, kube::Error> {
+    let proxy = format!("/api/v1/namespaces/{ns}/pods/{pod}:{WEB_PORT}/proxy{path}");
+    let req = http::Request::get(proxy)
+        .body(Vec::new())
+        .map_err(kube::Error::HttpError)?;
+    ctx.client.request_text(req).await
+}
+
+/// The master's `/stats/requests`.
+pub(super) async fn report(
+    ctx: &Context,
+    ns: &str,
+    pod: &Pod,
+    expected: u32,
+) -> Option<MasterReport> {
+    let name = pod.metadata.name.as_deref()?;
+    let text = get(ctx, ns, name, "/stats/requests").await.ok()?;
+    let doc: Value = serde_json::from_str(&text).ok()?;
+    parse_report(&doc, expected)
+}
+
+/// Reads Locust's `/stats/requests` shape (plus `worker_count`).
+pub fn parse_report(doc: &Value, expected: u32) -> Option<MasterReport> {
+    let state: MasterState = doc["state"].as_str()?.parse().ok()?;
+    let workers = doc["worker_count"].as_u64().unwrap_or(0) as u32;
+    let aggregated = doc["stats"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "Aggregated"));
+    let p95_ms = aggregated
+        .filter(|r| r["num_requests"].as_u64().unwrap_or(0) > 0)
+        .and_then(|r| r["response_time_percentile_0.95"].as_f64());
+    Some(MasterReport {
+        ready: workers >= expected,
+        state,
+        workers,
+        expected_workers: expected,
+        users: doc["user_count"].as_u64().unwrap_or(0) as u32,
+        current_rps: doc["current_rps"].as_f64().unwrap_or(0.0),
+        total_rps: doc["total_rps"].as_f64().unwrap_or(0.0),
+        fail_ratio: doc["fail_ratio"].as_f64().unwrap_or(0.0),
+        p95_ms,
+        thresholds: doc["thresholds"]
+            .as_array()
+            .map(|list| list.iter().filter_map(threshold).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn threshold(t: &Value) -> Option<ThresholdResult> {
+    Some(ThresholdResult {
+        description: t["description"].as_str()?.to_owned(),
+        measured: t["measured"].as_str().map(str::to_owned),
+        passed: t["passed"].as_bool()?,
+    })
+}
+
+/// Reads the finished test's statistics from its master and stores them in `<name>-result`;
+/// returns the ConfigMap's name, or `None` (and a Warning event) when it could not be stored.
+/// Parts the master did not serve are named in the ConfigMap's notes.
+pub(super) async fn store_result(
+    ctx: &Context,
+    lt: &LoadTest,
+    ns: &str,
+    bp: &Blueprint<'_>,
+    pod: &Pod,
+) -> Option<String> {
+    let name = pod.metadata.name.as_deref()?;
+    let mut parts = Vec::with_capacity(result::PARTS.len());
+    for (key, path) in result::PARTS {
+        let read = get(ctx, ns, name, path).await.map_err(|e| e.to_string());
+        parts.push((key, read));
+    }
+    let cm = result::config_map(bp, result::pack(parts, result::MAX_BYTES));
+    let cm_name = cm.metadata.name.clone();
+    match ssa::<ConfigMap>(ctx, ns, &cm).await {
+        Ok(()) => cm_name,
+        Err(e) => {
+            let note = format!("the result could not be stored in a ConfigMap: {e}");
+            event(ctx, lt, EventType::Warning, "ResultNotStored", note).await;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_masters_stats_become_a_report() {
+        let doc = json!({
+            "state": "running", "worker_count": 3, "user_count": 12,
+            "current_rps": 40.5, "total_rps": 38.0, "fail_ratio": 0.01,
+            "stats": [
+                {"name": "/a", "num_requests": 10, "response_time_percentile_0.95": 9.0},
+                {"name": "Aggregated", "num_requests": 10, "response_time_percentile_0.95": 12.5}
+            ]
+        });
+        let r = parse_report(&doc, 4).unwrap();
+        assert_eq!(r.state, MasterState::Running);
+        assert!(!r.ready, "3 of 4 workers");
+        assert_eq!((r.workers, r.users), (3, 12));
+        assert_eq!(r.p95_ms, Some(12.5));
+        assert!(parse_report(&json!({"state": "weird"}), 1).is_none());
+    }
+
+    #[test]
+    fn the_masters_threshold_results_are_read() {
+        let doc = json!({"state": "stopped", "worker_count": 1, "thresholds": [
+            {"metric": "p95", "name": null, "limit": {"min": null, "max": 1.0}, "value": 3.2,
+             "measured": "3.20 ms", "passed": false, "description": "p95 <= 1 ms"},
+            {"metric": "rps", "name": "/a", "limit": {"min": 1.0, "max": null}, "value": null,
+             "measured": null, "passed": false, "description": "rps of /a >= 1/s (no request named /a ran)"},
+            {"passed": true}
+        ]});
+        let r = parse_report(&doc, 1).unwrap();
+        assert_eq!(
+            r.thresholds,
+            vec![
+                ThresholdResult {
+                    description: "p95 <= 1 ms".into(),
+                    measured: Some("3.20 ms".into()),
+                    passed: false
+                },
+                ThresholdResult {
+                    description: "rps of /a >= 1/s (no request named /a ran)".into(),
+                    measured: None,
+                    passed: false
+                },
+            ],
+            "an entry without a description is skipped"
+        );
+        assert!(parse_report(&json!({"state": "ready"}), 1)
+            .unwrap()
+            .thresholds
+            .is_empty());
+    }
+
+    #[test]
+    fn no_request_yet_means_no_p95() {
+        let doc = json!({"state": "ready", "worker_count": 1, "stats": [{"name": "Aggregated", "num_requests": 0, "response_time_percentile_0.95": 0.0}]});
+        assert_eq!(parse_report(&doc, 1).unwrap().p95_ms, None);
+    }
+}
