@@ -32,6 +32,12 @@ use serde::{Deserialize, Serialize};
     category = "hatchery",
     status = "LoadTestStatus",
     derive = "PartialEq",
+    // `kubectl scale lt/NAME --replicas N` and a HorizontalPodAutoscaler set `workers`.
+    scale(
+        spec_replicas_path = ".spec.workers",
+        status_replicas_path = ".status.workersConnected",
+        label_selector_path = ".status.workerSelector"
+    ),
     doc = "A distributed Hatchery load test: a master, its workers and a plan.",
     // Raw JSON rather than printcolumn(...): clippy takes the repeated keys of the
     // structured form for duplicated attributes.
@@ -343,6 +349,9 @@ pub struct LoadTestStatus {
     /// `passed`, or `failed: <reason>`, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// The label selector of the worker pods (the scale subresource's, for an autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_selector: Option<String>,
     /// The ConfigMap holding the finished test's statistics (`<name>-result`), once stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,

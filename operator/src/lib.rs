@@ -12,11 +12,14 @@
 //! - [`controller`]: the reconciler that glues them together: server-side apply of the
 //!   children, the master's numbers through the API server's pod proxy, the gate, the status,
 //!   events, and the scale-down after `ttlSecondsAfterFinished`.
+//! - [`edits`]: what an edit of a running test changes live (users, spawn rate, workers) and
+//!   what it cannot.
 //! - [`result`]: a finished test's statistics packed into its `<name>-result` ConfigMap.
 //! - [`telemetry`]: the operator's `/healthz`, `/readyz` and `/metrics`.
 
 pub mod controller;
 pub mod crd;
+pub mod edits;
 pub mod resources;
 pub mod result;
 pub mod status;

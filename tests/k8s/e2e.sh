@@ -242,7 +242,7 @@ k delete lt tenpercent slowp95 --wait=false >/dev/null
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
 # master's /stats/requests about ten times a second, through a port-forward.
-lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 90s' > "$work/podkill.yaml"
+lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s' > "$work/podkill.yaml"
 applied_at=$(date +%s.%N)
 k apply -f "$work/podkill.yaml" >/dev/null
 until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
@@ -276,9 +276,26 @@ log "podkill: $samples samples, users/workers[per worker]:$trail"
 [ "$most" -le 8 ] || fail "the fleet ran $most users, more than the 8 asked for ($trail)"
 [ -n "$back" ] || fail "the master never saw the worker leave ($trail)"
 [ "$counts" = "2,2,2,2" ] || fail "not back to 2 users on each of 4 workers within 60 s ($trail)"
+log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 workers"
+
+# Live edits (issue 15 item 2): users through the master's /swarm, workers by `kubectl scale`
+# (the CRD's scale subresource), and a field that cannot change refused with an event naming it.
+# The run goes on: the same master pod, no restart.
+master_pod=$(k get pods -l hatchery.io/loadtest=podkill,hatchery.io/role=master -o jsonpath='{.items[0].metadata.name}')
+k patch lt podkill --type merge -p '{"spec":{"users":12}}' >/dev/null
+until_ok "the master runs the 12 users the edit asked for" 60 bash -c "curl -sf http://127.0.0.1:18090/stats/requests | jq -e '.user_count == 12' >/dev/null"
+k scale lt/podkill --replicas 5 >/dev/null || fail "kubectl scale lt/podkill"
+until_ok "the fifth worker joins and takes users" 120 bash -c "curl -sf http://127.0.0.1:18090/stats/requests | jq -e '(.workers | length) == 5 and .user_count == 12 and ([.workers[].user_count] | min) >= 2' >/dev/null"
+[ "$(k get sts podkill-workers -o jsonpath={.spec.replicas})" = 5 ] || fail "the StatefulSet was not scaled to 5"
+[ "$(k get lt podkill -o jsonpath={.spec.workers})" = 5 ] || fail "kubectl scale did not set spec.workers"
+k patch lt podkill --type merge -p '{"spec":{"runTime":"10m"}}' >/dev/null
+until_ok "an edit of runTime is refused naming it" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=podkill,reason=SpecChangeRefused -o jsonpath="{.items[*].message}" 2>/dev/null | grep -q spec.runTime'
+[ "$(k get pods -l hatchery.io/loadtest=podkill,hatchery.io/role=master -o jsonpath='{.items[0].metadata.name}')" = "$master_pod" ] || fail "an edit replaced the master pod"
+[ "$(k get pods "$master_pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')" = 0 ] || fail "the master restarted"
+[ "$(k get lt podkill -o jsonpath={.status.phase})" = Running ] || fail "the edits changed the phase"
+log "live edits: users 8 -> 12 through /swarm, kubectl scale to 5 workers (users rebalanced: $(curl -sf http://127.0.0.1:18090/stats/requests | jq -c '[.workers[].user_count]')), runTime refused; same master pod"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 k delete lt podkill --wait=false >/dev/null
-log "a deleted worker pod: never more than 8 users, back to 2 on each of 4 workers"
 
 # A quiet controller (issue 15 item 6): while one 2-worker test runs, the operator sends fewer
 # than 40 requests a minute to the API server, counted by its own client

@@ -62,7 +62,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [secrets]
   verbs: [create]
 # Pods: watched into a cache (no list per reconcile), open the master's readiness gate, read the
-# master's API.
+# master's API (get) and retarget a running test through its /swarm (create: a POST).
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
@@ -71,7 +71,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [patch]
 - apiGroups: [""]
   resources: [pods/proxy]
-  verbs: [get]
+  verbs: [get, create]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::events::EventType;
 use serde_json::Value;
 
-use super::{event, ssa, Context};
+use super::{event, ssa, Context, Error};
 use crate::crd::LoadTest;
 use crate::resources::{Blueprint, WEB_PORT};
 use crate::result;
@@ -67,6 +67,35 @@ fn threshold(t: &Value) -> Option<ThresholdResult> {
         measured: t["measured"].as_str().map(str::to_owned),
         passed: t["passed"].as_bool()?,
     })
+}
+
+/// Retargets the running test: Locust's `POST /swarm` with the new user count and rate;
+/// returns the master's message.
+pub(super) async fn swarm(
+    ctx: &Context,
+    ns: &str,
+    pod: &Pod,
+    users: u32,
+    rate: f64,
+) -> Result<String, Error> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let proxy = format!("/api/v1/namespaces/{ns}/pods/{name}:{WEB_PORT}/proxy/swarm");
+    let form = format!("user_count={users}&spawn_rate={rate}");
+    let req = http::Request::post(proxy)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form.into_bytes())
+        .map_err(kube::Error::HttpError)?;
+    let text = ctx.client.request_text(req).await?;
+    let doc: Value = serde_json::from_str(&text).unwrap_or_default();
+    let message = doc["message"].as_str().unwrap_or(&text).to_string();
+    if doc["success"] == Value::Bool(true) {
+        Ok(message)
+    } else {
+        Err(Error::Master(format!("/swarm refused: {message}")))
+    }
 }
 
 /// Reads the finished test's statistics from its master and stores them in `<name>-result`;

@@ -26,6 +26,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::crd::{LoadTest, LoadTestStatus, Phase};
+use crate::edits::{self, Applied};
 use crate::resources::{self, Blueprint, Role, GATE_CONDITION};
 use crate::status::{self, Observation, PodProblem, WorkerPods};
 use crate::telemetry::Metrics;
@@ -52,6 +53,8 @@ pub enum Error {
     NoNamespace,
     #[error("cannot read random bytes for the worker token: {0}")]
     Random(#[source] std::io::Error),
+    #[error("the master: {0}")]
+    Master(String),
 }
 
 impl Error {
@@ -70,6 +73,7 @@ impl Error {
             Error::Kube(_) => "transport",
             Error::NoNamespace => "no_namespace",
             Error::Random(_) => "random",
+            Error::Master(_) => "master",
         }
     }
 }
@@ -347,11 +351,12 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     let generation = lt.metadata.generation;
     let seen = prev.and_then(|s| s.observed_generation) == generation;
     // A test runs once: after it started, an edited spec never restarts it (a new master
-    // would). Only an invalid spec, which never started, is taken again when edited.
+    // would); while it runs, users, spawnRate and workers apply live (see `live_edit`). Only
+    // an invalid spec, which never started, is taken again when edited.
     let finished = prev.is_some_and(|s| s.phase.is_finished() && !status::is_spec_failure(s));
     let started = prev.is_some_and(|s| s.start_time.is_some());
-    if !seen && (finished || started) {
-        let note = "the test has started: spec changes are not applied; create a new LoadTest to run again";
+    if !seen && finished {
+        let note = "the test has finished: spec changes are not applied; create a new LoadTest to run again";
         event(
             ctx,
             lt,
@@ -371,6 +376,12 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     }
     let bp = match Blueprint::new(lt) {
         Ok(bp) => bp,
+        Err(e) if started => {
+            // A running test is not failed by an invalid edit: the edit is refused.
+            let note = format!("the edit is not applied: {e}");
+            event(ctx, lt, EventType::Warning, "SpecChangeRefused", note).await;
+            return Ok(Action::requeue(POLL_RUNNING));
+        }
         Err(e) => {
             let next = status::invalid_spec(prev, &e, generation, now());
             publish(ctx, lt, prev, &next).await?;
@@ -397,6 +408,9 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         .iter()
         .map(|p| p.as_ref())
         .find(|p| p.metadata.deletion_timestamp.is_none());
+    if started && !seen {
+        live_edit(lt, ctx, ns, &bp, master_pod).await?;
+    }
     let report = match master_pod {
         Some(pod) => master::report(ctx, ns, pod, bp.expect_workers()).await,
         None => None,
@@ -416,6 +430,7 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         now: now(),
     };
     let mut next = status::derive(prev, &obs);
+    next.worker_selector = Some(bp.selector_query(Role::Worker));
     // The result is stored as the test finishes, while its master still serves it.
     if let (true, None, Some(pod)) = (next.phase.is_finished(), &next.result, master_pod) {
         next.result = master::store_result(ctx, lt, ns, &bp, pod).await;
@@ -431,6 +446,82 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     }))
 }
 
+/// Applies an edit of a running test: `users` and `spawnRate` through the master's `/swarm`
+/// (Locust's retarget: the run, its timer and statistics go on), `workers` by scaling the
+/// StatefulSet (the master rebalances users as workers join or leave); any other changed
+/// field is refused with a Warning event naming it. What was applied is recorded back on the
+/// master Deployment's annotation (metadata only: no rollout).
+async fn live_edit(
+    lt: &LoadTest,
+    ctx: &Context,
+    ns: &str,
+    bp: &Blueprint<'_>,
+    master_pod: Option<&Pod>,
+) -> Result<(), Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let name = resources::master_name(&lt.name_any());
+    let Some(master) = deployments.get_opt(&name).await? else {
+        return Ok(());
+    };
+    let Some(was) = master
+        .annotations()
+        .get(edits::ANNOTATION)
+        .and_then(|a| Applied::from_json(a))
+    else {
+        let note = "the test was started by an operator that did not record its spec: edits are not applied; create a new LoadTest";
+        event(
+            ctx,
+            lt,
+            EventType::Warning,
+            "SpecChangeRefused",
+            note.into(),
+        )
+        .await;
+        return Ok(());
+    };
+    let edit = edits::diff(&was, &Applied::of(&lt.spec));
+    if !edit.refused.is_empty() {
+        let note = format!(
+            "{} cannot change while the test runs (a new master would run it again): not applied; users, spawnRate and workers can change, or create a new LoadTest",
+            edit.refused.join(", ")
+        );
+        event(ctx, lt, EventType::Warning, "SpecChangeRefused", note).await;
+    }
+    let mut applied = was.clone();
+    if let Some((users, rate)) = edit.retarget {
+        let pod = master_pod.ok_or_else(|| Error::Master("no master pod to retarget".into()))?;
+        match master::swarm(ctx, ns, pod, users, rate).await {
+            Ok(said) => {
+                let note = format!("users {users} at {rate}/s through the master's /swarm: {said}");
+                event(ctx, lt, EventType::Normal, "Retargeted", note).await;
+                (applied.users, applied.spawn_rate) = (Some(users), Some(rate));
+            }
+            // The master said no (a count above its --max-users, say): retrying would not
+            // change its mind. Unreachable or failing, it is retried with backoff.
+            Err(e @ (Error::Master(_) | Error::Kube(kube::Error::Api(_))))
+                if !matches!(e.kind(), "server" | "throttled") =>
+            {
+                let note = format!("users {users} at {rate}/s not applied: {e}");
+                event(ctx, lt, EventType::Warning, "SpecChangeRefused", note).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(workers) = edit.workers {
+        ssa::<StatefulSet>(ctx, ns, &bp.children().workers).await?;
+        let note = format!("workers {} -> {workers}", was.workers);
+        event(ctx, lt, EventType::Normal, "Scaled", note).await;
+        applied.workers = workers;
+    }
+    if applied != was {
+        let patch = json!({"metadata": {"annotations": {edits::ANNOTATION: applied.to_json()}}});
+        deployments
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Applies the children and creates the token Secret, unless what they should be is what was
 /// last applied for this LoadTest (before, every look at a starting test re-applied six
 /// objects and POSTed the Secret again for a 409).
@@ -440,7 +531,17 @@ async fn apply_children(
     ns: &str,
     bp: &Blueprint<'_>,
 ) -> Result<(), Error> {
-    let children = bp.children();
+    let mut children = bp.children();
+    // What the test runs with, for the edits made while it runs (crate::edits).
+    children
+        .master
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(
+            edits::ANNOTATION.to_string(),
+            Applied::of(&lt.spec).to_json(),
+        );
     let wanted = {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         let all = (
