@@ -143,11 +143,15 @@ fn prepare_class(
         Some(url) => Some(Base::parse(url).map_err(Error::Config)?),
         None => None,
     };
+    let http2 = plan.http2(class);
     let prep = |steps: &[Step]| -> Result<Vec<PreparedStep>, Error> {
         steps
             .iter()
             .map(|step| match step {
                 Step::Request(r) => {
+                    if http2 {
+                        check_http2_headers(r, &class.name)?;
+                    }
                     prepare_request(r, base.as_ref(), &class.name).map(PreparedStep::Request)
                 }
                 Step::Call(c) => Ok(PreparedStep::Call(c.clone())),
@@ -172,6 +176,25 @@ fn prepare_class(
         base,
         script,
     })
+}
+
+/// A class that speaks HTTP/2 cannot send headers that only mean something to one HTTP/1.1
+/// connection (RFC 9113 8.2.2): refused here, so `--check` says so, rather than dropped.
+fn check_http2_headers(r: &Request, class: &str) -> Result<(), Error> {
+    for (name, value) in &r.headers {
+        let te_trailers = value
+            .as_static()
+            .is_some_and(|v| v.eq_ignore_ascii_case("trailers"));
+        let name = name.to_ascii_lowercase();
+        if crate::http2::connection_specific(name.as_bytes(), te_trailers) {
+            return Err(Error::Config(format!(
+                "header {name} is connection-specific and HTTP/2 has no place for it: remove \
+                 it or set `http2: false` (user class {class}, line {})",
+                r.line
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn prepare_request(

@@ -328,7 +328,7 @@ pub(crate) async fn exchange(
             Err(e) => return Outcome::failed(0, e.to_string()),
         };
         let reused = conn.served();
-        match conn.exchange(request, keep).await {
+        match conn.exchange(request, origin, keep).await {
             Ok(response) => {
                 if !conn.is_open() {
                     // Closed by the server (or out of step): free its socket now, not when the
@@ -346,7 +346,9 @@ pub(crate) async fn exchange(
                 return Outcome::failed(0, h1::not_resent(&e));
             }
             Err(e) => {
-                pool.discard(origin);
+                if !e.keeps_connection() {
+                    pool.discard(origin);
+                }
                 return Outcome::failed(0, e.to_string());
             }
         }
