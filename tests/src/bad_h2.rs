@@ -27,6 +27,8 @@ pub enum Misbehaviour {
     GoAwayAfterConnectionNumber,
     /// GETs get RST_STREAM (INTERNAL_ERROR) instead of a response.
     ResetGets,
+    /// GETs are never answered (the stream stays open).
+    StallGets,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +138,11 @@ async fn answer(
                 }
             }
             Misbehaviour::HugeBody => payload = Bytes::from(vec![b'o'; 256 * 1024]),
+            Misbehaviour::StallGets => {
+                // Held until the client resets the stream or the connection ends.
+                std::future::poll_fn(|cx| respond.poll_reset(cx)).await.ok();
+                return;
+            }
             Misbehaviour::GoAwayAfterConnectionNumber => {}
         }
     }

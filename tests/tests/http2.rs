@@ -223,6 +223,26 @@ async fn a_reset_stream_fails_its_request_by_name_and_the_connection_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_times_out_fails_and_its_connection_is_not_reused() {
+    let server = BadH2::start(Misbehaviour::StallGets).await;
+    let dir = TempDir::new("h2-timeout");
+    let plan = BAD_PLAN.replace("check: {body_contains: ok}}", "timeout: 200ms}");
+    let out = run(&dir, &plan, &server.url(), 1).await;
+    assert!(count(&dir, "get") > 1, "{}", out.stderr());
+    assert_eq!(failures(&dir, "get"), count(&dir, "get"));
+    assert_eq!(failures(&dir, "post"), 0, "{}", failure_messages(&dir));
+    assert!(
+        failure_messages(&dir).contains("timeout after 200ms"),
+        "{}",
+        failure_messages(&dir)
+    );
+    // A connection that may still carry the late response is never reused: each POST after a
+    // timed-out GET opens a new one.
+    assert_eq!(server.connections(), count(&dir, "get") + 1);
+    assert_eq!(server.answered(), count(&dir, "post"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_resends_a_get_on_a_new_connection_and_fails_a_post_by_name() {
     let (server, dir, out) = against(Misbehaviour::GoAwayAfterConnectionNumber).await;
     assert!(count(&dir, "get") > 3, "{}", out.stderr());

@@ -63,6 +63,9 @@ pub struct Request<'a> {
     /// May be sent again when a reused connection closed before its response (RFC 9110
     /// 9.2.2); a request that is not (POST, PATCH) may have taken effect, so it never is.
     pub idempotent: bool,
+    /// The same request made ready for HTTP/2 once per plan, when `bytes` are the plan's own
+    /// (nothing rendered); otherwise HTTP/2 reads `bytes`.
+    pub h2: Option<&'a crate::http2::Prepared>,
 }
 
 /// What to keep of a response besides its status and body length.
@@ -376,6 +379,7 @@ mod tests {
         bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
         is_head: false,
         idempotent: true,
+        h2: None,
     };
 
     /// A connection whose server side answers each request (read up to the blank line) with the
@@ -503,6 +507,7 @@ mod tests {
             bytes: b"HEAD / HTTP/1.1\r\n\r\n",
             is_head: true,
             idempotent: true,
+            h2: None,
         };
         let r = conn.exchange(head, all()).await.unwrap();
         assert_eq!((r.status, r.body_len), (200, 0));

@@ -443,6 +443,7 @@ mod tests {
             bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
             is_head: false,
             idempotent: true,
+            h2: None,
         };
         let conn = pool.get(&connector, &origin).await.unwrap();
         conn.exchange(request, &origin, h1::Keep::default())

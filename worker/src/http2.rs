@@ -133,7 +133,10 @@ impl Conn {
         origin: &Origin,
         keep: Keep,
     ) -> Result<Response, Error> {
-        let (head, body) = parts(request, origin)?;
+        let (head, body) = match request.h2 {
+            Some(p) => (p.head.clone(), p.body.clone()),
+            None => parts(request, origin)?,
+        };
         let result = self.send_and_receive(head, body, keep).await;
         self.in_flight = false;
         self.served |= result.is_ok();
@@ -150,8 +153,11 @@ impl Conn {
             conn: &mut self.conn,
             closed: &mut self.closed,
         };
-        let mut send = driver
-            .run(self.send.clone().ready())
+        // Polled in place: `ready()` would take a clone of the handle (two more locks of the
+        // connection's state per request).
+        let send = &mut self.send;
+        driver
+            .run(std::future::poll_fn(|cx| send.poll_ready(cx)))
             .await
             .map_err(Error::ClosedBeforeResponse)?;
         let (response, mut stream) = send
@@ -201,10 +207,16 @@ struct Driver<'c> {
 }
 
 impl Driver<'_> {
+    /// Awaits `f`, polling the connection only when `f` waits on it: most polls of a stream
+    /// find what they wait for already read (a small response's data came with its head).
     async fn run<F: Future>(&mut self, f: F) -> F::Output {
         let mut f = pin!(f);
         std::future::poll_fn(|cx| {
-            // A connection that ends fails its streams: `f` then resolves with the error.
+            if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                return Poll::Ready(v);
+            }
+            // Writes what `f` queued, reads what came; a connection that ends fails its
+            // streams, and `f` then resolves with the error.
             if !*self.closed && Pin::new(&mut *self.conn).poll(cx).is_ready() {
                 *self.closed = true;
             }
@@ -263,6 +275,29 @@ pub fn connection_specific(name: &[u8], te_trailers: bool) -> bool {
         }
         b"te" => !te_trailers,
         _ => false,
+    }
+}
+
+/// A request with nothing rendered in it, made ready for HTTP/2 once per plan: each send clones
+/// it (reference counts and two small allocations) instead of reading the head again.
+#[derive(Debug)]
+pub struct Prepared {
+    head: http::Request<()>,
+    body: Bytes,
+}
+
+impl Prepared {
+    /// `bytes` (a whole request as [`h1::encode`] wrote it) to `origin`; `None` when HTTP/2
+    /// cannot carry it (its sends then fail with the reason).
+    pub fn new(bytes: &[u8], origin: &Origin) -> Option<Prepared> {
+        let request = h1::Request {
+            bytes,
+            is_head: false,
+            idempotent: false,
+            h2: None,
+        };
+        let (head, body) = parts(request, origin).ok()?;
+        Some(Prepared { head, body })
     }
 }
 
@@ -344,6 +379,7 @@ mod tests {
             bytes,
             is_head: false,
             idempotent: false,
+            h2: None,
         }
     }
 
@@ -357,6 +393,16 @@ mod tests {
         let names: Vec<_> = req.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-a", "content-length"]);
         assert_eq!(body, "hi");
+    }
+
+    #[test]
+    fn a_prepared_request_is_the_request_read_back() {
+        let bytes = b"GET /a HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nx-a: 1\r\n\r\n";
+        let prepared = Prepared::new(bytes, &origin()).unwrap();
+        let (req, _) = parts(request(bytes), &origin()).unwrap();
+        assert_eq!(prepared.head.uri(), req.uri());
+        assert_eq!(prepared.head.headers(), req.headers());
+        assert!(Prepared::new(b"GET /a HTTP/1.1\r\nhost: a b\r\n\r\n", &origin()).is_none());
     }
 
     #[test]

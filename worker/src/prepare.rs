@@ -93,6 +93,9 @@ pub struct PreparedRequest {
     pub sets_accept_encoding: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
+    /// `wire` made ready for HTTP/2 (whether the class speaks it or not: a few allocations
+    /// once per plan); `None` for a script's request, read per request.
+    pub h2: Option<crate::http2::Prepared>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
     pub needs_body: bool,
     pub needs_json: bool,
@@ -203,10 +206,15 @@ fn prepare_request(
     class: &str,
 ) -> Result<PreparedRequest, Error> {
     let at = |what: String| Error::Config(format!("{what} (user class {class}, line {})", r.line));
-    build(r, base, |add_content_type, static_headers| {
+    let mut prepared = build(r, base, |add_content_type, static_headers| {
         body(r, add_content_type, static_headers)
     })
-    .map_err(at)
+    .map_err(at)?;
+    prepared.h2 = match (&prepared.url, &prepared.wire) {
+        (Url::Static { origin, .. }, Some(bytes)) => crate::http2::Prepared::new(bytes, origin),
+        _ => None,
+    };
+    Ok(prepared)
 }
 
 /// Prepares `r` with the body `body` makes (given whether to add its content type, and the
@@ -260,6 +268,7 @@ pub(crate) fn build(
         sets_cookie,
         sets_accept_encoding,
         wire,
+        h2: None,
         needs_body: reads.body,
         needs_json: reads.json,
         needs_headers: reads.headers,

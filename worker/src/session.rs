@@ -224,17 +224,18 @@ pub(crate) fn request<'a>(
             jar.header(&url, &mut cookie);
         }
     }
-    let bytes: &[u8] = match &req.wire {
-        Some(w) if cookie.is_empty() && hop.first => w,
+    let (bytes, h2): (&[u8], _) = match &req.wire {
+        Some(w) if cookie.is_empty() && hop.first => (w, req.h2.as_ref()),
         _ => {
             encode(wire, req, rendered, hop, &cookie);
-            wire
+            (wire, None)
         }
     };
     h1::Request {
         bytes,
         is_head: hop.method == Method::HEAD,
         idempotent: hop.method.is_idempotent(),
+        h2,
     }
 }
 
