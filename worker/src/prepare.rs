@@ -93,8 +93,8 @@ pub struct PreparedRequest {
     pub sets_accept_encoding: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
-    /// `wire` made ready for HTTP/2 (whether the class speaks it or not: a few allocations
-    /// once per plan); `None` for a script's request, read per request.
+    /// `wire` made ready for HTTP/2 once per plan, in a class that speaks it; `None` otherwise
+    /// (and for a script's request, read per request).
     pub h2: Option<crate::http2::Prepared>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
     pub needs_body: bool,
@@ -155,7 +155,16 @@ fn prepare_class(
                     if http2 {
                         check_http2_headers(r, &class.name)?;
                     }
-                    prepare_request(r, base.as_ref(), &class.name).map(PreparedStep::Request)
+                    let mut prepared = prepare_request(r, base.as_ref(), &class.name)?;
+                    if http2 {
+                        prepared.h2 = crate::http2::Prepared::of(&prepared).map_err(|e| {
+                            Error::Config(format!(
+                                "{e} (user class {}, line {})",
+                                class.name, r.line
+                            ))
+                        })?;
+                    }
+                    Ok(PreparedStep::Request(prepared))
                 }
                 Step::Call(c) => Ok(PreparedStep::Call(c.clone())),
             })
@@ -206,15 +215,10 @@ fn prepare_request(
     class: &str,
 ) -> Result<PreparedRequest, Error> {
     let at = |what: String| Error::Config(format!("{what} (user class {class}, line {})", r.line));
-    let mut prepared = build(r, base, |add_content_type, static_headers| {
+    build(r, base, |add_content_type, static_headers| {
         body(r, add_content_type, static_headers)
     })
-    .map_err(at)?;
-    prepared.h2 = match (&prepared.url, &prepared.wire) {
-        (Url::Static { origin, .. }, Some(bytes)) => crate::http2::Prepared::new(bytes, origin),
-        _ => None,
-    };
-    Ok(prepared)
+    .map_err(at)
 }
 
 /// Prepares `r` with the body `body` makes (given whether to add its content type, and the
