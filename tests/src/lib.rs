@@ -11,6 +11,7 @@
 //! # drop(out); }
 //! ```
 
+pub mod bad_h2;
 pub mod bad_servers;
 pub mod faults;
 pub mod nginx;

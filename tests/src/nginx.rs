@@ -1,6 +1,8 @@
 //! Debian's nginx (/usr/sbin/nginx) as a target, in the foreground on a free loopback port with
 //! every file in a temporary folder: static files, `gzip on` for every type, extra `location`
-//! blocks given by the test, and an access log the test reads back.
+//! blocks given by the test, and an access log the test reads back. It listens in plain
+//! HTTP/1.1, in cleartext HTTP/2 (h2c by prior knowledge), or over TLS with or without "h2"
+//! offered by ALPN ([`Listen`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -8,9 +10,33 @@ use std::time::Duration;
 
 use crate::{eventually, TempDir};
 
-/// The access log's format: method, URI, status, body bytes sent, the request's
+/// The access log's format: method, URI, status, body bytes sent, protocol, the request's
 /// `accept-encoding` (`-` when absent).
-const ACCESS_FORMAT: &str = "$request_method $uri $status $body_bytes_sent $http_accept_encoding";
+const ACCESS_FORMAT: &str =
+    "$request_method $uri $status $body_bytes_sent $server_protocol $http_accept_encoding";
+
+/// About 40 KB of text that gzip shrinks twentyfold, ending in a needle ("the needle at the
+/// end").
+pub fn page() -> Vec<u8> {
+    let mut text: String = (0..2000)
+        .map(|i| format!("line {i} of the page\n"))
+        .collect();
+    text.push_str("the needle at the end\n");
+    text.into_bytes()
+}
+
+/// How nginx listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Cleartext HTTP/1.1.
+    Http,
+    /// Cleartext HTTP/2 only, by prior knowledge (nginx 1.22's `listen ... http2` without TLS).
+    H2c,
+    /// TLS (tests/fixtures' localhost certificate) offering HTTP/1.1 only.
+    Tls,
+    /// TLS offering "h2" and "http/1.1" by ALPN.
+    TlsH2,
+}
 
 /// A running nginx; stopped when dropped.
 #[derive(Debug)]
@@ -18,6 +44,7 @@ pub struct Nginx {
     pub port: u16,
     dir: TempDir,
     child: tokio::process::Child,
+    listen: Listen,
 }
 
 /// One line of the access log.
@@ -27,6 +54,8 @@ pub struct Access {
     pub uri: String,
     pub status: u16,
     pub body_bytes_sent: u64,
+    /// "HTTP/1.1" or "HTTP/2.0".
+    pub protocol: String,
     pub accept_encoding: String,
 }
 
@@ -34,6 +63,11 @@ impl Nginx {
     /// Serves `files` (name, content) from its root, with `locations` (nginx `location` blocks)
     /// in its server block.
     pub async fn start(files: &[(&str, &[u8])], locations: &str) -> Nginx {
+        Nginx::serve(Listen::Http, files, locations).await
+    }
+
+    /// [`Nginx::start`], listening as `listen` says.
+    pub async fn serve(listen: Listen, files: &[(&str, &[u8])], locations: &str) -> Nginx {
         let dir = TempDir::new("nginx");
         let root = dir.path().join("www");
         std::fs::create_dir_all(&root).expect("www");
@@ -46,6 +80,21 @@ impl Nginx {
             .expect("a free port")
             .port();
         let d = dir.path().display();
+        let (cert, key) = (
+            crate::fixture("localhost.pem"),
+            crate::fixture("localhost.key"),
+        );
+        let tls = format!(
+            "ssl_certificate {};\n        ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        );
+        let (options, tls) = match listen {
+            Listen::Http => ("", ""),
+            Listen::H2c => (" http2", ""),
+            Listen::Tls => (" ssl", tls.as_str()),
+            Listen::TlsH2 => (" ssl http2", tls.as_str()),
+        };
         let conf = format!(
             "worker_processes 1;
 daemon off;
@@ -61,7 +110,8 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{options};
+        {tls}
         root {root};
         gzip on;
         gzip_types *;
@@ -92,11 +142,20 @@ http {{
                 .ok()
         })
         .await;
-        Nginx { port, dir, child }
+        Nginx {
+            port,
+            dir,
+            child,
+            listen,
+        }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` (the certificate's name) over TLS.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.listen {
+            Listen::Http | Listen::H2c => format!("http://127.0.0.1:{}", self.port),
+            Listen::Tls | Listen::TlsH2 => format!("https://localhost:{}", self.port),
+        }
     }
 
     /// Every request nginx logged, in order.
@@ -104,12 +163,13 @@ http {{
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
-                let mut f = line.splitn(5, ' ');
+                let mut f = line.splitn(6, ' ');
                 Some(Access {
                     method: f.next()?.to_string(),
                     uri: f.next()?.to_string(),
                     status: f.next()?.parse().ok()?,
                     body_bytes_sent: f.next()?.parse().ok()?,
+                    protocol: f.next()?.to_string(),
                     accept_encoding: f.next()?.to_string(),
                 })
             })

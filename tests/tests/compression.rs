@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use hatchery_e2e::nginx::Nginx;
+use hatchery_e2e::nginx::{page, Nginx};
 use hatchery_e2e::{csv_column, Finished, Standalone, TempDir};
 
 async fn run(dir: &TempDir, plan: &str, host: &str) -> Finished {
@@ -24,15 +24,6 @@ async fn run(dir: &TempDir, plan: &str, host: &str) -> Finished {
 
 fn stats(dir: &TempDir) -> PathBuf {
     dir.path().join("run_stats.csv")
-}
-
-/// About 40 KB of text that gzip shrinks twentyfold, ending in a needle.
-fn page() -> Vec<u8> {
-    let mut text: String = (0..2000)
-        .map(|i| format!("line {i} of the page\n"))
-        .collect();
-    text.push_str("the needle at the end\n");
-    text.into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 mod decode;
 
-pub use decode::{decode_all, Decoder, Event, Head, Wanted, MAX_INFORMATIONAL, MAX_TRAILERS};
+pub use decode::{
+    decode_all, Decoder, Event, Head, Wanted, MAX_HEAD, MAX_INFORMATIONAL, MAX_TRAILERS,
+};
 
 /// Bytes asked for per read; the buffer grows past it only to hold a response head.
 const READ_SIZE: usize = 8 * 1024;
@@ -61,6 +63,9 @@ pub struct Request<'a> {
     /// May be sent again when a reused connection closed before its response (RFC 9110
     /// 9.2.2); a request that is not (POST, PATCH) may have taken effect, so it never is.
     pub idempotent: bool,
+    /// The same request made ready for HTTP/2 once per plan, when `bytes` are the plan's own
+    /// (nothing rendered); otherwise HTTP/2 reads `bytes`.
+    pub h2: Option<&'a crate::http2::Prepared>,
 }
 
 /// What to keep of a response besides its status and body length.
@@ -73,6 +78,17 @@ pub struct Keep {
     pub body: bool,
     /// Body bytes kept at most ([`Error::BodyTooLarge`] beyond); 0 means [`DEFAULT_MAX_BODY`].
     pub max_body: u64,
+}
+
+impl Wanted {
+    /// The headers `keep` asks for.
+    pub fn of(keep: Keep) -> Wanted {
+        match (keep.headers, keep.session) {
+            (true, _) => Wanted::All,
+            (false, true) => Wanted::Session,
+            (false, false) => Wanted::None,
+        }
+    }
 }
 
 impl Keep {
@@ -197,12 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.write_request(request.bytes)
             .await
             .map_err(stale_or_io)?;
-        let wanted = match (keep.headers, keep.session) {
-            (true, _) => Wanted::All,
-            (false, true) => Wanted::Session,
-            (false, false) => Wanted::None,
-        };
-        let mut decoder = Decoder::keeping(request.is_head, wanted);
+        let mut decoder = Decoder::keeping(request.is_head, Wanted::of(keep));
         let mut head = None;
         let mut body = keep.body.then(Vec::new);
         let mut body_len = 0u64;
@@ -286,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 }
 
 /// Keeps the last four bytes of a body arriving in pieces.
-fn roll(tail: &mut [u8; 4], bytes: &[u8]) {
+pub(crate) fn roll(tail: &mut [u8; 4], bytes: &[u8]) {
     if bytes.len() >= 4 {
         tail.copy_from_slice(&bytes[bytes.len() - 4..]);
     } else {
@@ -296,7 +307,7 @@ fn roll(tail: &mut [u8; 4], bytes: &[u8]) {
 }
 
 /// Appends `bytes` to the kept body, refusing to grow it past `limit`.
-fn kept(k: &mut Vec<u8>, bytes: &[u8], limit: u64) -> Result<(), Error> {
+pub(crate) fn kept(k: &mut Vec<u8>, bytes: &[u8], limit: u64) -> Result<(), Error> {
     if (k.len() + bytes.len()) as u64 > limit {
         return Err(Error::BodyTooLarge(limit));
     }
@@ -327,7 +338,7 @@ impl Error {
 
 /// The failure message of a request that met a stale keep-alive connection and was not sent
 /// again because it is not idempotent.
-pub fn not_resent(e: &Error) -> String {
+pub fn not_resent(e: &dyn std::fmt::Display) -> String {
     format!("{e} on a reused connection; not resent (the method is not idempotent)")
 }
 
@@ -368,6 +379,7 @@ mod tests {
         bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
         is_head: false,
         idempotent: true,
+        h2: None,
     };
 
     /// A connection whose server side answers each request (read up to the blank line) with the
@@ -495,6 +507,7 @@ mod tests {
             bytes: b"HEAD / HTTP/1.1\r\n\r\n",
             is_head: true,
             idempotent: true,
+            h2: None,
         };
         let r = conn.exchange(head, all()).await.unwrap();
         assert_eq!((r.status, r.body_len), (200, 0));

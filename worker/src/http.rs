@@ -1,6 +1,8 @@
-//! One user's HTTP/1.1 connections: a keep-alive connection per origin, opened on first use and
-//! reopened when the server closed it, plain or TLS (rustls, one shared client config). The
-//! protocol itself is in [`crate::h1`].
+//! One user's connections: a keep-alive connection per origin, opened on first use and reopened
+//! when the server closed it, plain or TLS (rustls, one shared client config). The protocols
+//! themselves are in [`crate::h1`] and [`crate::http2`]; a user of an `http2: true` class opens
+//! HTTP/2 by prior knowledge on http:// and offers it by ALPN on https://, keeping HTTP/1.1 when
+//! the server does not choose it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub enum ConnectError {
     Tls(std::io::Error),
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
+    #[error("HTTP/2 connection error: {0}")]
+    Http2(h2::Error),
 }
 
 /// Shared by every user of a worker: building a TLS config loads the root store, which is far too
@@ -68,6 +72,8 @@ pub enum ConnectError {
 #[derive(Clone)]
 pub struct Connector {
     tls: TlsConnector,
+    /// The same, offering "h2" then "http/1.1" by ALPN.
+    tls_h2: TlsConnector,
 }
 
 impl std::fmt::Debug for Connector {
@@ -111,13 +117,16 @@ impl Connector {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+        let mut h2 = config.clone();
+        h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
+            tls_h2: TlsConnector::from(Arc::new(h2)),
         })
     }
 
-    /// Opens a connection.
-    pub async fn connect(&self, origin: &Origin) -> Result<Conn, ConnectError> {
+    /// Opens a connection; HTTP/2 when `http2` and the server speaks it.
+    pub async fn connect(&self, origin: &Origin, http2: bool) -> Result<Link, ConnectError> {
         let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(ConnectError::Tcp)?;
@@ -126,16 +135,25 @@ impl Connector {
         let stream = if origin.tls {
             let name = ServerName::try_from(origin.host.clone())
                 .map_err(|_| ConnectError::ServerName(origin.host.clone()))?;
-            let tls = self
-                .tls
+            let connector = if http2 { &self.tls_h2 } else { &self.tls };
+            let tls = connector
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
+            if http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Ok(Link::H1(Conn::new(Stream::Tls(Box::new(tls)))));
+            }
             Stream::Tls(Box::new(tls))
         } else {
             Stream::Plain(tcp)
         };
-        Ok(Conn::new(stream))
+        if http2 {
+            let conn = crate::http2::handshake(stream)
+                .await
+                .map_err(ConnectError::Http2)?;
+            return Ok(Link::H2(Box::new(conn)));
+        }
+        Ok(Link::H1(Conn::new(stream)))
     }
 }
 
@@ -190,6 +208,97 @@ impl AsyncWrite for Stream {
 /// An open keep-alive connection.
 pub type Conn = h1::Conn<Stream>;
 
+/// A connection in the protocol it speaks.
+#[derive(Debug)]
+pub enum Link {
+    H1(Conn),
+    /// Boxed: HTTP/2's state is large, and most users speak HTTP/1.1.
+    H2(Box<crate::http2::Conn>),
+}
+
+/// Why an exchange failed, in either protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    H1(#[from] h1::Error),
+    #[error(transparent)]
+    H2(#[from] crate::http2::Error),
+}
+
+impl ExchangeError {
+    /// The server closed the connection before answering (see [`h1::Error::is_stale`]).
+    pub fn is_stale(&self) -> bool {
+        match self {
+            ExchangeError::H1(e) => e.is_stale(),
+            ExchangeError::H2(e) => e.is_stale(),
+        }
+    }
+
+    /// The failure was the request's alone and the connection is still usable: over HTTP/2, a
+    /// stream reset by either side. Over HTTP/1.1 a connection that failed a request is out of
+    /// step.
+    pub fn keeps_connection(&self) -> bool {
+        match self {
+            ExchangeError::H1(_) => false,
+            ExchangeError::H2(e) => e.keeps_connection(),
+        }
+    }
+}
+
+impl Link {
+    /// Sends `request` to `origin` and reads the response, keeping what `keep` asks for.
+    pub async fn exchange(
+        &mut self,
+        request: h1::Request<'_>,
+        origin: &Origin,
+        keep: h1::Keep,
+    ) -> Result<h1::Response, ExchangeError> {
+        match self {
+            Link::H1(c) => Ok(c.exchange(request, keep).await?),
+            // Boxed: the user's task is as large as its largest state, for every user.
+            Link::H2(c) => Ok(Box::pin(c.exchange(request, origin, keep)).await?),
+        }
+    }
+
+    /// Whether a previous exchange on this connection completed.
+    pub fn served(&self) -> bool {
+        match self {
+            Link::H1(c) => c.served(),
+            Link::H2(c) => c.served(),
+        }
+    }
+
+    /// Whether another request can go out on it now (see [`h1::Conn::check_open`]).
+    pub fn check_open(&mut self) -> bool {
+        match self {
+            Link::H1(c) => c.check_open(),
+            Link::H2(c) => c.check_open(),
+        }
+    }
+
+    /// Whether the last exchange left it usable. HTTP/2 is checked before the next request.
+    pub fn is_open(&self) -> bool {
+        match self {
+            Link::H1(c) => c.is_open(),
+            Link::H2(_) => true,
+        }
+    }
+
+    /// Whether an exchange on it was abandoned midway.
+    pub fn in_flight(&self) -> bool {
+        match self {
+            Link::H1(c) => c.in_flight(),
+            Link::H2(c) => c.in_flight(),
+        }
+    }
+
+    fn release(&mut self) {
+        if let Link::H1(c) = self {
+            c.release();
+        }
+    }
+}
+
 /// Connections one user keeps open at most: a plan whose rendered URLs reach ever new origins
 /// closes the least recently opened instead of holding a socket per origin.
 pub const MAX_CONNS_PER_USER: usize = 8;
@@ -197,16 +306,26 @@ pub const MAX_CONNS_PER_USER: usize = 8;
 /// A user's connections, one per origin it talks to (nearly always one).
 #[derive(Debug, Default)]
 pub struct Pool {
-    conns: Vec<(Arc<Origin>, Conn)>,
+    conns: Vec<(Arc<Origin>, Link)>,
+    /// Open HTTP/2 where the server speaks it (the class's `http2`).
+    http2: bool,
 }
 
 impl Pool {
+    /// A pool that opens HTTP/2 connections when `http2`.
+    pub fn new(http2: bool) -> Pool {
+        Pool {
+            conns: Vec::new(),
+            http2,
+        }
+    }
+
     /// A usable connection to `origin`, reusing the open one when the server kept it alive.
     pub async fn get(
         &mut self,
         connector: &Connector,
         origin: &Arc<Origin>,
-    ) -> Result<&mut Conn, ConnectError> {
+    ) -> Result<&mut Link, ConnectError> {
         let at = self
             .conns
             .iter()
@@ -216,11 +335,11 @@ impl Pool {
         let i = match at {
             Some(i) if self.conns[i].1.check_open() => i,
             Some(i) => {
-                self.conns[i].1 = connector.connect(origin).await?;
+                self.conns[i].1 = connector.connect(origin, self.http2).await?;
                 i
             }
             None => {
-                let conn = connector.connect(origin).await?;
+                let conn = connector.connect(origin, self.http2).await?;
                 if self.conns.len() >= MAX_CONNS_PER_USER {
                     self.conns.remove(0);
                 }
@@ -236,7 +355,7 @@ impl Pool {
         &mut self,
         connector: &Connector,
         origin: &Arc<Origin>,
-    ) -> Result<&mut Conn, ConnectError> {
+    ) -> Result<&mut Link, ConnectError> {
         self.discard(origin);
         self.get(connector, origin).await
     }
@@ -324,9 +443,12 @@ mod tests {
             bytes: b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
             is_head: false,
             idempotent: true,
+            h2: None,
         };
         let conn = pool.get(&connector, &origin).await.unwrap();
-        conn.exchange(request, h1::Keep::default()).await.unwrap();
+        conn.exchange(request, &origin, h1::Keep::default())
+            .await
+            .unwrap();
         assert!(conn.is_open());
         read_response.send(()).unwrap();
         extra_sent.await.unwrap();

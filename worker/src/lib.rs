@@ -8,6 +8,8 @@
 //! - [`http`]: a user's keep-alive connections (plain or rustls), one per origin.
 //! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
 //!   response in place with a pure decoder (public for the fuzz target).
+//! - [`http2`]: the HTTP/2 exchange (`http2: true`): one stream at a time per user, the
+//!   connection driven in the user's task, the request built as for HTTP/1.1.
 //! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
 //!   user, `call:` steps run as async Lua calls whose requests go out through the user.
 //! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
@@ -28,6 +30,7 @@ pub mod coding;
 pub mod dial;
 pub mod h1;
 pub mod http;
+pub mod http2;
 mod jar;
 pub mod master_link;
 pub mod prepare;

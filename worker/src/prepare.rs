@@ -93,6 +93,9 @@ pub struct PreparedRequest {
     pub sets_accept_encoding: bool,
     /// The whole request on the wire, when nothing in it is rendered per request.
     pub wire: Option<Vec<u8>>,
+    /// `wire` made ready for HTTP/2 once per plan, in a class that speaks it; `None` otherwise
+    /// (and for a script's request, read per request).
+    pub h2: Option<crate::http2::Prepared>,
     /// Whether checks or captures read the body (otherwise it is only drained and counted).
     pub needs_body: bool,
     pub needs_json: bool,
@@ -143,12 +146,25 @@ fn prepare_class(
         Some(url) => Some(Base::parse(url).map_err(Error::Config)?),
         None => None,
     };
+    let http2 = plan.http2(class);
     let prep = |steps: &[Step]| -> Result<Vec<PreparedStep>, Error> {
         steps
             .iter()
             .map(|step| match step {
                 Step::Request(r) => {
-                    prepare_request(r, base.as_ref(), &class.name).map(PreparedStep::Request)
+                    if http2 {
+                        check_http2_headers(r, &class.name)?;
+                    }
+                    let mut prepared = prepare_request(r, base.as_ref(), &class.name)?;
+                    if http2 {
+                        prepared.h2 = crate::http2::Prepared::of(&prepared).map_err(|e| {
+                            Error::Config(format!(
+                                "{e} (user class {}, line {})",
+                                class.name, r.line
+                            ))
+                        })?;
+                    }
+                    Ok(PreparedStep::Request(prepared))
                 }
                 Step::Call(c) => Ok(PreparedStep::Call(c.clone())),
             })
@@ -172,6 +188,25 @@ fn prepare_class(
         base,
         script,
     })
+}
+
+/// A class that speaks HTTP/2 cannot send headers that only mean something to one HTTP/1.1
+/// connection (RFC 9113 8.2.2): refused here, so `--check` says so, rather than dropped.
+fn check_http2_headers(r: &Request, class: &str) -> Result<(), Error> {
+    for (name, value) in &r.headers {
+        let te_trailers = value
+            .as_static()
+            .is_some_and(|v| v.eq_ignore_ascii_case("trailers"));
+        let name = name.to_ascii_lowercase();
+        if crate::http2::connection_specific(name.as_bytes(), te_trailers) {
+            return Err(Error::Config(format!(
+                "header {name} is connection-specific and HTTP/2 has no place for it: remove \
+                 it or set `http2: false` (user class {class}, line {})",
+                r.line
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn prepare_request(
@@ -237,6 +272,7 @@ pub(crate) fn build(
         sets_cookie,
         sets_accept_encoding,
         wire,
+        h2: None,
         needs_body: reads.body,
         needs_json: reads.json,
         needs_headers: reads.headers,

@@ -224,17 +224,18 @@ pub(crate) fn request<'a>(
             jar.header(&url, &mut cookie);
         }
     }
-    let bytes: &[u8] = match &req.wire {
-        Some(w) if cookie.is_empty() && hop.first => w,
+    let (bytes, h2): (&[u8], _) = match &req.wire {
+        Some(w) if cookie.is_empty() && hop.first => (w, req.h2.as_ref()),
         _ => {
             encode(wire, req, rendered, hop, &cookie);
-            wire
+            (wire, None)
         }
     };
     h1::Request {
         bytes,
         is_head: hop.method == Method::HEAD,
         idempotent: hop.method.is_idempotent(),
+        h2,
     }
 }
 
@@ -328,7 +329,7 @@ pub(crate) async fn exchange(
             Err(e) => return Outcome::failed(0, e.to_string()),
         };
         let reused = conn.served();
-        match conn.exchange(request, keep).await {
+        match conn.exchange(request, origin, keep).await {
             Ok(response) => {
                 if !conn.is_open() {
                     // Closed by the server (or out of step): free its socket now, not when the
@@ -346,7 +347,9 @@ pub(crate) async fn exchange(
                 return Outcome::failed(0, h1::not_resent(&e));
             }
             Err(e) => {
-                pool.discard(origin);
+                if !e.keeps_connection() {
+                    pool.discard(origin);
+                }
                 return Outcome::failed(0, e.to_string());
             }
         }

@@ -58,6 +58,7 @@ impl User {
     pub fn new(shared: Arc<Shared>, class: usize, id: u64) -> User {
         let plan = &shared.prepared.plan;
         let cookies = plan.users[class].cookies;
+        let http2 = plan.http2(&plan.users[class]);
         let vars = vec![None; plan.users[class].vars.len()];
         let rows = plan
             .feeders
@@ -71,7 +72,7 @@ impl User {
             vars,
             rows,
             rng: fastrand::Rng::new(),
-            pool: Pool::default(),
+            pool: Pool::new(http2),
             cookies,
             jar: None,
             text: String::new(),

@@ -33,6 +33,9 @@ pub struct Plan {
     /// Response body bytes kept for checks and captures at most (`max_body`); `None` is the
     /// worker's default, 16 MiB.
     pub max_body: Option<u64>,
+    /// Users speak HTTP/2 (`http2: true`): by ALPN over TLS, by prior knowledge (h2c) over
+    /// cleartext; a class's own `http2` overrides it.
+    pub http2: bool,
     pub users: Vec<UserClass>,
     /// The feeders' tables (`data:`), indexed by [`FeederId`](crate::template::FeederId);
     /// templates refer to them by index.
@@ -68,6 +71,8 @@ pub struct UserClass {
     /// Each user keeps a cookie jar (`cookies: false` turns it off), as Locust's HttpUser keeps
     /// a `requests.Session`.
     pub cookies: bool,
+    /// The class's own `http2`, when it sets one (see [`UserClass::http2`]).
+    pub http2: Option<bool>,
 }
 
 /// How long a user waits after each task (Locust's `wait_time`).
@@ -295,6 +300,11 @@ fn not_shipped(path: &str) -> io::Error {
 }
 
 impl Plan {
+    /// Whether the users of `class` speak HTTP/2: the class's `http2`, else the plan's.
+    pub fn http2(&self, class: &UserClass) -> bool {
+        class.http2.unwrap_or(self.http2)
+    }
+
     /// Parses and validates a plan. `origin` names the source in messages (usually its path).
     /// Every problem found is reported, not just the first.
     pub fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<Plan, Diagnostics> {

@@ -16,7 +16,7 @@ use crate::suggest;
 use crate::template::{Resolver, Table};
 use crate::validate;
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 8] = [
     "host",
     "users",
     "data",
@@ -24,6 +24,7 @@ const TOP_KEYS: [&str; 7] = [
     "thresholds",
     "vars",
     "max_body",
+    "http2",
 ];
 const METRICS: [&str; 8] = [
     "fail_ratio",
@@ -127,9 +128,14 @@ fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan
         .map(|n| thresholds(cx, n))
         .unwrap_or_default();
     let max_body = top.get("max_body").and_then(|n| max_body(cx, n));
+    let http2 = top
+        .get("http2")
+        .and_then(|n| cx.boolean(n, "`http2`"))
+        .unwrap_or(false);
     Some(Plan {
         host,
         max_body,
+        http2,
         users,
         feeders,
         shape,

@@ -17,7 +17,7 @@ use crate::template::{JsonTemplate, Resolver, Template, VarId};
 use crate::validate;
 use crate::Method;
 
-const CLASS_KEYS: [&str; 12] = [
+const CLASS_KEYS: [&str; 13] = [
     "name",
     "weight",
     "fixed_count",
@@ -30,6 +30,7 @@ const CLASS_KEYS: [&str; 12] = [
     "script_timeout",
     "script_memory",
     "cookies",
+    "http2",
 ];
 const METHOD_KEYS: [&str; 6] = ["get", "post", "put", "patch", "delete", "head"];
 const REQUEST_KEYS: [&str; 11] = [
@@ -114,6 +115,7 @@ fn user_class<'n, 'i>(
     let cookies = f
         .get("cookies")
         .map_or(Some(true), |n| cx.boolean(n, "`cookies`"));
+    let http2 = f.get("http2").map(|n| cx.boolean(n, "`http2`"));
     let script = script::script(cx, &f, files);
     let mut vars = capture_targets(&f);
     if let Some(Some(s)) = &script {
@@ -152,6 +154,7 @@ fn user_class<'n, 'i>(
         vars,
         script: script?,
         cookies: cookies?,
+        http2: http2.map_or(Some(None), |h| h.map(Some))?,
     };
     script::check_calls(cx, &class);
     Some((class, f.get("name")?))

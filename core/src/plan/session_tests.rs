@@ -48,6 +48,26 @@ fn cookies_are_on_unless_a_class_turns_them_off() {
 }
 
 #[test]
+fn http2_is_the_plans_unless_a_class_sets_its_own() {
+    let plan = parse(
+        "host: http://h\nhttp2: true\nusers:\n  - {name: A, tasks: [{get: /}]}\n  - {name: B, http2: false, tasks: [{get: /}]}\n",
+    )
+    .unwrap();
+    assert!(plan.http2(&plan.users[0]));
+    assert!(!plan.http2(&plan.users[1]));
+    let plan = parse("host: http://h\nusers:\n  - {name: A, http2: true, tasks: [{get: /}]}\n  - {name: B, tasks: [{get: /}]}\n").unwrap();
+    assert!(plan.http2(&plan.users[0]));
+    assert!(!plan.http2(&plan.users[1]));
+    assert_eq!(
+        problems("http2: 2\nusers:\n  - name: A\n    tasks: [{get: /}]\n"),
+        [(
+            1,
+            "`http2` must be true or false, found number 2".to_string()
+        )]
+    );
+}
+
+#[test]
 fn redirects_are_followed_unless_a_request_says_not() {
     let plan = parse(
         "host: http://h\nusers:\n  - name: A\n    tasks:\n      - {get: /a}\n      - {get: /b, follow_redirects: false}\n",

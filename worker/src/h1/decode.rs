@@ -34,7 +34,7 @@ pub enum Wanted {
 }
 
 impl Wanted {
-    fn keeps(self, name: &[u8]) -> bool {
+    pub(crate) fn keeps(self, name: &[u8]) -> bool {
         match self {
             Wanted::None => false,
             Wanted::All => true,
