@@ -253,6 +253,17 @@ spawned=$(k logs deploy/podkill-master | grep -m1 'All users spawned' | grep -oE
 [ -n "$spawned" ] || fail "the podkill master logged no 'All users spawned'"
 start_latency=$(awk -v a="$applied_at" -v b="$(date -d "$spawned" +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 log "start latency: kubectl apply to all 8 users spawned on 4 workers in $start_latency s"
+# Where the start goes: seconds after `kubectl apply` of each step (the API's times are whole
+# seconds, the master's log lines are exact).
+since() { [ -n "$1" ] && awk -v a="$applied_at" -v b="$(date -d "$1" +%s.%N)" 'BEGIN { printf "%.1f", b - a }' || printf '?'; }
+pods_json=$(k get pods -l hatchery.io/loadtest=podkill -o json)
+master_created=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .metadata.creationTimestamp][0] // empty' <<<"$pods_json")
+master_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .status.containerStatuses[0].state.running.startedAt][0] // empty' <<<"$pods_json")
+workers_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="worker") | .status.containerStatuses[0].state.running.startedAt] | max // empty' <<<"$pods_json")
+master_log=$(k logs deploy/podkill-master)
+listening=$(grep -m1 'workers connect to' <<<"$master_log" | grep -oE '^[0-9T:.-]+Z' || true)
+last_worker=$(grep 'worker connected' <<<"$master_log" | tail -1 | grep -oE '^[0-9T:.-]+Z' || true)
+log "start steps (s after apply): master pod created $(since "$master_created"), master container started $(since "$master_started"), master listening $(since "$listening"), last worker container started $(since "$workers_started"), 4th worker connected $(since "$last_worker"), all users spawned $start_latency"
 awk -v s="$start_latency" 'BEGIN { exit !(s < 15) }' || fail "the test took $start_latency s to start"
 
 k port-forward svc/podkill-ui 18090:8089 >/dev/null 2>&1 & forward_pid=$!

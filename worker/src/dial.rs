@@ -145,11 +145,16 @@ impl std::fmt::Display for DialError {
 
 impl std::error::Error for DialError {}
 
-/// Opens a channel to `endpoint` (`http://HOST:PORT`, or `https://` with `tls`).
-pub(crate) async fn channel(endpoint: &str, tls: Option<&MasterTls>) -> Result<Channel, DialError> {
+/// Opens a channel to `endpoint` (`http://HOST:PORT`, or `https://` with `tls`), giving up on
+/// the connection after `connect_timeout`.
+pub(crate) async fn channel(
+    endpoint: &str,
+    tls: Option<&MasterTls>,
+    connect_timeout: Duration,
+) -> Result<Channel, DialError> {
     let e = Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| DialError::Fatal(format!("bad master address {endpoint}: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(connect_timeout)
         .tcp_nodelay(true);
     let result = match tls {
         None => e.connect().await,

@@ -136,16 +136,39 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// A connection attempt a second per worker costs a master nothing.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first connection attempt gives up after a second, each failed one in a row doubles it
+/// up to [`MAX_CONNECT_TIMEOUT`]: a SYN that goes nowhere (on Kubernetes, the master's Service
+/// address before kube-proxy programmed it) then costs a second, not 5 (a worker up 2 s after
+/// `kubectl apply` connected at 7.6 s), while a far master that needs a SYN retransmit still
+/// gets its 2 and 4 s.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connect timeout of the attempt after `failures` failed ones in a row.
+fn connect_timeout(failures: u32) -> Duration {
+    FIRST_CONNECT_TIMEOUT
+        .saturating_mul(1 << failures.min(8))
+        .min(MAX_CONNECT_TIMEOUT)
+}
 
 impl Link {
     async fn run(&mut self) -> Result<(), LinkError> {
         let mut backoff = INITIAL_BACKOFF;
+        let mut failed_dials = 0;
         loop {
-            let dialed = dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref()).await;
+            let timeout = connect_timeout(failed_dials);
+            let dialed =
+                dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref(), timeout).await;
             let end = match dialed {
-                Ok(channel) => self.session(channel).await?,
+                Ok(channel) => {
+                    failed_dials = 0;
+                    self.session(channel).await?
+                }
                 Err(DialError::Fatal(why)) => return Err(LinkError::Tls(why)),
-                Err(DialError::Unreachable(why)) => End::NoSession(why),
+                Err(DialError::Unreachable(why)) => {
+                    failed_dials += 1;
+                    End::NoSession(why)
+                }
             };
             match end {
                 End::Quit => return Ok(()),
@@ -448,5 +471,19 @@ impl Link {
             return Some(End::Quit);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dial_gives_up_after_one_second_then_two_four_and_five() {
+        let secs: Vec<u64> = [0, 1, 2, 3, 4, 40]
+            .into_iter()
+            .map(|n| connect_timeout(n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 5, 5, 5]);
     }
 }
