@@ -17,6 +17,7 @@ pub mod faults;
 pub mod nginx;
 pub mod session;
 mod settle;
+pub mod short;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -3,27 +3,12 @@
 //! body that decodes past `max_body` failing its request. The real binary against Debian's
 //! nginx with `gzip on`, held against nginx's access log.
 
-use std::path::PathBuf;
-
 use hatchery_e2e::nginx::{page, Nginx};
-use hatchery_e2e::{csv_column, Finished, Standalone, TempDir};
+use hatchery_e2e::short::{one_second, stats};
+use hatchery_e2e::{csv_column, Finished, TempDir};
 
 async fn run(dir: &TempDir, plan: &str, host: &str) -> Finished {
-    let plan = dir.write("plan.yaml", plan);
-    Standalone::headless(&plan)
-        .users(1)
-        .spawn_rate(10.0)
-        .run_time("1s")
-        .stop_timeout("5s")
-        .host(host)
-        .csv(&dir.path().join("run"))
-        .command()
-        .run()
-        .await
-}
-
-fn stats(dir: &TempDir) -> PathBuf {
-    dir.path().join("run_stats.csv")
+    one_second(dir, plan, host, 1).command().run().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,44 +3,28 @@
 //! (which names each request's protocol), and against a purpose-built bad HTTP/2 server
 //! ([`hatchery_e2e::bad_h2`]) for what a target may send to turn a user against its tester.
 
-use std::path::PathBuf;
-
 use hatchery_e2e::bad_h2::{BadH2, Misbehaviour};
 use hatchery_e2e::nginx::{page, Access, Listen, Nginx};
-use hatchery_e2e::{csv_column, hatchery, test_ca, Finished, Standalone, TempDir};
+use hatchery_e2e::short::{failures, one_second, stats};
+use hatchery_e2e::{csv_column, hatchery, test_ca, Finished, TempDir};
 
 /// Runs `plan` headless for about a second with `users` users against `host`, trusting the test
 /// CA; the CSV prefix is `dir/run`.
 async fn run(dir: &TempDir, plan: &str, host: &str, users: u32) -> Finished {
-    let plan = dir.write("plan.yaml", plan);
     let ca = test_ca();
-    Standalone::headless(&plan)
-        .users(users)
-        .spawn_rate(100.0)
-        .run_time("1s")
-        .stop_timeout("5s")
-        .host(host)
-        .csv(&dir.path().join("run"))
+    one_second(dir, plan, host, users)
         .args(&["--ca-cert", ca.to_str().expect("a UTF-8 path")])
         .command()
         .run()
         .await
 }
 
-fn stats(dir: &TempDir) -> PathBuf {
-    dir.path().join("run_stats.csv")
-}
-
 fn count(dir: &TempDir, name: &str) -> u64 {
     csv_column(&stats(dir), name, "Request Count")
 }
 
-fn failures(dir: &TempDir, name: &str) -> u64 {
+fn failed(dir: &TempDir, name: &str) -> u64 {
     csv_column(&stats(dir), name, "Failure Count")
-}
-
-fn failure_messages(dir: &TempDir) -> String {
-    std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap_or_default()
 }
 
 fn all_in(log: &[Access], protocol: &str) -> bool {
@@ -78,13 +62,8 @@ async fn session_over_http2(listen: Listen, protocol: &str) {
     let dir = TempDir::new("h2-session");
     let out = run(&dir, SESSION_PLAN, &nginx.url(), 3).await;
     assert!(count(&dir, "home") > 3, "{}", out.stderr());
-    assert_eq!(count(&dir, "login"), 3, "{}", failure_messages(&dir));
-    assert_eq!(
-        failures(&dir, "Aggregated"),
-        0,
-        "{}",
-        failure_messages(&dir)
-    );
+    assert_eq!(count(&dir, "login"), 3, "{}", failures(&dir));
+    assert_eq!(failed(&dir, "Aggregated"), 0, "{}", failures(&dir));
     let log = nginx.access();
     assert!(all_in(&log, protocol), "{log:?}");
     // The login's redirect is followed and counted as the login (Locust's way).
@@ -149,7 +128,7 @@ users:
 "#;
     let out = run(&dir, plan, &nginx.url(), 2).await;
     assert!(count(&dir, "scripted") > 2, "{}", out.stderr());
-    assert_eq!(failures(&dir, "scripted"), 0, "{}", failure_messages(&dir));
+    assert_eq!(failed(&dir, "scripted"), 0, "{}", failures(&dir));
     let log = nginx.access_to("/a.txt");
     assert!(all_in(&log, "HTTP/2.0"), "{log:?}");
     assert_eq!(log.len() as u64, count(&dir, "scripted"));
@@ -180,13 +159,9 @@ async fn against(misbehaviour: Misbehaviour) -> (BadH2, TempDir, Finished) {
 async fn every_get_fails(misbehaviour: Misbehaviour, message: &str) -> (u64, u64, u64) {
     let (server, dir, out) = against(misbehaviour).await;
     assert!(count(&dir, "get") > 1, "{}", out.stderr());
-    assert_eq!(failures(&dir, "get"), count(&dir, "get"));
-    assert_eq!(failures(&dir, "post"), 0, "{}", failure_messages(&dir));
-    assert!(
-        failure_messages(&dir).contains(message),
-        "{}",
-        failure_messages(&dir)
-    );
+    assert_eq!(failed(&dir, "get"), count(&dir, "get"));
+    assert_eq!(failed(&dir, "post"), 0, "{}", failures(&dir));
+    assert!(failures(&dir).contains(message), "{}", failures(&dir));
     assert_eq!(server.connections(), 1);
     (
         server.answered(),
@@ -229,12 +204,12 @@ async fn a_request_that_times_out_fails_and_its_connection_is_not_reused() {
     let plan = BAD_PLAN.replace("check: {body_contains: ok}}", "timeout: 200ms}");
     let out = run(&dir, &plan, &server.url(), 1).await;
     assert!(count(&dir, "get") > 1, "{}", out.stderr());
-    assert_eq!(failures(&dir, "get"), count(&dir, "get"));
-    assert_eq!(failures(&dir, "post"), 0, "{}", failure_messages(&dir));
+    assert_eq!(failed(&dir, "get"), count(&dir, "get"));
+    assert_eq!(failed(&dir, "post"), 0, "{}", failures(&dir));
     assert!(
-        failure_messages(&dir).contains("timeout after 200ms"),
+        failures(&dir).contains("timeout after 200ms"),
         "{}",
-        failure_messages(&dir)
+        failures(&dir)
     );
     // A connection that may still carry the late response is never reused: each POST after a
     // timed-out GET opens a new one.
@@ -246,22 +221,22 @@ async fn a_request_that_times_out_fails_and_its_connection_is_not_reused() {
 async fn a_goaway_resends_a_get_on_a_new_connection_and_fails_a_post_by_name() {
     let (server, dir, out) = against(Misbehaviour::GoAwayAfterConnectionNumber).await;
     assert!(count(&dir, "get") > 3, "{}", out.stderr());
-    assert_eq!(failures(&dir, "get"), 0, "{}", failure_messages(&dir));
-    assert!(failures(&dir, "post") > 0, "{}", failure_messages(&dir));
+    assert_eq!(failed(&dir, "get"), 0, "{}", failures(&dir));
+    assert!(failed(&dir, "post") > 0, "{}", failures(&dir));
     assert!(
-        failure_messages(&dir).contains("not resent (the method is not idempotent)"),
+        failures(&dir).contains("not resent (the method is not idempotent)"),
         "{}",
-        failure_messages(&dir)
+        failures(&dir)
     );
     assert!(server.connections() > 1);
     // Every request the report counts as answered, the server answered; no POST twice.
     assert_eq!(
         server.answered(),
-        count(&dir, "Aggregated") - failures(&dir, "post")
+        count(&dir, "Aggregated") - failed(&dir, "post")
     );
     assert_eq!(
         server.answered_posts(),
-        count(&dir, "post") - failures(&dir, "post")
+        count(&dir, "post") - failed(&dir, "post")
     );
 }
 

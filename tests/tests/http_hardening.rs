@@ -2,34 +2,16 @@
 //! ([`hatchery_e2e::bad_servers`]): the real binary, standalone, and its report held against
 //! what each server saw.
 
-use std::path::PathBuf;
-
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::{csv_column, hatchery, Finished, Standalone, TempDir};
+use hatchery_e2e::short::{failures, one_second, stats};
+use hatchery_e2e::{csv_column, hatchery, Finished, TempDir};
 
-/// Runs `plan` headless for one second with one user against `server`, letting the last task
-/// finish; the CSV prefix is `dir/run`.
+/// Runs `plan` for a second with one user against `server`.
 async fn run(dir: &TempDir, plan: &str, server: &BadServer) -> Finished {
-    let plan = dir.write("plan.yaml", plan);
-    let prefix = dir.path().join("run");
-    Standalone::headless(&plan)
-        .users(1)
-        .spawn_rate(10.0)
-        .run_time("1s")
-        .stop_timeout("5s")
-        .host(&server.url())
-        .csv(&prefix)
+    one_second(dir, plan, &server.url(), 1)
         .command()
         .run()
         .await
-}
-
-fn stats(dir: &TempDir) -> PathBuf {
-    dir.path().join("run_stats.csv")
-}
-
-fn failures(dir: &TempDir) -> String {
-    std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap()
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";

@@ -2,31 +2,16 @@
 //! redirects followed, forms and compressed bodies; the real binary against targets that log
 //! every request ([`hatchery_e2e::session`], nginx), with the report held against that log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
 use hatchery_e2e::session::SessionServer;
-use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, Standalone, TempDir};
+use hatchery_e2e::short::{failures, one_second, stats};
+use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, TempDir};
 
-/// Runs `plan` headless for `secs` seconds with `users` users against `host`, letting the last
-/// task finish; the CSV prefix is `dir/run`.
+/// Runs `plan` for a second with `users` users against `host`.
 async fn run(dir: &TempDir, plan: &str, host: &str, users: u32) -> Finished {
-    let plan = dir.write("plan.yaml", plan);
-    let prefix = dir.path().join("run");
-    Standalone::headless(&plan)
-        .users(users)
-        .spawn_rate(100.0)
-        .run_time("1s")
-        .stop_timeout("5s")
-        .host(host)
-        .csv(&prefix)
-        .command()
-        .run()
-        .await
-}
-
-fn stats(dir: &TempDir) -> PathBuf {
-    dir.path().join("run_stats.csv")
+    one_second(dir, plan, host, users).command().run().await
 }
 
 /// The method column of the stats row `name`.
@@ -95,10 +80,6 @@ async fn a_class_with_cookies_off_sends_none() {
     assert_eq!(csv_column(&stats(&dir), "/home", "Request Count"), homes);
     assert_eq!(csv_column(&stats(&dir), "/home", "Failure Count"), 0);
     assert_eq!(method(&stats(&dir), "/home"), "GET");
-}
-
-fn failures(dir: &TempDir) -> String {
-    std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
