@@ -29,11 +29,14 @@ VARIANTS = [
     {"watchNamespaces": ["team-a", "team-b"], "crds": {"install": True, "keep": False}},
     {"metrics": {"enabled": False}, "serviceAccount": {"create": False, "name": "ops"},
      "crds": {"install": False}},
+    {"replicaCount": 2},
+    {"leaderElection": {"enabled": False}},
 ]
 # Values the schema must refuse.
 REFUSED = [
     {"image": {"repository": "x", "pullPolicy": "Sometimes"}},
-    {"replicaCount": 2},
+    {"replicaCount": -1},
+    {"replicaCount": 2, "leaderElection": {"enabled": False}},
     {"watchNamespaces": ["Not_A_Name"]},
     {"unknownKey": True},
 ]

@@ -14,12 +14,14 @@
 //!   events, and the scale-down after `ttlSecondsAfterFinished`.
 //! - [`edits`]: what an edit of a running test changes live (users, spawn rate, workers) and
 //!   what it cannot.
+//! - [`leader`]: leader election on a Lease, so several replicas run one at a time.
 //! - [`result`]: a finished test's statistics packed into its `<name>-result` ConfigMap.
 //! - [`telemetry`]: the operator's `/healthz`, `/readyz` and `/metrics`.
 
 pub mod controller;
 pub mod crd;
 pub mod edits;
+pub mod leader;
 pub mod resources;
 pub mod result;
 pub mod status;

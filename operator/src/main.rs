@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use hatchery_operator::leader::{self, Elector};
 use hatchery_operator::telemetry::{self, Metrics};
 
 /// Turns LoadTest resources into distributed load tests. Every flag has an environment variable.
@@ -24,6 +25,10 @@ struct Args {
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `off` serves nothing.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: String,
+    /// Run only while holding the Lease `hatchery-operator` in the operator's namespace
+    /// (`POD_NAMESPACE`, else the client's default), so several replicas run one at a time.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
     /// Log filter (tracing's EnvFilter syntax), e.g. `info`, `debug,kube=info`.
     #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn")]
     log_level: String,
@@ -99,8 +104,98 @@ async fn main() -> ExitCode {
             namespaces.join(", ")
         );
     }
-    hatchery_operator::controller::run(client, &namespaces, metrics).await;
-    ExitCode::SUCCESS
+    if !args.leader_election {
+        metrics.set_leading(true);
+        hatchery_operator::controller::run(client, &namespaces, metrics).await;
+        return ExitCode::SUCCESS;
+    }
+    let namespace =
+        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_string());
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("hatchery-operator-{}", std::process::id()));
+    let elector = Elector::new(client.clone(), &namespace, identity);
+    // A follower is ready: a hot standby whose process and API access are fine.
+    metrics.set_ready();
+    if !follow(&elector).await {
+        return ExitCode::SUCCESS; // stopped while following
+    }
+    metrics.set_leading(true);
+    tracing::info!(
+        "leading as {} (Lease {namespace}/{})",
+        elector.identity(),
+        leader::LEASE
+    );
+    let code = tokio::select! {
+        () = hatchery_operator::controller::run(client, &namespaces, metrics.clone()) => ExitCode::SUCCESS,
+        () = renew(&elector) => {
+            tracing::error!("lost the Lease {}: stopping, to come back as a follower", leader::LEASE);
+            ExitCode::from(1)
+        }
+    };
+    metrics.set_leading(false);
+    elector.release().await;
+    code
+}
+
+/// Waits until this replica holds the Lease; `false` when asked to stop first.
+async fn follow(elector: &Elector) -> bool {
+    let mut said = None;
+    loop {
+        match elector.try_lead().await {
+            Ok(true) => return true,
+            Ok(false) => {
+                let holder = elector.holder().await;
+                if holder != said {
+                    tracing::info!(
+                        "following: the Lease {} is held by {}",
+                        leader::LEASE,
+                        holder.as_deref().unwrap_or("?")
+                    );
+                    said = holder;
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the Lease {}: {e}", leader::LEASE),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(leader::RETRY) => {}
+            _ = shutdown() => return false,
+        }
+    }
+}
+
+/// Renews the Lease every [`leader::RETRY`]; returns when it is lost: taken by another replica,
+/// or not renewed for so long that another may take it.
+async fn renew(elector: &Elector) {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(leader::RETRY).await;
+        match elector.try_lead().await {
+            Ok(true) => renewed = tokio::time::Instant::now(),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("cannot renew the Lease {}: {e}", leader::LEASE);
+                if renewed.elapsed() + leader::RETRY >= leader::DURATION {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// The in-cluster or kubeconfig client, counting every request it sends in `/metrics`

@@ -34,6 +34,8 @@ const PHASES: [Phase; 6] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     ready: AtomicBool,
+    /// This replica holds the leader Lease (or runs without leader election).
+    leading: AtomicBool,
     reconciles: AtomicU64,
     failures: AtomicU64,
     /// Cumulative counts per bucket of [`BUCKETS`], then the total (`+Inf`).
@@ -90,6 +92,10 @@ impl Metrics {
     /// The controller is watching: `/readyz` answers 200 from now on.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -188,6 +194,17 @@ impl Metrics {
                 load(count)
             );
         }
+        header(
+            &mut out,
+            "leader",
+            "1 while this replica holds the leader Lease.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "hatchery_operator_leader {}",
+            u8::from(self.leading.load(Ordering::Relaxed))
+        );
         header(
             &mut out,
             "reconcile_errors_total",

@@ -337,6 +337,29 @@ kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 k delete lt quiet --wait=false >/dev/null
 log "quiet: < 40 requests a minute; after /stop the status shows 0 users, phase Running"
 
+# Leader election (issue 15 item 7): two replicas from the chart, one holds the Lease and
+# reconciles, the other follows; the leader's pod deleted, the follower takes over (the leader
+# releases the Lease as it stops) and runs a test through.
+"$python" "$repo/deploy/render-chart.py" --stdout --set image.repository=localhost/hatchery-operator \
+  --set "image.tag=$tag" --set image.pullPolicy=Never --set replicaCount=2 > "$work/two.yaml"
+kc apply -f "$work/two.yaml" >/dev/null
+until_ok "two operator replicas are ready" 120 bash -c '[ "$(kubectl -n hatchery-system get deploy hatchery-operator -o jsonpath={.status.readyReplicas})" = 2 ]'
+holder() { k -n hatchery-system get lease hatchery-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+until_ok "one replica holds the Lease" 60 bash -c '[ -n "$(kubectl -n hatchery-system get lease hatchery-operator -o jsonpath={.spec.holderIdentity} 2>/dev/null)" ]'
+leader=$(holder)
+pods=$(k -n hatchery-system get pods -l app.kubernetes.io/name=hatchery-operator -o jsonpath='{.items[*].metadata.name}')
+follower=$(tr ' ' '\n' <<<"$pods" | grep -v "^$leader$" | head -1)
+[ -n "$follower" ] || fail "no second operator pod beside $leader ($pods)"
+until_ok "the other replica follows" 60 bash -c "kubectl -n hatchery-system logs $follower 2>/dev/null | grep -q 'following: the Lease hatchery-operator is held by $leader'"
+k -n hatchery-system delete pod "$leader" --wait=false >/dev/null
+until_ok "a new holder took the Lease" 60 bash -c "h=\$(kubectl -n hatchery-system get lease hatchery-operator -o jsonpath={.spec.holderIdentity} 2>/dev/null); [ -n \"\$h\" ] && [ \"\$h\" != $leader ]"
+verdict_lt afterleader '[{get: /}]' '{metric: fail_ratio, max: 0.5}' > "$work/afterleader.yaml"
+k apply -f "$work/afterleader.yaml" >/dev/null
+until_ok "the new leader runs a test to Succeeded" 180 bash -c '[ "$(kubectl -n "$ns" get lt afterleader -o jsonpath={.status.phase} 2>/dev/null)" = Succeeded ]'
+log "leader election: $leader led, $follower followed; $leader deleted, $(holder) took the Lease and ran a test to Succeeded"
+k delete lt afterleader --wait=false >/dev/null
+kc apply -f "$work/operator.yaml" >/dev/null   # back to one replica for the cases below
+
 # One LoadTest whose worker affinity the schema keeps but that does not decode must fail alone
 # (issue 15 item 3): a restarted operator, which lists it with every other LoadTest, still runs
 # a valid test to the end, and says what is wrong in the bad one's SpecValid condition.
