@@ -179,6 +179,7 @@ async fn an_endless_loop_and_a_memory_hog_are_stopped_and_reported_and_their_use
         r#"users:
   - name: Spinner
     script_timeout: 200ms
+    script_memory: 2MiB
     script: |
       function spin(user)
         user.http:get("/spin")
@@ -216,11 +217,11 @@ async fn an_endless_loop_and_a_memory_hog_are_stopped_and_reported_and_their_use
         "{failures}"
     );
     assert!(
-        failures.contains("plan.yaml:7: ran 200ms without awaiting (script_timeout)"),
+        failures.contains("plan.yaml:8: ran 200ms without awaiting (script_timeout)"),
         "{failures}"
     );
     assert!(
-        failures.contains("out of memory: over script_memory (2048 KiB)"),
+        failures.contains("out of memory: over script_memory (2048 KiB"),
         "{failures}"
     );
     out.expect_code(1);

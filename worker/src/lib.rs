@@ -9,7 +9,7 @@
 //! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
 //!   response in place with a pure decoder (public for the fuzz target).
 //! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
-//!   user, `call:` steps run as async Lua calls whose requests go out through the user.
+//!   runtime thread, a coroutine per call whose requests go out through the user.
 //! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
 //! - `session`: one request sent as a `requests.Session` sends it: cookies, redirects.
@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub default_timeout: Duration,
     /// The worker's place in the fleet, as the latest assignment said.
     pub place: PlaceCell,
+    /// The scripts' VMs, one per runtime thread, when a class has a script.
+    pub scripts: Option<Arc<script::Pool>>,
 }
 
 /// A [`Place`] that users read while the control loop updates it.
@@ -138,12 +140,16 @@ pub fn start(
     to_master: mpsc::Sender<FromWorker>,
 ) -> Result<impl std::future::Future<Output = ()> + Send, Error> {
     let prepared = Prepared::new(plan, config.host.as_deref())?;
+    let recorder = Arc::new(Recorder::new(config.shards, config.node));
+    let classes: Vec<_> = prepared.classes.iter().map(|c| c.script.clone()).collect();
+    let scripts = script::Pool::new(&classes, &recorder, config.shards).map_err(Error::Config)?;
     let shared = Arc::new(Shared {
         prepared,
-        recorder: Arc::new(Recorder::new(config.shards, config.node)),
+        recorder,
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
         place: PlaceCell::new(Place::default()),
+        scripts: scripts.map(Arc::new),
     });
     Ok(users::run(
         shared,

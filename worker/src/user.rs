@@ -50,8 +50,9 @@ pub struct User {
     /// its requests record their response time plus this as measured from the intended send
     /// time.
     pub(crate) lateness: Option<Duration>,
-    /// The user's script VM, made when the user starts, when its class has a script.
-    pub(crate) script: Option<Box<crate::script::Vm>>,
+    /// The user's part of its worker thread's script VM, made when the user starts, when its
+    /// class has a script.
+    pub(crate) script: Option<Box<crate::script::Scripted>>,
 }
 
 impl User {
@@ -89,7 +90,9 @@ impl User {
         let shared = self.shared.clone();
         let class = &shared.prepared.classes[self.class];
         let wait = shared.prepared.plan.users[self.class].wait;
-        crate::script::start(&mut self);
+        if shared.scripts.is_some() {
+            Box::pin(crate::script::start(&mut self)).await;
+        }
         for step in &class.on_start {
             if *stop.borrow() {
                 break;
@@ -621,6 +624,7 @@ mod tests {
             connector: crate::http::Connector::default(),
             default_timeout: Duration::from_secs(1),
             place: crate::PlaceCell::new(hatchery_core::protocol::Place::default()),
+            scripts: None,
         });
         let user = User::new(shared, 0, 0);
         assert!(std::mem::size_of_val(&user) <= 256);

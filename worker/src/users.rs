@@ -111,6 +111,7 @@ impl Users {
                     connector: self.shared.connector.clone(),
                     default_timeout: self.shared.default_timeout,
                     place: PlaceCell::new(self.shared.place.get()),
+                    scripts: self.shared.scripts.clone(),
                 });
             }
             Err(e) => {

@@ -18,10 +18,8 @@ use hatchery_core::Method;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::HeaderMap;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
-use tokio::sync::{mpsc, oneshot};
 
-use super::vm::{Ctx, Slice};
-use crate::h1;
+use super::vm::{Ctx, Vm};
 use crate::prepare::{build, Base, PreparedBody, PreparedRequest};
 use crate::recorder::Recorder;
 use crate::user::{http_error, User};
@@ -35,13 +33,6 @@ const OPTIONS: [&str; 7] = [
     "timeout",
     "follow_redirects",
 ];
-
-/// A request from the script to its user, and where the answer goes.
-#[derive(Debug)]
-pub(super) struct Op {
-    pub request: Outgoing,
-    pub reply: oneshot::Sender<Result<Reply, String>>,
-}
 
 #[derive(Debug)]
 pub(super) struct Outgoing {
@@ -179,17 +170,6 @@ impl Opts {
     }
 }
 
-/// What came back, for the script.
-#[derive(Debug)]
-pub(super) struct Reply {
-    seq: u64,
-    response: h1::Response,
-    elapsed: Duration,
-    /// Why no response came (connection refused, timeout...).
-    error: Option<String>,
-    ok: bool,
-}
-
 /// A response's entry in the statistics, until it is recorded.
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -258,10 +238,15 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
 }
 
 /// Sends a script's request as the user (its connection, cookies, timer and lateness) and
-/// keeps its entry pending for the script to settle.
-pub(super) async fn serve(user: &mut User, lua: &Lua, req: Outgoing) -> Result<Reply, String> {
-    if let Some(mut c) = lua.app_data_mut::<Ctx>() {
-        c.flush();
+/// keeps its entry pending for the script to settle. No Lua state is held while it is out.
+pub(super) async fn serve(
+    user: &mut User,
+    vm: &Vm,
+    token: i64,
+    req: Outgoing,
+) -> Result<Response, String> {
+    if let Ok(mut ctx) = vm.ctx() {
+        ctx.flush(token);
     }
     let shared = user.shared.clone();
     let base = shared.prepared.classes[user.class].base.as_ref();
@@ -273,13 +258,14 @@ pub(super) async fn serve(user: &mut User, lua: &Lua, req: Outgoing) -> Result<R
         .error
         .clone()
         .or_else(|| (status >= 400).then(|| http_error(status)));
-    let mut ctx = lua
-        .app_data_mut::<Ctx>()
-        .ok_or_else(|| "the script's state is gone".to_string())?;
-    let seq = ctx.next_seq;
-    ctx.next_seq += 1;
+    let mut ctx = vm.ctx()?;
+    let state = ctx
+        .user(token)
+        .ok_or_else(|| "the user's script state is gone".to_string())?;
+    let seq = state.next_seq;
+    state.next_seq += 1;
     let ok = failed.is_none();
-    ctx.pending = Some(Pending {
+    state.pending = Some(Pending {
         seq,
         method: req.method,
         name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
@@ -289,66 +275,23 @@ pub(super) async fn serve(user: &mut User, lua: &Lua, req: Outgoing) -> Result<R
         at_unix_s: unix_now(),
         error: failed,
     });
-    Ok(Reply {
+    Ok(Response {
+        token,
         seq,
-        response: outcome.response,
-        elapsed,
+        status,
+        headers: Arc::new(outcome.response.headers),
+        body: outcome.response.body,
+        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
         error: outcome.error,
         ok,
     })
 }
 
-/// `user.http` with a function per method, and `user:sleep(seconds)`.
-pub(super) fn install(lua: &Lua, user: &Table, slice: &Arc<Slice>) -> mlua::Result<()> {
-    let http = lua.create_table()?;
-    for method in Method::ALL {
-        let function = lua.create_async_function(
-            move |lua, (_, url, opts): (Value, String, Option<Table>)| async move {
-                let opts = Opts::parse(&lua, opts).map_err(mlua::Error::runtime)?;
-                let ops = lua
-                    .app_data_ref::<Ctx>()
-                    .map(|c| c.ops.clone())
-                    .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
-                let (reply, answer) = oneshot::channel();
-                let request = Outgoing { method, url, opts };
-                send(&ops, Op { request, reply }).await?;
-                let reply = answer
-                    .await
-                    .map_err(|_| mlua::Error::runtime("the request was dropped"))?;
-                if let Some(c) = lua.app_data_ref::<Ctx>() {
-                    c.slice.start();
-                }
-                let reply = reply.map_err(mlua::Error::runtime)?;
-                Ok(Response::from(reply))
-            },
-        )?;
-        http.raw_set(method.plan_key(), function)?;
-    }
-    user.raw_set("http", http)?;
-    let slice = slice.clone();
-    let sleep = lua.create_async_function(move |_, (_, seconds): (Value, f64)| {
-        let slice = slice.clone();
-        async move {
-            let pause = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                mlua::Error::runtime(format!("user:sleep({seconds}): seconds must be >= 0"))
-            })?;
-            tokio::time::sleep(pause).await;
-            slice.start();
-            Ok(())
-        }
-    })?;
-    user.raw_set("sleep", sleep)
-}
-
-async fn send(ops: &mpsc::Sender<Op>, op: Op) -> mlua::Result<()> {
-    ops.send(op)
-        .await
-        .map_err(|_| mlua::Error::runtime("requests can only be sent from a `call:`"))
-}
-
 /// What a script sees of a response.
 #[derive(Debug)]
-struct Response {
+pub(super) struct Response {
+    /// The user it came to.
+    token: i64,
     seq: u64,
     status: u16,
     headers: Arc<HeaderMap>,
@@ -358,35 +301,25 @@ struct Response {
     ok: bool,
 }
 
-impl From<Reply> for Response {
-    fn from(r: Reply) -> Response {
-        Response {
-            seq: r.seq,
-            status: r.response.status,
-            headers: Arc::new(r.response.headers),
-            body: r.response.body,
-            elapsed_ms: r.elapsed.as_secs_f64() * 1000.0,
-            error: r.error,
-            ok: r.ok,
-        }
-    }
-}
-
 impl Response {
     /// Records the response now, failed with `error` or succeeded.
     fn settle(&mut self, lua: &Lua, error: Option<String>) -> mlua::Result<()> {
         let mut ctx = lua
             .app_data_mut::<Ctx>()
             .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
-        match ctx.pending.take() {
+        let recorder = ctx.recorder.clone();
+        let Some(user) = ctx.user(self.token) else {
+            return Err(mlua::Error::runtime("this response's user is gone"));
+        };
+        match user.pending.take() {
             Some(mut p) if p.seq == self.seq => {
                 self.ok = error.is_none();
                 p.error = error;
-                p.record(&ctx.recorder);
+                p.record(&recorder);
                 Ok(())
             }
             other => {
-                ctx.pending = other;
+                user.pending = other;
                 Err(mlua::Error::runtime(
                     "this response is already recorded: call r:failure() or r:success() before the next request",
                 ))

@@ -1,5 +1,5 @@
 //! The libraries a script gets besides Luau's own: `json`, `crypto`, `base64`, `uuid()`,
-//! `log`, `print` (to the log) and `metric(name, ms)`.
+//! `log`, `print` (to the log), `metric(name, ms)`, and `math.random` per user.
 
 use base64::Engine;
 use hatchery_core::stats::Sample;
@@ -46,8 +46,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
+/// The running user's number, for the log.
+fn running_id(lua: &Lua) -> Option<u64> {
+    lua.app_data_mut::<Ctx>()
+        .and_then(|mut c| c.running().map(|u| u.id))
+}
+
+pub(super) fn install(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
+    install_math(lua, &globals)?;
 
     let json = lua.create_table()?;
     json.raw_set(
@@ -126,27 +133,27 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
     let log = lua.create_table()?;
     log.raw_set(
         "info",
-        lua.create_function(move |_, message: String| {
-            tracing::info!(user = user_id, "{message}");
+        lua.create_function(move |lua, message: String| {
+            tracing::info!(user = running_id(lua), "{message}");
             Ok(())
         })?,
     )?;
     log.raw_set(
         "warn",
-        lua.create_function(move |_, message: String| {
-            tracing::warn!(user = user_id, "{message}");
+        lua.create_function(move |lua, message: String| {
+            tracing::warn!(user = running_id(lua), "{message}");
             Ok(())
         })?,
     )?;
     globals.raw_set("log", log)?;
     globals.raw_set(
         "print",
-        lua.create_function(move |_, values: mlua::Variadic<Value>| {
+        lua.create_function(move |lua, values: mlua::Variadic<Value>| {
             let text: Vec<String> = values
                 .iter()
                 .map(|v| v.to_string().unwrap_or_else(|_| v.type_name().to_string()))
                 .collect();
-            tracing::info!(user = user_id, "{}", text.join("\t"));
+            tracing::info!(user = running_id(lua), "{}", text.join("\t"));
             Ok(())
         })?,
     )?;
@@ -178,13 +185,57 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
     Ok(())
 }
 
+/// `math` with `random` and `randomseed` drawing from the running user's own generator
+/// (seeded from its number): the VM is shared, a user's draws must not depend on the others'.
+fn install_math(lua: &Lua, globals: &mlua::Table) -> mlua::Result<()> {
+    let luau: mlua::Table = globals.get("math")?;
+    let math = lua.create_table()?;
+    for pair in luau.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        math.raw_set(k, v)?;
+    }
+    math.raw_set(
+        "random",
+        lua.create_function(|lua, (m, n): (Option<i64>, Option<i64>)| {
+            let mut ctx = lua
+                .app_data_mut::<Ctx>()
+                .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
+            let rng = &mut ctx
+                .running()
+                .ok_or_else(|| mlua::Error::runtime("math.random: no user runs"))?
+                .rng;
+            let (lo, hi) = match (m, n) {
+                (None, _) => return Ok(Value::Number(rng.f64())),
+                (Some(m), None) => (1, m),
+                (Some(m), Some(n)) => (m, n),
+            };
+            if lo > hi {
+                return Err(mlua::Error::runtime(
+                    "bad argument to 'random' (interval is empty)",
+                ));
+            }
+            Ok(Value::Number(rng.i64(lo..=hi) as f64))
+        })?,
+    )?;
+    math.raw_set(
+        "randomseed",
+        lua.create_function(|lua, seed: f64| {
+            if let Some(u) = lua.app_data_mut::<Ctx>().as_mut().and_then(|c| c.running()) {
+                u.rng.seed(seed as i64 as u64);
+            }
+            Ok(())
+        })?,
+    )?;
+    globals.raw_set("math", math)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn eval(src: &str) -> String {
         let lua = Lua::new();
-        install(&lua, 1).unwrap();
+        install(&lua).unwrap();
         lua.load(src).eval().unwrap()
     }
 
@@ -204,7 +255,7 @@ mod tests {
     #[test]
     fn a_cyclic_or_very_deep_table_is_an_error_not_a_stack_overflow() {
         let lua = Lua::new();
-        install(&lua, 1).unwrap();
+        install(&lua).unwrap();
         let err = |src: &str| lua.load(src).eval::<String>().unwrap_err().to_string();
         assert!(err("local t = {}; t.t = t; return json.encode(t)").contains("deeper than 128"));
         let deep = "local t = {}; local c = t; for i = 1, 100000 do c.n = {}; c = c.n end; return json.encode(t)";
