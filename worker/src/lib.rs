@@ -100,14 +100,14 @@ pub(crate) struct Shared {
     pub recorder: Arc<Recorder>,
     pub connector: http::Connector,
     pub default_timeout: Duration,
-    /// The worker's place in the fleet, as the latest assignment said.
-    pub place: PlaceCell,
+    /// The worker's place in the fleet, as the latest assignment said (scripts read it too).
+    pub place: Arc<PlaceCell>,
     /// The scripts' VMs, one per runtime thread, when a class has a script.
     pub scripts: Option<Arc<script::Pool>>,
 }
 
 /// A [`Place`] that users read while the control loop updates it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PlaceCell(AtomicU64);
 
 impl PlaceCell {
@@ -142,13 +142,19 @@ pub fn start(
     let prepared = Prepared::new(plan, config.host.as_deref())?;
     let recorder = Arc::new(Recorder::new(config.shards, config.node));
     let classes: Vec<_> = prepared.classes.iter().map(|c| c.script.clone()).collect();
-    let scripts = script::Pool::new(&classes, &recorder, config.shards).map_err(Error::Config)?;
+    let place = Arc::new(PlaceCell::new(Place::default()));
+    let world = script::World {
+        feeders: prepared.plan.feeders.clone(),
+        place: place.clone(),
+    };
+    let scripts =
+        script::Pool::new(&classes, &recorder, &world, config.shards).map_err(Error::Config)?;
     let shared = Arc::new(Shared {
         prepared,
         recorder,
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
-        place: PlaceCell::new(Place::default()),
+        place,
         scripts: scripts.map(Arc::new),
     });
     Ok(users::run(

@@ -367,7 +367,7 @@ impl User {
     }
 
     /// Applies the request's checks and captures; the first failure is the request's error.
-    fn check(
+    pub(crate) fn check(
         &mut self,
         req: &PreparedRequest,
         resp: &Response,
@@ -623,7 +623,9 @@ mod tests {
             recorder: Arc::new(crate::recorder::Recorder::new(1, "n".into())),
             connector: crate::http::Connector::default(),
             default_timeout: Duration::from_secs(1),
-            place: crate::PlaceCell::new(hatchery_core::protocol::Place::default()),
+            place: Arc::new(crate::PlaceCell::new(
+                hatchery_core::protocol::Place::default(),
+            )),
             scripts: None,
         });
         let user = User::new(shared, 0, 0);

@@ -22,9 +22,9 @@ use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Va
 use super::vm::{Ctx, Vm};
 use crate::prepare::{build, Base, PreparedBody, PreparedRequest};
 use crate::recorder::Recorder;
-use crate::user::{http_error, User};
+use crate::user::User;
 
-const OPTIONS: [&str; 7] = [
+const OPTIONS: [&str; 8] = [
     "name",
     "headers",
     "query",
@@ -32,7 +32,11 @@ const OPTIONS: [&str; 7] = [
     "body",
     "timeout",
     "follow_redirects",
+    "check",
 ];
+
+/// The forms of `check`, as the plan's request key.
+const CHECKS: [&str; 4] = ["status", "body_contains", "json", "max_time"];
 
 #[derive(Debug)]
 pub(super) struct Outgoing {
@@ -42,7 +46,7 @@ pub(super) struct Outgoing {
 }
 
 /// The options of `user.http:get(url, opts)`.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(super) struct Opts {
     pub name: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -52,6 +56,8 @@ pub(super) struct Opts {
     pub timeout: Option<Duration>,
     /// Follow redirects (default), as a YAML request does.
     pub follow_redirects: bool,
+    /// What makes the response a failure (the plan's `check`).
+    pub check: plan::Check,
 }
 
 impl Default for Opts {
@@ -63,7 +69,21 @@ impl Default for Opts {
             body: None,
             timeout: None,
             follow_redirects: true,
+            check: plan::Check::default(),
         }
+    }
+}
+
+impl PartialEq for Opts {
+    fn eq(&self, o: &Opts) -> bool {
+        fn c(c: &plan::Check) -> impl PartialEq + '_ {
+            let json: Vec<_> = c.json.iter().map(|(p, v)| (p.as_str(), v)).collect();
+            (&c.status, &c.body_contains, json, c.max_time)
+        }
+        (&self.name, &self.headers, &self.query, &self.body)
+            == (&o.name, &o.headers, &o.query, &o.body)
+            && (self.timeout, self.follow_redirects) == (o.timeout, o.follow_redirects)
+            && c(&self.check) == c(&o.check)
     }
 }
 
@@ -132,22 +152,7 @@ impl Opts {
         };
         let timeout = match get("timeout")? {
             Value::Nil => None,
-            Value::Integer(i) if i > 0 => Some(Duration::from_secs(i as u64)),
-            Value::Number(n) if n > 0.0 => Some(
-                Duration::try_from_secs_f64(n).map_err(|_| format!("timeout {n} is too long"))?,
-            ),
-            Value::String(s) => Some(
-                hatchery_core::duration::parse(&s.to_string_lossy())
-                    .map_err(|e| format!("`timeout`: {e}"))?,
-            ),
-            other => {
-                return Err(format!(
-                    "`timeout` must be seconds above 0 or a duration like \"5s\", found {}",
-                    other
-                        .to_string()
-                        .unwrap_or_else(|_| other.type_name().to_string())
-                ))
-            }
+            v => Some(duration("timeout", v)?),
         };
         let follow_redirects = match get("follow_redirects")? {
             Value::Nil => true,
@@ -166,7 +171,108 @@ impl Opts {
             body,
             timeout,
             follow_redirects,
+            check: check(lua, get("check")?)?,
         })
+    }
+}
+
+/// Seconds above 0 or a duration text (`"500ms"`), for `key`.
+fn duration(key: &str, v: Value) -> Result<Duration, String> {
+    match v {
+        Value::Integer(i) if i > 0 => Ok(Duration::from_secs(i as u64)),
+        Value::Number(n) if n > 0.0 => {
+            Duration::try_from_secs_f64(n).map_err(|_| format!("{key} {n} is too long"))
+        }
+        Value::String(s) => hatchery_core::duration::parse(&s.to_string_lossy())
+            .map_err(|e| format!("`{key}`: {e}")),
+        other => Err(format!(
+            "`{key}` must be seconds above 0 or a duration like \"5s\", found {}",
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().to_string())
+        )),
+    }
+}
+
+/// `check = {status = ..., body_contains = ..., json = {...}, max_time = ...}`: the plan's check
+/// forms, a single value or a list where the plan takes a list.
+fn check(lua: &Lua, v: Value) -> Result<plan::Check, String> {
+    let t = match v {
+        Value::Nil => return Ok(plan::Check::default()),
+        Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "`check` must be a table, found {}",
+                other.type_name()
+            ))
+        }
+    };
+    let mut check = plan::Check::default();
+    for pair in t.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| e.to_string())?;
+        let key = key.to_string().unwrap_or_default();
+        match key.as_str() {
+            "status" => {
+                let codes = list(value)?
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Integer(i) => u16::try_from(i).ok(),
+                        Value::Number(n) if n.fract() == 0.0 => u16::try_from(n as i64).ok(),
+                        _ => None,
+                    })
+                    .map(|c| c.filter(|c| (100..=599).contains(c)))
+                    .collect::<Option<Vec<u16>>>()
+                    .ok_or("`check.status` must be a status code or a list of them (100 to 599)")?;
+                check.status = Some(codes);
+            }
+            "body_contains" => {
+                for v in list(value)? {
+                    match v {
+                        Value::String(s) => check.body_contains.push(s.to_string_lossy()),
+                        other => {
+                            return Err(format!(
+                                "`check.body_contains` must be text or a list of texts, found {}",
+                                other.type_name()
+                            ))
+                        }
+                    }
+                }
+            }
+            "json" => {
+                let Value::Table(paths) = value else {
+                    return Err("`check.json` must be a table of {[\"$.path\"] = value}".into());
+                };
+                for pair in paths.pairs::<String, Value>() {
+                    let (path, expected) =
+                        pair.map_err(|_| "`check.json` keys must be JSON paths".to_string())?;
+                    let parsed = hatchery_core::jsonpath::JsonPath::parse(&path)
+                        .map_err(|e| format!("`check.json` path {path:?}: {e}"))?;
+                    let expected = super::libs::to_json(lua, expected)
+                        .map_err(|e| format!("`check.json` value at {path:?}: {e}"))?;
+                    check.json.push((parsed, expected));
+                }
+                check.json.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            }
+            "max_time" => check.max_time = Some(duration("check.max_time", value)?),
+            other => {
+                return Err(format!(
+                    "unknown check `{other}`: the checks are {}",
+                    CHECKS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// A value or a list of values (a table used as an array).
+fn list(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Table(t) => t
+            .sequence_values::<Value>()
+            .collect::<mlua::Result<_>>()
+            .map_err(|e| e.to_string()),
+        other => Ok(vec![other]),
     }
 }
 
@@ -199,6 +305,22 @@ impl Pending {
     }
 }
 
+impl Opts {
+    /// Whether the request is its method and URL alone (a `name` aside), so that its prepared
+    /// form is the same for every user of the class.
+    pub(super) fn plain(&self) -> bool {
+        self.headers.is_empty()
+            && self.query.is_empty()
+            && self.body.is_none()
+            && self.timeout.is_none()
+            && self.follow_redirects
+            && self.check.status.is_none()
+            && self.check.body_contains.is_empty()
+            && self.check.json.is_empty()
+            && self.check.max_time.is_none()
+    }
+}
+
 /// The request as the YAML path prepares one (its URL, query and headers checked the same
 /// way), so that it goes out through the same session: the user's cookies, redirects, and a
 /// body decoded for the script.
@@ -217,7 +339,7 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
         query: literal(&req.opts.query),
         body: plan::Body::Empty,
         timeout: req.opts.timeout,
-        check: plan::Check::default(),
+        check: req.opts.check.clone(),
         captures: Vec::new(),
         follow_redirects: req.opts.follow_redirects,
         line: 0,
@@ -248,16 +370,15 @@ pub(super) async fn serve(
     if let Ok(mut ctx) = vm.ctx() {
         ctx.flush(token);
     }
-    let shared = user.shared.clone();
-    let base = shared.prepared.classes[user.class].base.as_ref();
-    let prepared = prepare(&req, base)?;
+    let prepared = vm.prepared(user, &req)?;
     let sent = user.send(&prepared).await?;
     let (outcome, elapsed, size) = (sent.outcome, sent.elapsed, sent.size);
     let status = outcome.response.status;
+    // The plan's check of a response (a status >= 400 fails unless `check.status` allows it).
     let failed = outcome
         .error
         .clone()
-        .or_else(|| (status >= 400).then(|| http_error(status)));
+        .or_else(|| user.check(&prepared, &outcome.response, elapsed));
     let mut ctx = vm.ctx()?;
     let state = ctx
         .user(token)
@@ -393,6 +514,29 @@ mod tests {
         );
         assert_eq!(opts("nil").unwrap(), Opts::default());
         assert!(!opts("{follow_redirects = false}").unwrap().follow_redirects);
+    }
+
+    #[test]
+    fn a_check_takes_the_plans_forms_as_one_value_or_a_list() {
+        let o = opts(r#"{check = {status = {200, 404}, body_contains = "ok", json = {["$.a.b"] = 1}, max_time = "2s"}}"#)
+            .unwrap();
+        assert_eq!(o.check.status, Some(vec![200, 404]));
+        assert_eq!(o.check.body_contains, ["ok"]);
+        assert_eq!(o.check.json[0].0.as_str(), "$.a.b");
+        assert_eq!(o.check.json[0].1, serde_json::json!(1));
+        assert_eq!(o.check.max_time, Some(Duration::from_secs(2)));
+        assert!(!o.plain());
+        let o = opts("{check = {status = 201, body_contains = {'a', 'b'}}}").unwrap();
+        assert_eq!(
+            (o.check.status, o.check.body_contains),
+            (Some(vec![201]), vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(opts("{name = 'x'}").unwrap().plain());
+        let err = |src| opts(src).unwrap_err();
+        assert!(err("{check = {staus = 200}}").contains("unknown check `staus`"));
+        assert!(err("{check = {status = 1000}}").contains("`check.status` must be"));
+        assert!(err("{check = {json = {['a..'] = 1}}}").contains("`check.json` path"));
+        assert!(err("{check = 200}").contains("`check` must be a table"));
     }
 
     #[test]

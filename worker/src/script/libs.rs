@@ -185,6 +185,50 @@ pub(super) fn install(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
+/// `row(feeder)`: the running user's row of a feeder (user *n* gets row *n mod rows*, as
+/// templates' `row.FEEDER.COLUMN`), a table of column = value; and `worker.index` and
+/// `worker.count`, the worker's place in the fleet as its latest assignment said.
+pub(super) fn install_world(lua: &Lua, world: &super::World) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let feeders = world.feeders.clone();
+    globals.raw_set(
+        "row",
+        lua.create_function(move |lua, name: String| {
+            let Some(feeder) = feeders.iter().find(|f| f.name == name) else {
+                let names: Vec<&str> = feeders.iter().map(|f| f.name.as_str()).collect();
+                let known = match names.is_empty() {
+                    true => "the plan has no feeders (`data:`)".to_string(),
+                    false => format!("the feeders are {}", names.join(", ")),
+                };
+                return Err(mlua::Error::runtime(format!(
+                    "row({name:?}): no feeder named {name:?}; {known}"
+                )));
+            };
+            let id = lua
+                .app_data_mut::<Ctx>()
+                .and_then(|mut c| c.running().map(|u| u.id))
+                .ok_or_else(|| mlua::Error::runtime("row: no user runs"))?;
+            let row = &feeder.rows[(id % feeder.rows.len().max(1) as u64) as usize];
+            let out = lua.create_table_with_capacity(0, row.len())?;
+            for (column, value) in feeder.columns.iter().zip(row) {
+                out.raw_set(column.as_str(), value.as_str())?;
+            }
+            Ok(out)
+        })?,
+    )?;
+    globals.raw_set("worker", Worker(world.place.clone()))
+}
+
+/// `worker`: read at each access, since the place changes when the fleet does.
+struct Worker(std::sync::Arc<crate::PlaceCell>);
+
+impl mlua::UserData for Worker {
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("index", |_, w| Ok(w.0.get().index));
+        fields.add_field_method_get("count", |_, w| Ok(w.0.get().count));
+    }
+}
+
 /// `math` with `random` and `randomseed` drawing from the running user's own generator
 /// (seeded from its number): the VM is shared, a user's draws must not depend on the others'.
 fn install_math(lua: &Lua, globals: &mlua::Table) -> mlua::Result<()> {

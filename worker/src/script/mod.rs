@@ -54,6 +54,13 @@ pub struct Compiled {
     bytecode: Vec<u8>,
 }
 
+/// What scripts read of the worker: the plan's feeders (`row`) and its place (`worker`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct World {
+    pub feeders: Vec<hatchery_core::template::Table>,
+    pub place: Arc<crate::PlaceCell>,
+}
+
 /// The VMs of a worker, one per runtime thread; user *n* runs in VM *n mod count*.
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -65,6 +72,7 @@ impl Pool {
     pub(crate) fn new(
         classes: &[Option<Arc<Compiled>>],
         recorder: &Arc<Recorder>,
+        world: &World,
         count: usize,
     ) -> Result<Option<Pool>, String> {
         let Some(memory) = classes.iter().flatten().map(|c| c.script.memory).max() else {
@@ -72,9 +80,16 @@ impl Pool {
         };
         let memory = usize::try_from(memory).unwrap_or(usize::MAX);
         let vms = (0..count.max(1))
-            .map(|_| Vm::new(classes, recorder.clone(), memory).map(Arc::new))
+            .map(|_| Vm::new(classes, recorder.clone(), world, memory).map(Arc::new))
             .collect::<Result<_, _>>()?;
         Ok(Some(Pool { vms }))
+    }
+
+    /// Forgets the requests prepared against the old host (`SetHost`, between tests).
+    pub(crate) fn host_changed(&self) {
+        for vm in &self.vms {
+            vm.forget_prepared();
+        }
     }
 
     fn vm(&self, id: u64) -> &Arc<Vm> {
@@ -85,7 +100,11 @@ impl Pool {
 impl Compiled {
     /// Compiles the script and loads it once in a VM like a user's, so that `--check` and a
     /// worker's start report what every user would meet.
-    pub fn new(script: &Script, class: &UserClass) -> Result<Compiled, Vec<Diagnostics>> {
+    pub(crate) fn new(
+        script: &Script,
+        class: &UserClass,
+        world: &World,
+    ) -> Result<Compiled, Vec<Diagnostics>> {
         let at_script = |line: Option<u32>, message: String| {
             let (line, column) = line.map_or((0, 0), |l| script.position(l));
             Diagnostics::single(&script.origin, Diagnostic::new(line, column, message))
@@ -108,6 +127,7 @@ impl Compiled {
         let loaded = Vm::new(
             &[Some(compiled.clone())],
             Arc::new(Recorder::new(1, String::new())),
+            world,
             usize::try_from(script.memory).unwrap_or(usize::MAX),
         )
         .map(Arc::new)
@@ -166,6 +186,10 @@ pub(crate) fn compile_all(
     let mut compiled = Vec::with_capacity(plan.users.len());
     let scripts = plan.users.iter().filter_map(|c| c.script.as_ref());
     let memory = scripts.map(|s| s.memory).max().unwrap_or_default();
+    let world = World {
+        feeders: plan.feeders.clone(),
+        ..World::default()
+    };
     for class in &plan.users {
         let Some(script) = &class.script else {
             compiled.push(None);
@@ -175,7 +199,7 @@ pub(crate) fn compile_all(
             memory,
             ..script.clone()
         };
-        match Compiled::new(&script, class) {
+        match Compiled::new(&script, class, &world) {
             Ok(c) => compiled.push(Some(Arc::new(c))),
             Err(found) => {
                 for d in found {
@@ -261,7 +285,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     let thread = vm.thread().map_err(describe)?;
     let mut next = {
         let _gate = vm.enter().await;
-        vm.resume(&thread, (s.token, function, s.user().clone()))
+        vm.resume(&thread, s.token, (function, s.user().clone()))
     };
     let result = loop {
         let answer = match next {
@@ -270,22 +294,18 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
             Ok(Yielded::Request { method, url, opts }) => request(s, user, method, url, opts).await,
             Ok(Yielded::Sleep(seconds)) => sleep(seconds).await,
             Ok(Yielded::Stray) => {
-                let _gate = vm.enter().await;
-                next = thread
-                    .resume_error::<(mlua::Value, mlua::Value, mlua::Value)>(
-                        "coroutine.yield is not for a call's own coroutine: use user:sleep to wait",
-                    )
-                    .map(|_| Yielded::Done);
-                continue;
+                break Err(mlua::Error::runtime(
+                    "the call yielded its coroutine itself: use user:sleep to wait, and coroutine.yield only inside coroutines of the script's own",
+                ))
             }
         };
         let _gate = vm.enter().await;
         next = match answer {
-            Ok(value) => vm.resume(&thread, (s.token, value)),
-            Err(message) => vm.resume(&thread, (s.token, mlua::Value::Nil, message)),
+            Ok(value) => vm.resume(&thread, s.token, value),
+            Err(message) => vm.resume(&thread, s.token, (mlua::Value::Nil, message)),
         };
     };
-    vm.recycle(thread);
+    vm.recycle(thread, result.is_ok());
     if let Ok(mut ctx) = vm.ctx() {
         ctx.flush(s.token);
     }

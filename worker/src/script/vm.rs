@@ -8,17 +8,20 @@
 //! awaits: the VM's lock (mlua's `send`) is held only while Lua code runs, and a user's task
 //! may move between runtime threads between two resumes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hatchery_core::Method;
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, ThreadStatus, Value};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Thread, ThreadStatus, Value};
 
-use super::http::Pending;
+use super::http::{Outgoing, Pending};
 use super::{libs, position, Compiled};
+use crate::prepare::PreparedRequest;
 use crate::recorder::Recorder;
 use crate::user::fmt_duration;
+use crate::user::User;
 
 /// The libraries a script gets: Luau's safe ones (no `io`; Luau's `os` has only time and date).
 fn libraries() -> StdLib {
@@ -46,27 +49,30 @@ const SPARE_THREADS: usize = 256;
 /// The code a yield carries for `user:sleep` (requests carry their method's index).
 const SLEEP: i64 = -1;
 
-/// The Lua side of a call: the request functions and `sleep` yield to the user's task; each
-/// resume passes the user's token first, and `enter` makes that user the running one before
-/// any script code runs again (inside the VM's lock, so no other thread can interleave).
+/// The Lua side of a call: the request functions and `sleep` yield to the user's task, and a
+/// coroutine runs calls one after another, parking on a yield of `done` (a table no script
+/// can reach) between two calls so that the next call needs no new coroutine.
 const PRELUDE: &str = r#"
-local enter, yield = ...
+local yield = ...
+local done = {}
 local function request(code)
   return function(_, url, opts)
-    local r, e = enter(yield(code, url, opts))
+    local r, e = yield(code, url, opts)
     if e ~= nil then error(e, 2) end
     return r
   end
 end
 local function sleep(_, seconds)
-  local _, e = enter(yield(-1, seconds))
+  local _, e = yield(-1, seconds)
   if e ~= nil then error(e, 2) end
 end
-local function run(token, f, user)
-  enter(token)
-  return f(user)
+local function run(f, user)
+  while true do
+    f(user)
+    f, user = yield(done)
+  end
 end
-return request, sleep, run
+return request, sleep, run, done
 "#;
 
 /// How long the running script has run since it last awaited, against its class's
@@ -168,6 +174,7 @@ impl Ctx {
         }
     }
 
+    /// Makes `token`'s user the running one, its clock started.
     fn enter(&mut self, token: i64) -> bool {
         let Some(user) = self.user(token) else {
             return false;
@@ -192,9 +199,18 @@ pub(crate) struct Vm {
     http: Table,
     sleep: Function,
     run: Function,
+    /// What a call's coroutine yields when the call has returned.
+    done: Table,
     /// Every user's environment reads the shared globals through this.
     env_meta: Table,
+    /// Requests of a method and URL alone, prepared once per class: most scripts send the same
+    /// few again and again. Bounded: past [`MAX_PREPARED`] a request is prepared each time.
+    prepared: std::sync::Mutex<HashMap<(usize, Method, String), Arc<PreparedRequest>>>,
 }
+
+/// Prepared requests a VM keeps, and the longest URL it keeps one for.
+const MAX_PREPARED: usize = 1024;
+const MAX_PREPARED_URL: usize = 512;
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,7 +249,7 @@ impl Drop for Scripted {
     }
 }
 
-/// What a coroutine did when it stopped: finished, or yielded a request or a sleep.
+/// What a coroutine did when it stopped: finished its call, or yielded a request or a sleep.
 pub(super) enum Yielded {
     Done,
     Request {
@@ -246,16 +262,23 @@ pub(super) enum Yielded {
     Stray,
 }
 
+impl Yielded {
+    fn is_done(&self) -> bool {
+        matches!(self, Yielded::Done)
+    }
+}
+
 impl Vm {
     /// A VM with every class's script loaded, under `memory` bytes.
     pub(crate) fn new(
         classes: &[Option<Arc<Compiled>>],
         recorder: Arc<Recorder>,
+        world: &super::World,
         memory: usize,
     ) -> Result<Vm, String> {
         let lua = Lua::new_with(libraries(), LuaOptions::new()).map_err(|e| e.to_string())?;
         let slice = Arc::new(Slice::new());
-        let (http, sleep, run) = setup(&lua).map_err(|e| e.to_string())?;
+        let (http, sleep, run, done) = setup(&lua, world).map_err(|e| e.to_string())?;
         lua.set_app_data(Ctx {
             recorder,
             slice: slice.clone(),
@@ -308,16 +331,47 @@ impl Vm {
         Ok(Vm {
             lua,
             gate: tokio::sync::Mutex::new(()),
+            prepared: std::sync::Mutex::default(),
             chunks,
             http,
             sleep,
             run,
+            done,
             env_meta,
         })
     }
 
     pub(super) fn lua(&self) -> &Lua {
         &self.lua
+    }
+
+    /// `req` prepared to go out as `user`'s: from the VM's cache when it is plain.
+    pub(super) fn prepared(
+        &self,
+        user: &User,
+        req: &Outgoing,
+    ) -> Result<Arc<PreparedRequest>, String> {
+        let base = user.shared.prepared.classes[user.class].base.as_ref();
+        if !req.opts.plain() || req.url.len() > MAX_PREPARED_URL {
+            return super::http::prepare(req, base).map(Arc::new);
+        }
+        let key = (user.class, req.method, req.url.clone());
+        if let Some(p) = self.prepared.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let p = Arc::new(super::http::prepare(req, base)?);
+        if let Ok(mut cache) = self.prepared.lock() {
+            if cache.len() < MAX_PREPARED {
+                cache.insert(key, p.clone());
+            }
+        }
+        Ok(p)
+    }
+
+    pub(super) fn forget_prepared(&self) {
+        if let Ok(mut cache) = self.prepared.lock() {
+            cache.clear();
+        }
     }
 
     /// Waits for the VM to be free of other users' Lua: hold the guard while Lua runs, never
@@ -397,17 +451,16 @@ impl Vm {
         })()
         .map_err(describe)?;
         let thread = self.thread().map_err(describe)?;
-        let ran = thread.resume::<MultiValue>((token, top, Value::Nil));
-        let status = thread.status();
-        self.recycle(thread);
-        ran.map_err(describe)?;
-        if status == ThreadStatus::Resumable {
-            return Err(format!(
-                "{}: the script's top level cannot send requests or sleep (there is no user yet)",
-                script.origin
-            ));
+        let ran = self.resume(&thread, token, (top, Value::Nil));
+        let done = matches!(ran, Ok(Yielded::Done));
+        self.recycle(thread, done);
+        if ran.map_err(describe)?.is_done() {
+            return Ok(scripted);
         }
-        Ok(scripted)
+        Err(format!(
+            "{}: the script's top level cannot send requests or sleep (there is no user yet)",
+            script.origin
+        ))
     }
 
     fn release(&self, token: i64) {
@@ -436,9 +489,10 @@ impl Vm {
         }
     }
 
-    /// Keeps a coroutine whose call has ended (finished or failed) for the next call.
-    pub(super) fn recycle(&self, thread: Thread) {
-        if thread.reset(self.run.clone()).is_err() {
+    /// Keeps a coroutine whose call has ended for the next call: as it is when the call
+    /// returned (`done`: it is parked between calls), reset when it failed.
+    pub(super) fn recycle(&self, thread: Thread, done: bool) {
+        if !done && thread.reset(self.run.clone()).is_err() {
             return;
         }
         if let Some(mut c) = self.lua.app_data_mut::<Ctx>() {
@@ -448,17 +502,28 @@ impl Vm {
         }
     }
 
-    /// Resumes a call's coroutine and says what it stopped for.
+    /// Resumes a call's coroutine as `token`'s user and says what it stopped for. The caller
+    /// holds the gate, so no other user's Lua runs in between.
     pub(super) fn resume(
         &self,
         thread: &Thread,
+        token: i64,
         args: impl mlua::IntoLuaMulti,
     ) -> mlua::Result<Yielded> {
+        if !self
+            .lua
+            .app_data_mut::<Ctx>()
+            .is_some_and(|mut c| c.enter(token))
+        {
+            return Err(mlua::Error::runtime("the user's script state is gone"));
+        }
         let (code, a, b) = thread.resume::<(Value, Value, Value)>(args)?;
         if thread.status() != ThreadStatus::Resumable {
-            return Ok(Yielded::Done);
+            // Only `run` returns, and it never does: a coroutine that ended is not reused.
+            return Ok(Yielded::Stray);
         }
         let code = match code {
+            Value::Table(t) if t == self.done => return Ok(Yielded::Done),
             Value::Integer(i) => i,
             Value::Number(n) if n.fract() == 0.0 => n as i64,
             _ => return Ok(Yielded::Stray),
@@ -512,37 +577,25 @@ impl Scripted {
     }
 }
 
-/// The globals before the sandbox closes; the shared `user.http` table, `sleep` and the
-/// function a call's coroutine runs.
-fn setup(lua: &Lua) -> mlua::Result<(Table, Function, Function)> {
+/// The globals before the sandbox closes; the shared `user.http` table, `sleep`, the function
+/// a call's coroutine runs and what it yields between calls.
+fn setup(lua: &Lua, world: &super::World) -> mlua::Result<(Table, Function, Function, Table)> {
     let globals = lua.globals();
     for name in REMOVED {
         globals.raw_set(name, Value::Nil)?;
     }
     libs::install(lua)?;
-    let enter = lua.create_function(|lua, (token, r, e): (i64, Value, Value)| {
-        let entered = lua
-            .app_data_mut::<Ctx>()
-            .is_some_and(|mut c| c.enter(token));
-        if !entered {
-            return Err(mlua::Error::runtime(
-                "user.http and user:sleep work in the call's own coroutine only, not inside coroutine.wrap or coroutine.create",
-            ));
-        }
-        Ok((r, e))
-    })?;
+    libs::install_world(lua, world)?;
     let coroutine: Table = globals.get("coroutine")?;
     let yield_: Function = coroutine.get("yield")?;
-    let (request, sleep, run): (Function, Function, Function) = lua
-        .load(PRELUDE)
-        .set_name("=hatchery")
-        .call((enter, yield_))?;
+    let (request, sleep, run, done): (Function, Function, Function, Table) =
+        lua.load(PRELUDE).set_name("=hatchery").call(yield_)?;
     let http = lua.create_table()?;
     for (i, method) in Method::ALL.iter().enumerate() {
         http.raw_set(method.plan_key(), request.call::<Function>(i as i64)?)?;
     }
     http.set_readonly(true);
-    Ok((http, sleep, run))
+    Ok((http, sleep, run, done))
 }
 
 #[cfg(test)]
@@ -570,7 +623,8 @@ mod tests {
 
     fn vm(source: &str) -> Arc<Vm> {
         let recorder = Arc::new(Recorder::new(1, String::new()));
-        Arc::new(Vm::new(&[Some(compiled(source))], recorder, 2 << 20).unwrap())
+        let world = super::super::World::default();
+        Arc::new(Vm::new(&[Some(compiled(source))], recorder, &world, 2 << 20).unwrap())
     }
 
     fn load(source: &str) -> Result<Scripted, String> {
@@ -620,6 +674,7 @@ mod tests {
         let err = Vm::new(
             &[Some(compiled(hog))],
             Arc::new(Recorder::new(1, String::new())),
+            &super::super::World::default(),
             2 << 20,
         )
         .unwrap();
@@ -681,7 +736,8 @@ mod probe {
 
     fn vm() -> Arc<Vm> {
         let recorder = Arc::new(Recorder::new(1, String::new()));
-        Arc::new(Vm::new(&[Some(compiled())], recorder, 1 << 30).unwrap())
+        let world = super::super::World::default();
+        Arc::new(Vm::new(&[Some(compiled())], recorder, &world, 1 << 30).unwrap())
     }
 
     #[test]
@@ -720,11 +776,12 @@ mod probe {
         let started = Instant::now();
         for _ in 0..CALLS {
             let thread = vm.thread().unwrap();
-            let y = vm.resume(&thread, (user.token, f.clone(), user.user.clone()));
+            let _gate = vm.try_enter();
+            let y = vm.resume(&thread, user.token, (f.clone(), user.user.clone()));
             assert!(matches!(y, Ok(Yielded::Request { .. })));
-            let y = vm.resume(&thread, (user.token, Value::Nil));
+            let y = vm.resume(&thread, user.token, Value::Nil);
             assert!(matches!(y, Ok(Yielded::Done)));
-            vm.recycle(thread);
+            vm.recycle(thread, true);
         }
         let yielding = started.elapsed() / CALLS;
 
