@@ -359,51 +359,72 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
     Ok(prepared)
 }
 
+/// A script's request that went out, before it is handed back to the script.
+pub(super) struct Answered {
+    method: Method,
+    name: String,
+    status: u16,
+    response: crate::session::Response,
+    elapsed: Duration,
+    corrected_us: Option<u64>,
+    size: u64,
+    /// Why no response came.
+    error: Option<String>,
+    /// Why it failed: no response, or the plan's check of it.
+    failed: Option<String>,
+}
+
 /// Sends a script's request as the user (its connection, cookies, timer and lateness) and
-/// keeps its entry pending for the script to settle. No Lua state is held while it is out.
-pub(super) async fn serve(
-    user: &mut User,
-    vm: &Vm,
-    token: i64,
-    req: Outgoing,
-) -> Result<Response, String> {
-    if let Ok(mut ctx) = vm.ctx() {
-        ctx.flush(token);
-    }
+/// checks the response. Touches no Lua state: the caller does not hold the VM meanwhile.
+pub(super) async fn send(user: &mut User, vm: &Vm, req: Outgoing) -> Result<Answered, String> {
     let prepared = vm.prepared(user, &req)?;
     let sent = user.send(&prepared).await?;
     let (outcome, elapsed, size) = (sent.outcome, sent.elapsed, sent.size);
-    let status = outcome.response.status;
     // The plan's check of a response (a status >= 400 fails unless `check.status` allows it).
     let failed = outcome
         .error
         .clone()
         .or_else(|| user.check(&prepared, &outcome.response, elapsed));
-    let mut ctx = vm.ctx()?;
+    Ok(Answered {
+        method: req.method,
+        name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
+        status: outcome.response.status,
+        response: outcome.response,
+        elapsed,
+        corrected_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
+        size,
+        error: outcome.error,
+        failed,
+    })
+}
+
+/// Keeps the answer's entry pending for the script to settle, and makes the response it sees.
+/// The caller holds the VM's gate.
+pub(super) fn respond(ctx: &mut Ctx, token: i64, a: Answered) -> Result<Response, String> {
     let state = ctx
         .user(token)
         .ok_or_else(|| "the user's script state is gone".to_string())?;
     let seq = state.next_seq;
     state.next_seq += 1;
-    let ok = failed.is_none();
+    let ok = a.failed.is_none();
     state.pending = Some(Pending {
         seq,
-        method: req.method,
-        name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
-        response_time_us: elapsed.as_micros() as u64,
-        corrected_response_time_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
-        content_length: size,
+        method: a.method,
+        name: a.name,
+        response_time_us: a.elapsed.as_micros() as u64,
+        corrected_response_time_us: a.corrected_us,
+        content_length: a.size,
         at_unix_s: unix_now(),
-        error: failed,
+        error: a.failed,
     });
     Ok(Response {
         token,
         seq,
-        status,
-        headers: Arc::new(outcome.response.headers),
-        body: outcome.response.body,
-        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-        error: outcome.error,
+        status: a.status,
+        headers: Arc::new(a.response.headers),
+        body: a.response.body,
+        elapsed_ms: a.elapsed.as_secs_f64() * 1000.0,
+        error: a.error,
         ok,
     })
 }

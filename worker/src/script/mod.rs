@@ -270,36 +270,56 @@ pub(crate) async fn call(user: &mut User, call: &Call) {
 
 /// Runs `name(user)` in a coroutine of the user's VM until it returns: each request it yields
 /// goes out on the user's connection, each sleep on the user's task, and the coroutine resumes
-/// with the answer.
+/// with the answer. Everything that touches the VM does so holding its gate; requests and
+/// sleeps never do.
 async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     let Some(compiled) = s.compiled().cloned() else {
         return Err("the class has no script".to_string());
     };
     let script = &compiled.script;
     let describe = |e: mlua::Error| describe(&e, script);
+    let vm = &s.vm;
+    let mut gate = Some(vm.enter().await);
     vars_in(s, user).map_err(describe)?;
     let Some(function) = s.function(name) else {
         return Err(format!("{}: no function `{name}`", script.origin));
     };
-    let vm = &s.vm;
     let thread = vm.thread().map_err(describe)?;
-    let mut next = {
-        let _gate = vm.enter().await;
-        vm.resume(&thread, s.token, (function, s.user().clone()))
-    };
+    let mut next = vm.resume(&thread, s.token, (function, s.user().clone()));
     let result = loop {
         let answer = match next {
             Err(e) => break Err(e),
             Ok(Yielded::Done) => break Ok(()),
-            Ok(Yielded::Request { method, url, opts }) => request(s, user, method, url, opts).await,
-            Ok(Yielded::Sleep(seconds)) => sleep(seconds).await,
+            Ok(Yielded::Request { method, url, opts }) => {
+                let outgoing = outgoing(s, method, url, opts);
+                drop(gate.take());
+                let answered = match outgoing {
+                    Ok(o) => http::send(user, vm, o).await,
+                    Err(e) => Err(e),
+                };
+                gate = Some(vm.enter().await);
+                answered.and_then(|a| {
+                    let mut ctx = vm.ctx()?;
+                    let response = http::respond(&mut ctx, s.token, a)?;
+                    drop(ctx);
+                    vm.lua()
+                        .create_userdata(response)
+                        .map(mlua::Value::UserData)
+                        .map_err(|e| e.to_string())
+                })
+            }
+            Ok(Yielded::Sleep(seconds)) => {
+                drop(gate.take());
+                let slept = sleep(seconds).await;
+                gate = Some(vm.enter().await);
+                slept
+            }
             Ok(Yielded::Stray) => {
                 break Err(mlua::Error::runtime(
                     "the call yielded its coroutine itself: use user:sleep to wait, and coroutine.yield only inside coroutines of the script's own",
                 ))
             }
         };
-        let _gate = vm.enter().await;
         next = match answer {
             Ok(value) => vm.resume(&thread, s.token, value),
             Err(message) => vm.resume(&thread, s.token, (mlua::Value::Nil, message)),
@@ -312,30 +332,31 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     if matches!(result, Err(mlua::Error::MemoryError(_))) {
         // What a failed call left behind (a table that hit the memory limit) must not fail
         // the next calls, this user's or another's, before they start.
-        let _gate = vm.enter().await;
         let _ = vm.lua().gc_collect();
     }
     let out = vars_out(s, user);
+    drop(gate);
     result.and(out).map_err(describe)
 }
 
-/// One request a script yielded: its options checked, sent, and the response for the script.
-async fn request(
+/// A request the script yielded, its options read (from the script's tables: the caller holds
+/// the gate), and the user's previous response recorded as it is if the script left it.
+fn outgoing(
     s: &Scripted,
-    user: &mut User,
     method: Method,
     url: mlua::Value,
     opts: mlua::Value,
-) -> Result<mlua::Value, String> {
+) -> Result<http::Outgoing, String> {
+    if let Ok(mut ctx) = s.vm.ctx() {
+        ctx.flush(s.token);
+    }
     let verb = method.plan_key();
     let url = match url {
         mlua::Value::String(u) => u.to_str().map_err(|e| e.to_string())?.to_string(),
-        other => {
-            return Err(format!(
+        other => return Err(format!(
             "user.http:{verb}(url, opts): url must be text, found {} (call it with `:`, not `.`)",
             other.type_name()
-        ))
-        }
+        )),
     };
     let opts = match opts {
         mlua::Value::Nil => None,
@@ -348,12 +369,7 @@ async fn request(
         }
     };
     let opts = http::Opts::parse(s.vm.lua(), opts)?;
-    let outgoing = http::Outgoing { method, url, opts };
-    let response = http::serve(user, &s.vm, s.token, outgoing).await?;
-    s.vm.lua()
-        .create_userdata(response)
-        .map(mlua::Value::UserData)
-        .map_err(|e| e.to_string())
+    Ok(http::Outgoing { method, url, opts })
 }
 
 async fn sleep(seconds: mlua::Value) -> Result<mlua::Value, String> {
