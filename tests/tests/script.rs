@@ -140,6 +140,7 @@ users:
         user.http:get("/status/404", {name = "allowed 404", check = {status = {200, 404}}})
         user.http:get("/json/x", {name = "json ok", check = {json = {["$.token"] = "t-1"}, body_contains = "ok"}})
         user.http:get("/ok", {name = "missing text", check = {body_contains = {"ok", "no such text"}}})
+        metric("a step", 5)
       end
     tasks:
       - {call: read}
@@ -166,6 +167,9 @@ users:
     assert_eq!(column(&dir, "allowed 404", "Failure Count"), 0);
     assert_eq!(column(&dir, "json ok", "Failure Count"), 0);
     assert_eq!(column(&dir, "missing text", "Failure Count"), calls);
+    // A script's own entries are not GETs: Locust's request type of a custom event.
+    assert_eq!(column(&dir, "a step", "Request Count"), calls);
+    assert!(file(&dir, "run_stats.csv").contains("\nSCRIPT,a step,"));
     let failures = file(&dir, "run_failures.csv");
     assert!(
         failures.contains("check failed: body does not contain \"\"no such text\"\""),
@@ -221,6 +225,7 @@ async fn a_script_error_fails_its_call_at_the_plan_line_and_the_user_goes_on() {
         "{failures}"
     );
     assert!(file(&dir, "run_exceptions.csv").contains("plan.yaml:11: attempt to index nil"));
+    assert!(file(&dir, "run_stats.csv").contains("\nCALL,call flaky,"));
     out.expect_code(1);
 }
 

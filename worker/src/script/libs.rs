@@ -168,7 +168,7 @@ pub(super) fn install(lua: &Lua) -> mlua::Result<()> {
             }
             if let Some(c) = lua.app_data_ref::<Ctx>() {
                 c.recorder.record(
-                    Method::Get,
+                    Method::Script,
                     &super::clip(name, super::MAX_NAME),
                     Sample {
                         response_time_us: (ms * 1000.0) as u64,

@@ -353,10 +353,12 @@ fn outgoing(
     let verb = method.plan_key();
     let url = match url {
         mlua::Value::String(u) => u.to_str().map_err(|e| e.to_string())?.to_string(),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "user.http:{verb}(url, opts): url must be text, found {} (call it with `:`, not `.`)",
             other.type_name()
-        )),
+        ))
+        }
     };
     let opts = match opts {
         mlua::Value::Nil => None,
@@ -420,10 +422,10 @@ fn vars_out(s: &Scripted, user: &mut User) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Records a failed call as an entry of the stats (type GET until the stats know other types).
+/// Records a failed call as an entry of the stats, of type `CALL`.
 fn record(user: &User, name: &str, elapsed: Duration, error: Option<&str>) {
     user.shared.recorder.record(
-        Method::Get,
+        Method::Call,
         name,
         Sample {
             response_time_us: elapsed.as_micros() as u64,
