@@ -324,7 +324,11 @@ impl Opts {
 /// The request as the YAML path prepares one (its URL, query and headers checked the same
 /// way), so that it goes out through the same session: the user's cookies, redirects, and a
 /// body decoded for the script.
-pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedRequest, String> {
+pub(super) fn prepare(
+    req: &Outgoing,
+    base: Option<&Base>,
+    reads_headers: bool,
+) -> Result<PreparedRequest, String> {
     let literal = |pairs: &[(String, String)]| -> Vec<(String, Template)> {
         pairs
             .iter()
@@ -355,7 +359,7 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
     })?;
     // The script may read anything of the response.
     prepared.needs_body = true;
-    prepared.needs_headers = true;
+    prepared.needs_headers = reads_headers;
     Ok(prepared)
 }
 
@@ -587,7 +591,7 @@ mod tests {
                 ..Opts::default()
             },
         };
-        let prepared = prepare(&req, Some(&base)).unwrap();
+        let prepared = prepare(&req, Some(&base), true).unwrap();
         let crate::prepare::Url::Static { origin, .. } = &prepared.url else {
             panic!("a script's URL is resolved when it is prepared");
         };
@@ -610,6 +614,6 @@ mod tests {
             },
             ..req
         };
-        assert!(prepare(&bad, Some(&base)).is_err());
+        assert!(prepare(&bad, Some(&base), true).is_err());
     }
 }

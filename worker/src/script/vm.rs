@@ -352,14 +352,19 @@ impl Vm {
         req: &Outgoing,
     ) -> Result<Arc<PreparedRequest>, String> {
         let base = user.shared.prepared.classes[user.class].base.as_ref();
+        let headers = match self.chunks.get(user.class) {
+            Some(Some((_, c))) => c.reads_headers,
+            _ => true,
+        };
+        let prepare = || super::http::prepare(req, base, headers).map(Arc::new);
         if !req.opts.plain() || req.url.len() > MAX_PREPARED_URL {
-            return super::http::prepare(req, base).map(Arc::new);
+            return prepare();
         }
         let key = (user.class, req.method, req.url.clone());
         if let Some(p) = self.prepared.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(p);
         }
-        let p = Arc::new(super::http::prepare(req, base)?);
+        let p = prepare()?;
         if let Ok(mut cache) = self.prepared.lock() {
             if cache.len() < MAX_PREPARED {
                 cache.insert(key, p.clone());
@@ -618,6 +623,7 @@ mod tests {
                 memory: 2 << 20,
             },
             bytecode: mlua::Compiler::new().compile(source).unwrap(),
+            reads_headers: true,
         })
     }
 
@@ -731,6 +737,7 @@ mod probe {
                 memory: 1 << 30,
             },
             bytecode: mlua::Compiler::new().compile(source).unwrap(),
+            reads_headers: true,
         })
     }
 
