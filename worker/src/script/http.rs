@@ -321,13 +321,38 @@ impl Opts {
     }
 }
 
+/// What of a response a class's script may read, from the words in its text (as `user.vars`
+/// names are found): parsing headers into a map and keeping a body cost ~1 us a request
+/// between them, so a script that never reads them does not pay.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wants {
+    /// `headers` (`r.headers`) is in the text.
+    pub headers: bool,
+    /// `body` or `json` (`r.body`, `r:json()`) is in the text.
+    pub body: bool,
+}
+
+impl Wants {
+    pub(super) const ALL: Wants = Wants {
+        headers: true,
+        body: true,
+    };
+
+    pub(super) fn of(source: &str) -> Wants {
+        Wants {
+            headers: source.contains("headers"),
+            body: source.contains("body") || source.contains("json"),
+        }
+    }
+}
+
 /// The request as the YAML path prepares one (its URL, query and headers checked the same
 /// way), so that it goes out through the same session: the user's cookies, redirects, and a
 /// body decoded for the script.
 pub(super) fn prepare(
     req: &Outgoing,
     base: Option<&Base>,
-    reads_headers: bool,
+    wants: Wants,
 ) -> Result<PreparedRequest, String> {
     let literal = |pairs: &[(String, String)]| -> Vec<(String, Template)> {
         pairs
@@ -358,8 +383,9 @@ pub(super) fn prepare(
         PreparedBody::Static(Bytes::copy_from_slice(body))
     })?;
     // The script may read anything of the response.
-    prepared.needs_body = true;
-    prepared.needs_headers = reads_headers;
+    // Kept for the script when its text reads them; a `check` that reads the body keeps it too.
+    prepared.needs_body |= wants.body;
+    prepared.needs_headers = wants.headers;
     Ok(prepared)
 }
 
@@ -591,7 +617,7 @@ mod tests {
                 ..Opts::default()
             },
         };
-        let prepared = prepare(&req, Some(&base), true).unwrap();
+        let prepared = prepare(&req, Some(&base), Wants::ALL).unwrap();
         let crate::prepare::Url::Static { origin, .. } = &prepared.url else {
             panic!("a script's URL is resolved when it is prepared");
         };
@@ -614,6 +640,18 @@ mod tests {
             },
             ..req
         };
-        assert!(prepare(&bad, Some(&base), true).is_err());
+        assert!(prepare(&bad, Some(&base), Wants::ALL).is_err());
+        let bare = Outgoing {
+            method: Method::Get,
+            url: "/".into(),
+            opts: Opts::default(),
+        };
+        let wants = Wants::of("function f(user) user.http:get('/') end");
+        let prepared = prepare(&bare, Some(&base), wants).unwrap();
+        assert!(!prepared.needs_body && !prepared.needs_headers);
+        let wants = Wants::of(
+            "function f(user) local r = user.http:get('/'); return r.headers.x, r:json() end",
+        );
+        assert!(wants.headers && wants.body);
     }
 }

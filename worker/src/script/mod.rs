@@ -52,9 +52,8 @@ pub(super) fn clip(mut text: String, max: usize) -> String {
 pub struct Compiled {
     pub(crate) script: Script,
     bytecode: Vec<u8>,
-    /// Whether the script may read a response's headers: the word `headers` is in its text
-    /// (as `user.vars` names are found). Parsing them into a map costs ~0.5-1 us a request.
-    reads_headers: bool,
+    /// What of a response the script may read.
+    wants: http::Wants,
 }
 
 /// What scripts read of the worker: the plan's feeders (`row`) and its place (`worker`).
@@ -126,7 +125,7 @@ impl Compiled {
         let compiled = Arc::new(Compiled {
             script: script.clone(),
             bytecode,
-            reads_headers: script.source.contains("headers"),
+            wants: http::Wants::of(&script.source),
         });
         let loaded = Vm::new(
             &[Some(compiled.clone())],
@@ -176,7 +175,7 @@ impl Compiled {
         Ok(Compiled {
             script: compiled.script.clone(),
             bytecode: compiled.bytecode.clone(),
-            reads_headers: compiled.reads_headers,
+            wants: compiled.wants,
         })
     }
 }

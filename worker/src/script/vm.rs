@@ -352,11 +352,11 @@ impl Vm {
         req: &Outgoing,
     ) -> Result<Arc<PreparedRequest>, String> {
         let base = user.shared.prepared.classes[user.class].base.as_ref();
-        let headers = match self.chunks.get(user.class) {
-            Some(Some((_, c))) => c.reads_headers,
-            _ => true,
+        let wants = match self.chunks.get(user.class) {
+            Some(Some((_, c))) => c.wants,
+            _ => super::http::Wants::ALL,
         };
-        let prepare = || super::http::prepare(req, base, headers).map(Arc::new);
+        let prepare = || super::http::prepare(req, base, wants).map(Arc::new);
         if !req.opts.plain() || req.url.len() > MAX_PREPARED_URL {
             return prepare();
         }
@@ -623,7 +623,7 @@ mod tests {
                 memory: 2 << 20,
             },
             bytecode: mlua::Compiler::new().compile(source).unwrap(),
-            reads_headers: true,
+            wants: crate::script::http::Wants::ALL,
         })
     }
 
@@ -737,7 +737,7 @@ mod probe {
                 memory: 1 << 30,
             },
             bytecode: mlua::Compiler::new().compile(source).unwrap(),
-            reads_headers: true,
+            wants: crate::script::http::Wants::ALL,
         })
     }
 
