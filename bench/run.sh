@@ -297,7 +297,9 @@ PY
         cmd=("$GOOSE" --host "http://127.0.0.1:$PORT" -u "$USERS" -r "$USERS" -t "${DURATION}s"
              --no-reset-metrics --no-telnet --report-file "$TMP/$name.json")
     else
-        cmd=("$HATCHERY" -f bench/plan.yaml --headless -u "$USERS" -r 1000 -t "${DURATION}s"
+        local plan=bench/plan.yaml
+        [ "$peer" = script ] && plan=bench/script.yaml
+        cmd=("$HATCHERY" -f "$plan" --headless -u "$USERS" -r 1000 -t "${DURATION}s"
              --threads 1 --host "http://127.0.0.1:$PORT" --json --only-summary)
     fi
     r0=$(nginx_requests); n0=$(cpu_ticks "$NGINX_WORKER"); t0=$(date +%s.%N)
@@ -307,7 +309,7 @@ PY
     wait "$TIMED_PID" || rc=$?
     n1=$(cpu_ticks "$NGINX_WORKER"); t1=$(date +%s.%N); r1=$(nginx_requests)
     # hatchery exits 1 when a request failed: that is counted below, not fatal here
-    if [ "$rc" -ne 0 ] && { [ "$peer" != hatchery ] || [ "$rc" -ne 1 ]; }; then
+    if [ "$rc" -ne 0 ] && { [ "$peer" != hatchery ] && [ "$peer" != script ] || [ "$rc" -ne 1 ]; }; then
         die "$peer run $round exited $rc: $(tail -5 "$TMP/$name.err")"
     fi
     [ -s "$TMP/$name.time" ] || die "$peer run $round: no GNU time output"
@@ -354,7 +356,7 @@ PY
 # ---------------------------------------------------------------- 4. throughput
 : > "$TMP/runs.tsv"
 IFS=, read -r -a ALL_PEERS <<< "$PEERS"
-ALL_PEERS+=(hatchery)
+ALL_PEERS+=(hatchery script)
 for round in $(seq "$RUNS"); do
     for peer in "${ALL_PEERS[@]}"; do
         throughput_run "$peer" "$round"
@@ -379,11 +381,12 @@ log "added latency (p50, p99 in us): $(tr '\t\n' ' ;' < "$TMP/latency.tsv")"
 
 # ---------------------------------------------------------------- 5. memory
 # mem_run USERS: appends "users rss_kib fds established failures requests" to $TMP/mem.tsv
-# mem_run USERS [PORT RATE RUNTIME SAMPLE_AT]
+# mem_run USERS [PORT RATE RUNTIME SAMPLE_AT PLAN]
 mem_run() {
     local u=$1 port=${2:-$PORT} rate=${3:-$MEM_SPAWN_RATE} runtime=${4:-$MEM_RUN_TIME}
-    local at=${5:-$MEM_SAMPLE_AT} name="mem.$1.${2:-$PORT}" rss=0 fds=0 est=0 rc=0
-    timed "$name" $((runtime + 60)) "$HATCHERY" -f bench/idle.yaml --headless -u "$u" \
+    local at=${5:-$MEM_SAMPLE_AT} plan=${6:-bench/idle.yaml} rss=0 fds=0 est=0 rc=0
+    local name="mem.$1.${2:-$PORT}.$(basename "$plan" .yaml)"
+    timed "$name" $((runtime + 60)) "$HATCHERY" -f "$plan" --headless -u "$u" \
         -r "$rate" -t "${runtime}s" --threads 1 --host "http://127.0.0.1:$port" \
         --json --only-summary
     sleep "$at"
@@ -413,6 +416,11 @@ if [ "$MEMORY" = 1 ]; then
     mem_run 1 $((PORT + 1)) "$BIG_RATE" $((BIG_AT + 3)) "$BIG_AT"
     sleep 1
     mem_run "$BIG_USERS" $((PORT + 1)) "$BIG_RATE" $((BIG_AT + 3)) "$BIG_AT"
+    # scripted users (bench/idle-script.yaml), as the first two rows: rows 5 and 6
+    sleep 1
+    mem_run 1 "$PORT" "$MEM_SPAWN_RATE" "$MEM_RUN_TIME" "$MEM_SAMPLE_AT" bench/idle-script.yaml
+    sleep 1
+    mem_run "$MEM_USERS" "$PORT" "$MEM_SPAWN_RATE" "$MEM_RUN_TIME" "$MEM_SAMPLE_AT" bench/idle-script.yaml
 fi
 
 # ---------------------------------------------------------------- 6. report
@@ -440,6 +448,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 # per-round ratios (each hatchery run against the wrk run just before it)
 PAIR_RATIOS=$(awk -F'\t' '{ v[$1, $2] = $3 / ($5 + $6) } END { for (r = 1; ("wrk", r) in v; r++) if (("hatchery", r) in v) printf "%.2f ", v["hatchery", r] / v["wrk", r] }' "$TMP/runs.tsv")
 PAIR_MEDIAN=$(for r in $PAIR_RATIOS; do echo "$r"; done | median)
+SCRIPT_RATIOS=$(awk -F'\t' '{ v[$1, $2] = $3 / ($5 + $6) } END { for (r = 1; ("wrk", r) in v; r++) if (("script", r) in v) printf "%.2f ", v["script", r] / v["wrk", r] }' "$TMP/runs.tsv")
+SCRIPT_MEDIAN=$(for r in $SCRIPT_RATIOS; do echo "$r"; done | median)
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 mkdir -p bench/out
@@ -456,6 +466,7 @@ OUT=bench/out/$STAMP.md
     has_peer locust && echo "  - Locust $("$LOCUST_VENV/bin/locust" --version 2>/dev/null | awk '{ print $2 }'): \`locust --headless -u $USERS -r $USERS -t ${DURATION}s --json --only-summary\`, one \`FastHttpUser\` with \`wait_time = constant(0)\` and one task \`GET /\`"
     has_peer goose && echo "  - Goose $(awk -F'"' '$0 == "name = \"goose\"" { getline; print $2; exit }' "$GOOSE_DIR/Cargo.lock" 2>/dev/null) (release build, default features, metrics on): \`goose-bench --host http://127.0.0.1:$PORT -u $USERS -r $USERS -t ${DURATION}s --no-reset-metrics --no-telnet --report-file ...\`, one scenario, one transaction \`GET /\`, no wait time"
     echo "  - \`hatchery -f bench/plan.yaml --headless -u $USERS -r 1000 -t ${DURATION}s --threads 1 --host http://127.0.0.1:$PORT --json --only-summary\`"
+    echo "  - script: the same with \`-f bench/script.yaml\` (each task a \`call:\` of a Luau function doing \`user.http:get(\"/\")\`)"
     echo "- CPU time: GNU time (user, sys) of the generator process; nginx CPU: /proc/<worker>/stat delta over the run"
     echo "- requests: as each tool counts them (wrk's summary, oha's status and error counts, Locust's and Goose's own final metrics, hatchery's Aggregated row); \"served by nginx\" below is nginx's stub_status count over the same run, as a check"
     echo
@@ -484,10 +495,12 @@ OUT=bench/out/$STAMP.md
     echo "$line |"
     echo
     for peer in "${ALL_PEERS[@]}"; do
-        [ "$peer" = hatchery ] || echo "- hatchery / $peer, requests per generator CPU-second: **$(ratio "${M[hatchery.rpc]}" "${M[$peer.rpc]}")**"
+        [ "$peer" = hatchery ] || [ "$peer" = script ] || echo "- hatchery / $peer, requests per generator CPU-second: **$(ratio "${M[hatchery.rpc]}" "${M[$peer.rpc]}")**"
     done
     echo
-    echo "Per-round ratios of requests per CPU-second (hatchery / the wrk run just before): ${PAIR_RATIOS}(median $PAIR_MEDIAN)."
+    echo "- script / wrk, requests per generator CPU-second: **$(ratio "${M[script.rpc]}" "${M[wrk.rpc]}")**; script / hatchery (plain YAML users): **$(ratio "${M[script.rpc]}" "${M[hatchery.rpc]}")**"
+    echo
+    echo "Per-round ratios of requests per CPU-second (hatchery / the wrk run just before): ${PAIR_RATIOS}(median $PAIR_MEDIAN); script / that wrk run: ${SCRIPT_RATIOS}(median $SCRIPT_MEDIAN)."
     awk -v a="${M[wrk.nginx]}" -v b="${M[hatchery.nginx]}" 'BEGIN { if (a > 0.9 || b > 0.9) print "\n**Warning:** nginx used more than 90% of its core: the target may have limited the wall rate (requests per generator CPU-second stay meaningful)." }'
     awk -v a="${M[wrk.gen_util]}" -v b="${M[hatchery.gen_util]}" 'BEGIN { if (a < 0.9 || b < 0.9) print "\n**Warning:** a generator used less than 90% of core 1: something else competed for the cores or the target was the limit; compare with care." }'
     echo
@@ -514,11 +527,13 @@ OUT=bench/out/$STAMP.md
         echo
         echo "| users | target | VmRSS (KiB) | open fds | established to nginx | requests | failures |"
         echo "|---:|---|---:|---:|---:|---:|---:|"
-        awk -F'\t' -v p="$PORT" '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, ($7 == p ? "keep-alive" : "closes"), $2, $3, $4, $6, $5 }' "$TMP/mem.tsv"
+        awk -F'\t' -v p="$PORT" '{ printf "| %s | %s%s | %s | %s | %s | %s | %s |\n", $1, ($7 == p ? "keep-alive" : "closes"), (NR > 4 ? ", scripted (bench/idle-script.yaml)" : ""), $2, $3, $4, $6, $5 }' "$TMP/mem.tsv"
         echo
         awk -F'\t' -v n="$MEM_USERS" -v b="$BIG_USERS" 'NR == 1 { r1 = $2 } NR == 2 { rn = $2 } NR == 3 { s1 = $2 } NR == 4 { sn = $2; req = $6 }
             END { if (n > 1 && rn > 0) printf "**RSS per idle user holding its connection: (RSS_%d - RSS_1) / %d = %.1f KiB**\n\n", n, n - 1, (rn - r1) / (n - 1);
                   if (b > 1 && sn > 0) printf "**RSS per idle user that connected once: (RSS_%d - RSS_1) / %d = %.1f KiB** (%d requests by the end: %s)\n", b, b - 1, (sn - s1) / (b - 1), req, (req >= b ? "every user started and made its first request" : "spawning did NOT keep up") }' "$TMP/mem.tsv"
+        awk -F'\t' -v n="$MEM_USERS" 'NR == 5 { r1 = $2 } NR == 6 { rn = $2 }
+            END { if (n > 1 && rn > 0) printf "\n**RSS per idle scripted user holding its connection: (RSS_%d - RSS_1) / %d = %.1f KiB**\n", n, n - 1, (rn - r1) / (n - 1) }' "$TMP/mem.tsv"
     fi
 } > "$OUT"
 cat "$OUT"

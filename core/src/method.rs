@@ -1,6 +1,8 @@
 use std::fmt;
 
-/// The HTTP methods a plan can use.
+/// The type of a statistics entry: the HTTP methods a plan can use ([`Method::ALL`]), and two
+/// that are not HTTP, for the entries a script makes (Locust's `request_type` of a custom
+/// event): `SCRIPT` for `metric()`, `CALL` for a failed `call:` step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     Get,
@@ -9,6 +11,8 @@ pub enum Method {
     Patch,
     Delete,
     Head,
+    Script,
+    Call,
 }
 
 impl Method {
@@ -21,6 +25,18 @@ impl Method {
         Method::Head,
     ];
 
+    /// Every type of a statistics entry: the HTTP methods, then `SCRIPT` and `CALL`.
+    pub const TYPES: [Method; 8] = {
+        let mut types = [Method::Script; 8];
+        let mut i = 0;
+        while i < Method::ALL.len() {
+            types[i] = Method::ALL[i];
+            i += 1;
+        }
+        types[7] = Method::Call;
+        types
+    };
+
     /// The upper-case name used on the wire and in Locust's `Type` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,10 +46,13 @@ impl Method {
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
             Method::Head => "HEAD",
+            Method::Script => "SCRIPT",
+            Method::Call => "CALL",
         }
     }
 
-    /// The lower-case key that introduces a request in a plan (`get: /path`).
+    /// The lower-case key that introduces a request in a plan (`get: /path`); `SCRIPT` and
+    /// `CALL` have none (no plan key takes them: [`Method::parse`] knows only HTTP methods).
     pub fn plan_key(self) -> &'static str {
         match self {
             Method::Get => "get",
@@ -42,10 +61,12 @@ impl Method {
             Method::Patch => "patch",
             Method::Delete => "delete",
             Method::Head => "head",
+            Method::Script => "script",
+            Method::Call => "call",
         }
     }
 
-    /// Parses either spelling (`GET` or `get`).
+    /// Parses either spelling (`GET` or `get`) of an HTTP method.
     pub fn parse(s: &str) -> Option<Method> {
         Method::ALL
             .into_iter()

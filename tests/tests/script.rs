@@ -121,6 +121,64 @@ async fn a_loop_of_five_posts_sends_five_per_call_with_the_token_a_yaml_step_cap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_reads_its_users_feeder_row_and_its_workers_place_and_checks_responses() {
+    let target = Target::start().await;
+    let dir = TempDir::new("script-row");
+    dir.write("accounts.csv", "user,password\nalice,a1\nbob,b2\n");
+    let out = run(
+        &dir,
+        r#"data:
+  accounts: {csv: accounts.csv}
+users:
+  - name: Reader
+    wait: {constant: 5ms}
+    script: |
+      function read(user)
+        local r = row("accounts")
+        user.http:get("/row/" .. user.id .. "/" .. r.user .. "/" .. r.password)
+        user.http:get("/place/" .. worker.index .. "/" .. worker.count)
+        user.http:get("/status/404", {name = "allowed 404", check = {status = {200, 404}}})
+        user.http:get("/json/x", {name = "json ok", check = {json = {["$.token"] = "t-1"}, body_contains = "ok"}})
+        user.http:get("/ok", {name = "missing text", check = {body_contains = {"ok", "no such text"}}})
+        metric("a step", 5)
+      end
+    tasks:
+      - {call: read}
+"#,
+        &target,
+        3,
+        "1s",
+    )
+    .await;
+    // Users 0 and 2 get row 0, user 1 row 1: the templates' row semantic.
+    let by_user: Vec<u64> = ["0/alice/a1", "1/bob/b2", "2/alice/a1"]
+        .iter()
+        .map(|p| target.count("GET", &format!("/row/{p}")))
+        .collect();
+    let calls = target.count("GET", "/place/0/1");
+    assert!(
+        by_user.iter().all(|&n| n > 0),
+        "{by_user:?} {}",
+        out.stderr()
+    );
+    assert_eq!(by_user.iter().sum::<u64>(), calls, "{:?}", target.counts());
+    assert_eq!(target.count("GET", "/status/404"), calls);
+    assert_eq!(column(&dir, "allowed 404", "Request Count"), calls);
+    assert_eq!(column(&dir, "allowed 404", "Failure Count"), 0);
+    assert_eq!(column(&dir, "json ok", "Failure Count"), 0);
+    assert_eq!(column(&dir, "missing text", "Failure Count"), calls);
+    // A script's own entries are not GETs: Locust's request type of a custom event.
+    assert_eq!(column(&dir, "a step", "Request Count"), calls);
+    assert!(file(&dir, "run_stats.csv").contains("\nSCRIPT,a step,"));
+    let failures = file(&dir, "run_failures.csv");
+    assert!(
+        failures.contains("check failed: body does not contain \"\"no such text\"\""),
+        "{failures}"
+    );
+    out.expect_code(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_error_fails_its_call_at_the_plan_line_and_the_user_goes_on() {
     let target = Target::start().await;
     let dir = TempDir::new("script-error");
@@ -167,6 +225,7 @@ async fn a_script_error_fails_its_call_at_the_plan_line_and_the_user_goes_on() {
         "{failures}"
     );
     assert!(file(&dir, "run_exceptions.csv").contains("plan.yaml:11: attempt to index nil"));
+    assert!(file(&dir, "run_stats.csv").contains("\nCALL,call flaky,"));
     out.expect_code(1);
 }
 
@@ -179,6 +238,7 @@ async fn an_endless_loop_and_a_memory_hog_are_stopped_and_reported_and_their_use
         r#"users:
   - name: Spinner
     script_timeout: 200ms
+    script_memory: 2MiB
     script: |
       function spin(user)
         user.http:get("/spin")
@@ -216,11 +276,11 @@ async fn an_endless_loop_and_a_memory_hog_are_stopped_and_reported_and_their_use
         "{failures}"
     );
     assert!(
-        failures.contains("plan.yaml:7: ran 200ms without awaiting (script_timeout)"),
+        failures.contains("plan.yaml:8: ran 200ms without awaiting (script_timeout)"),
         "{failures}"
     );
     assert!(
-        failures.contains("out of memory: over script_memory (2048 KiB)"),
+        failures.contains("out of memory: over script_memory (2048 KiB"),
         "{failures}"
     );
     out.expect_code(1);

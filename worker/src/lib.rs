@@ -11,7 +11,7 @@
 //! - [`http2`]: the HTTP/2 exchange (`http2: true`): one stream at a time per user, the
 //!   connection driven in the user's task, the request built as for HTTP/1.1.
 //! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
-//!   user, `call:` steps run as async Lua calls whose requests go out through the user.
+//!   runtime thread, a coroutine per call whose requests go out through the user.
 //! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
 //! - [`sendable`]: what may go on a request line or into a header, checked after rendering.
 //! - `session`: one request sent as a `requests.Session` sends it: cookies, redirects.
@@ -103,12 +103,14 @@ pub(crate) struct Shared {
     pub recorder: Arc<Recorder>,
     pub connector: http::Connector,
     pub default_timeout: Duration,
-    /// The worker's place in the fleet, as the latest assignment said.
-    pub place: PlaceCell,
+    /// The worker's place in the fleet, as the latest assignment said (scripts read it too).
+    pub place: Arc<PlaceCell>,
+    /// The scripts' VMs, one per runtime thread, when a class has a script.
+    pub scripts: Option<Arc<script::Pool>>,
 }
 
 /// A [`Place`] that users read while the control loop updates it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct PlaceCell(AtomicU64);
 
 impl PlaceCell {
@@ -141,12 +143,22 @@ pub fn start(
     to_master: mpsc::Sender<FromWorker>,
 ) -> Result<impl std::future::Future<Output = ()> + Send, Error> {
     let prepared = Prepared::new(plan, config.host.as_deref())?;
+    let recorder = Arc::new(Recorder::new(config.shards, config.node));
+    let classes: Vec<_> = prepared.classes.iter().map(|c| c.script.clone()).collect();
+    let place = Arc::new(PlaceCell::new(Place::default()));
+    let world = script::World {
+        feeders: prepared.plan.feeders.clone(),
+        place: place.clone(),
+    };
+    let scripts =
+        script::Pool::new(&classes, &recorder, &world, config.shards).map_err(Error::Config)?;
     let shared = Arc::new(Shared {
         prepared,
-        recorder: Arc::new(Recorder::new(config.shards, config.node)),
+        recorder,
         connector: http::Connector::new(&config.ca_certs).map_err(Error::Config)?,
         default_timeout: config.default_timeout,
-        place: PlaceCell::new(Place::default()),
+        place,
+        scripts: scripts.map(Arc::new),
     });
     Ok(users::run(
         shared,

@@ -469,6 +469,9 @@ pub(crate) fn to_http_method(m: Method) -> http::Method {
         Method::Patch => http::Method::PATCH,
         Method::Delete => http::Method::DELETE,
         Method::Head => http::Method::HEAD,
+        // Statistics types of a script's entries, never a request's method (plan requests and
+        // `user.http` take Method::ALL only).
+        Method::Script | Method::Call => http::Method::GET,
     }
 }
 

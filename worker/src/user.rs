@@ -50,8 +50,9 @@ pub struct User {
     /// its requests record their response time plus this as measured from the intended send
     /// time.
     pub(crate) lateness: Option<Duration>,
-    /// The user's script VM, made when the user starts, when its class has a script.
-    pub(crate) script: Option<Box<crate::script::Vm>>,
+    /// The user's part of its worker thread's script VM, made when the user starts, when its
+    /// class has a script.
+    pub(crate) script: Option<Box<crate::script::Scripted>>,
 }
 
 impl User {
@@ -90,7 +91,9 @@ impl User {
         let shared = self.shared.clone();
         let class = &shared.prepared.classes[self.class];
         let wait = shared.prepared.plan.users[self.class].wait;
-        crate::script::start(&mut self);
+        if shared.scripts.is_some() {
+            Box::pin(crate::script::start(&mut self)).await;
+        }
         for step in &class.on_start {
             if *stop.borrow() {
                 break;
@@ -365,7 +368,7 @@ impl User {
     }
 
     /// Applies the request's checks and captures; the first failure is the request's error.
-    fn check(
+    pub(crate) fn check(
         &mut self,
         req: &PreparedRequest,
         resp: &Response,
@@ -621,7 +624,10 @@ mod tests {
             recorder: Arc::new(crate::recorder::Recorder::new(1, "n".into())),
             connector: crate::http::Connector::default(),
             default_timeout: Duration::from_secs(1),
-            place: crate::PlaceCell::new(hatchery_core::protocol::Place::default()),
+            place: Arc::new(crate::PlaceCell::new(
+                hatchery_core::protocol::Place::default(),
+            )),
+            scripts: None,
         });
         let user = User::new(shared, 0, 0);
         assert!(std::mem::size_of_val(&user) <= 256);

@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::prepare::Prepared;
 use crate::user::User;
-use crate::{PlaceCell, Shared};
+use crate::Shared;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -105,12 +105,16 @@ impl Users {
         let plan = self.shared.prepared.plan.clone();
         match Prepared::new(plan, Some(host)) {
             Ok(prepared) => {
+                if let Some(scripts) = &self.shared.scripts {
+                    scripts.host_changed();
+                }
                 self.shared = Arc::new(Shared {
                     prepared,
                     recorder: self.shared.recorder.clone(),
                     connector: self.shared.connector.clone(),
                     default_timeout: self.shared.default_timeout,
-                    place: PlaceCell::new(self.shared.place.get()),
+                    place: self.shared.place.clone(),
+                    scripts: self.shared.scripts.clone(),
                 });
             }
             Err(e) => {

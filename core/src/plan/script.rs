@@ -10,10 +10,12 @@ use super::{Diagnostic, FileSource, Plan, Step, UserClass};
 
 /// Default bound on how long a script may run without awaiting (`script_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Default memory limit of one user's script VM (`script_memory`).
-pub const DEFAULT_MEMORY: u64 = 16 << 20;
-/// Largest `script_memory`: every scripted user may hold this much.
-const MAX_MEMORY: u64 = 1 << 30;
+/// Default memory limit of a worker thread's script VM (`script_memory`), which every scripted
+/// user on that thread shares: room for about 100,000 idle users (a few KiB each) and their
+/// calls' garbage.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+/// Largest `script_memory`: each runtime thread of a worker may hold this much.
+const MAX_MEMORY: u64 = 16 << 30;
 
 /// A user class's script: Luau source, and where it came from for messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,8 +135,8 @@ fn memory(cx: &mut Ctx<'_>, node: &Node<'_>) -> Option<u64> {
         _ => {
             cx.error_hint(
                 node,
-                format!("`script_memory` must be a size from 1MiB to 1GiB, found {text:?}"),
-                "write e.g. 16MiB or 64MiB",
+                format!("`script_memory` must be a size from 1MiB to 16GiB, found {text:?}"),
+                "write e.g. 256MiB or 1GiB",
             );
             None
         }

@@ -127,7 +127,7 @@ pub struct Stats {
     /// Rows in the order they were first seen; [`Stats::entries`] sorts.
     rows: Vec<Row>,
     /// Row index by name, then by method, so recording looks a `&str` up without allocating.
-    index: HashMap<Box<str>, [u32; Method::ALL.len()], BuildHasherDefault<NameHasher>>,
+    index: HashMap<Box<str>, [u32; Method::TYPES.len()], BuildHasherDefault<NameHasher>>,
     /// Boxed to keep `Stats` (and the protocol messages carrying one) small.
     total: Box<Entry>,
     num_error_kinds: usize,
@@ -182,7 +182,8 @@ impl Stats {
         // Looked up before inserting: once folding, every request of a new name lands here, and
         // `entry` would allocate the key each time.
         if !self.index.contains_key(name) {
-            self.index.insert(name.into(), [NO_SLOT; Method::ALL.len()]);
+            self.index
+                .insert(name.into(), [NO_SLOT; Method::TYPES.len()]);
         }
         let slots = self.index.get_mut(name).expect("inserted above");
         if slots[method as usize] == NO_SLOT {

@@ -42,7 +42,7 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Rows of a `Stats`: [`crate::stats::MAX_ENTRIES`], plus the `(other)` row of each method that
 /// the stats fold into once full.
-pub const MAX_ENTRIES: usize = crate::stats::MAX_ENTRIES + crate::Method::ALL.len();
+pub const MAX_ENTRIES: usize = crate::stats::MAX_ENTRIES + crate::Method::TYPES.len();
 /// Distinct error messages of one entry: [`crate::stats::MAX_ERRORS`] plus `(other errors)`.
 pub const MAX_ERRORS_PER_ENTRY: usize = crate::stats::MAX_ERRORS + 1;
 /// Non-empty buckets of one histogram (a real one has at most about 28 000).

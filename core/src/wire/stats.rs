@@ -279,6 +279,8 @@ impl From<Method> for proto::Method {
             Method::Patch => proto::Method::Patch,
             Method::Delete => proto::Method::Delete,
             Method::Head => proto::Method::Head,
+            Method::Script => proto::Method::Script,
+            Method::Call => proto::Method::Call,
         }
     }
 }
@@ -295,6 +297,8 @@ impl TryFrom<proto::Method> for Method {
             proto::Method::Patch => Method::Patch,
             proto::Method::Delete => Method::Delete,
             proto::Method::Head => Method::Head,
+            proto::Method::Script => Method::Script,
+            proto::Method::Call => Method::Call,
         })
     }
 }

@@ -18,15 +18,13 @@ use hatchery_core::Method;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::HeaderMap;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
-use tokio::sync::{mpsc, oneshot};
 
-use super::vm::{Ctx, Slice};
-use crate::h1;
+use super::vm::{Ctx, Vm};
 use crate::prepare::{build, Base, PreparedBody, PreparedRequest};
 use crate::recorder::Recorder;
-use crate::user::{http_error, User};
+use crate::user::User;
 
-const OPTIONS: [&str; 7] = [
+const OPTIONS: [&str; 8] = [
     "name",
     "headers",
     "query",
@@ -34,14 +32,11 @@ const OPTIONS: [&str; 7] = [
     "body",
     "timeout",
     "follow_redirects",
+    "check",
 ];
 
-/// A request from the script to its user, and where the answer goes.
-#[derive(Debug)]
-pub(super) struct Op {
-    pub request: Outgoing,
-    pub reply: oneshot::Sender<Result<Reply, String>>,
-}
+/// The forms of `check`, as the plan's request key.
+const CHECKS: [&str; 4] = ["status", "body_contains", "json", "max_time"];
 
 #[derive(Debug)]
 pub(super) struct Outgoing {
@@ -51,7 +46,7 @@ pub(super) struct Outgoing {
 }
 
 /// The options of `user.http:get(url, opts)`.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(super) struct Opts {
     pub name: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -61,6 +56,8 @@ pub(super) struct Opts {
     pub timeout: Option<Duration>,
     /// Follow redirects (default), as a YAML request does.
     pub follow_redirects: bool,
+    /// What makes the response a failure (the plan's `check`).
+    pub check: plan::Check,
 }
 
 impl Default for Opts {
@@ -72,7 +69,21 @@ impl Default for Opts {
             body: None,
             timeout: None,
             follow_redirects: true,
+            check: plan::Check::default(),
         }
+    }
+}
+
+impl PartialEq for Opts {
+    fn eq(&self, o: &Opts) -> bool {
+        fn c(c: &plan::Check) -> impl PartialEq + '_ {
+            let json: Vec<_> = c.json.iter().map(|(p, v)| (p.as_str(), v)).collect();
+            (&c.status, &c.body_contains, json, c.max_time)
+        }
+        (&self.name, &self.headers, &self.query, &self.body)
+            == (&o.name, &o.headers, &o.query, &o.body)
+            && (self.timeout, self.follow_redirects) == (o.timeout, o.follow_redirects)
+            && c(&self.check) == c(&o.check)
     }
 }
 
@@ -141,22 +152,7 @@ impl Opts {
         };
         let timeout = match get("timeout")? {
             Value::Nil => None,
-            Value::Integer(i) if i > 0 => Some(Duration::from_secs(i as u64)),
-            Value::Number(n) if n > 0.0 => Some(
-                Duration::try_from_secs_f64(n).map_err(|_| format!("timeout {n} is too long"))?,
-            ),
-            Value::String(s) => Some(
-                hatchery_core::duration::parse(&s.to_string_lossy())
-                    .map_err(|e| format!("`timeout`: {e}"))?,
-            ),
-            other => {
-                return Err(format!(
-                    "`timeout` must be seconds above 0 or a duration like \"5s\", found {}",
-                    other
-                        .to_string()
-                        .unwrap_or_else(|_| other.type_name().to_string())
-                ))
-            }
+            v => Some(duration("timeout", v)?),
         };
         let follow_redirects = match get("follow_redirects")? {
             Value::Nil => true,
@@ -175,19 +171,109 @@ impl Opts {
             body,
             timeout,
             follow_redirects,
+            check: check(lua, get("check")?)?,
         })
     }
 }
 
-/// What came back, for the script.
-#[derive(Debug)]
-pub(super) struct Reply {
-    seq: u64,
-    response: h1::Response,
-    elapsed: Duration,
-    /// Why no response came (connection refused, timeout...).
-    error: Option<String>,
-    ok: bool,
+/// Seconds above 0 or a duration text (`"500ms"`), for `key`.
+fn duration(key: &str, v: Value) -> Result<Duration, String> {
+    match v {
+        Value::Integer(i) if i > 0 => Ok(Duration::from_secs(i as u64)),
+        Value::Number(n) if n > 0.0 => {
+            Duration::try_from_secs_f64(n).map_err(|_| format!("{key} {n} is too long"))
+        }
+        Value::String(s) => hatchery_core::duration::parse(&s.to_string_lossy())
+            .map_err(|e| format!("`{key}`: {e}")),
+        other => Err(format!(
+            "`{key}` must be seconds above 0 or a duration like \"5s\", found {}",
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().to_string())
+        )),
+    }
+}
+
+/// `check = {status = ..., body_contains = ..., json = {...}, max_time = ...}`: the plan's check
+/// forms, a single value or a list where the plan takes a list.
+fn check(lua: &Lua, v: Value) -> Result<plan::Check, String> {
+    let t = match v {
+        Value::Nil => return Ok(plan::Check::default()),
+        Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "`check` must be a table, found {}",
+                other.type_name()
+            ))
+        }
+    };
+    let mut check = plan::Check::default();
+    for pair in t.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| e.to_string())?;
+        let key = key.to_string().unwrap_or_default();
+        match key.as_str() {
+            "status" => {
+                let codes = list(value)?
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Integer(i) => u16::try_from(i).ok(),
+                        Value::Number(n) if n.fract() == 0.0 => u16::try_from(n as i64).ok(),
+                        _ => None,
+                    })
+                    .map(|c| c.filter(|c| (100..=599).contains(c)))
+                    .collect::<Option<Vec<u16>>>()
+                    .ok_or("`check.status` must be a status code or a list of them (100 to 599)")?;
+                check.status = Some(codes);
+            }
+            "body_contains" => {
+                for v in list(value)? {
+                    match v {
+                        Value::String(s) => check.body_contains.push(s.to_string_lossy()),
+                        other => {
+                            return Err(format!(
+                                "`check.body_contains` must be text or a list of texts, found {}",
+                                other.type_name()
+                            ))
+                        }
+                    }
+                }
+            }
+            "json" => {
+                let Value::Table(paths) = value else {
+                    return Err("`check.json` must be a table of {[\"$.path\"] = value}".into());
+                };
+                for pair in paths.pairs::<String, Value>() {
+                    let (path, expected) =
+                        pair.map_err(|_| "`check.json` keys must be JSON paths".to_string())?;
+                    let parsed = hatchery_core::jsonpath::JsonPath::parse(&path)
+                        .map_err(|e| format!("`check.json` path {path:?}: {e}"))?;
+                    let expected = super::libs::to_json(lua, expected)
+                        .map_err(|e| format!("`check.json` value at {path:?}: {e}"))?;
+                    check.json.push((parsed, expected));
+                }
+                check.json.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            }
+            "max_time" => check.max_time = Some(duration("check.max_time", value)?),
+            other => {
+                return Err(format!(
+                    "unknown check `{other}`: the checks are {}",
+                    CHECKS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// A value or a list of values (a table used as an array).
+fn list(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Table(t) => t
+            .sequence_values::<Value>()
+            .collect::<mlua::Result<_>>()
+            .map_err(|e| e.to_string()),
+        other => Ok(vec![other]),
+    }
 }
 
 /// A response's entry in the statistics, until it is recorded.
@@ -219,10 +305,55 @@ impl Pending {
     }
 }
 
+impl Opts {
+    /// Whether the request is its method and URL alone (a `name` aside), so that its prepared
+    /// form is the same for every user of the class.
+    pub(super) fn plain(&self) -> bool {
+        self.headers.is_empty()
+            && self.query.is_empty()
+            && self.body.is_none()
+            && self.timeout.is_none()
+            && self.follow_redirects
+            && self.check.status.is_none()
+            && self.check.body_contains.is_empty()
+            && self.check.json.is_empty()
+            && self.check.max_time.is_none()
+    }
+}
+
+/// What of a response a class's script may read, from the words in its text (as `user.vars`
+/// names are found): parsing headers into a map and keeping a body cost ~1 us a request
+/// between them, so a script that never reads them does not pay.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wants {
+    /// `headers` (`r.headers`) is in the text.
+    pub headers: bool,
+    /// `body` or `json` (`r.body`, `r:json()`) is in the text.
+    pub body: bool,
+}
+
+impl Wants {
+    pub(super) const ALL: Wants = Wants {
+        headers: true,
+        body: true,
+    };
+
+    pub(super) fn of(source: &str) -> Wants {
+        Wants {
+            headers: source.contains("headers"),
+            body: source.contains("body") || source.contains("json"),
+        }
+    }
+}
+
 /// The request as the YAML path prepares one (its URL, query and headers checked the same
 /// way), so that it goes out through the same session: the user's cookies, redirects, and a
 /// body decoded for the script.
-pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedRequest, String> {
+pub(super) fn prepare(
+    req: &Outgoing,
+    base: Option<&Base>,
+    wants: Wants,
+) -> Result<PreparedRequest, String> {
     let literal = |pairs: &[(String, String)]| -> Vec<(String, Template)> {
         pairs
             .iter()
@@ -237,7 +368,7 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
         query: literal(&req.opts.query),
         body: plan::Body::Empty,
         timeout: req.opts.timeout,
-        check: plan::Check::default(),
+        check: req.opts.check.clone(),
         captures: Vec::new(),
         follow_redirects: req.opts.follow_redirects,
         line: 0,
@@ -252,103 +383,87 @@ pub(super) fn prepare(req: &Outgoing, base: Option<&Base>) -> Result<PreparedReq
         PreparedBody::Static(Bytes::copy_from_slice(body))
     })?;
     // The script may read anything of the response.
-    prepared.needs_body = true;
-    prepared.needs_headers = true;
+    // Kept for the script when its text reads them; a `check` that reads the body keeps it too.
+    prepared.needs_body |= wants.body;
+    prepared.needs_headers = wants.headers;
     Ok(prepared)
 }
 
+/// A script's request that went out, before it is handed back to the script.
+pub(super) struct Answered {
+    method: Method,
+    name: String,
+    status: u16,
+    response: crate::session::Response,
+    elapsed: Duration,
+    corrected_us: Option<u64>,
+    size: u64,
+    /// Why no response came.
+    error: Option<String>,
+    /// Why it failed: no response, or the plan's check of it.
+    failed: Option<String>,
+}
+
 /// Sends a script's request as the user (its connection, cookies, timer and lateness) and
-/// keeps its entry pending for the script to settle.
-pub(super) async fn serve(user: &mut User, lua: &Lua, req: Outgoing) -> Result<Reply, String> {
-    if let Some(mut c) = lua.app_data_mut::<Ctx>() {
-        c.flush();
-    }
-    let shared = user.shared.clone();
-    let base = shared.prepared.classes[user.class].base.as_ref();
-    let prepared = prepare(&req, base)?;
+/// checks the response. Touches no Lua state: the caller does not hold the VM meanwhile.
+pub(super) async fn send(user: &mut User, vm: &Vm, req: Outgoing) -> Result<Answered, String> {
+    let prepared = vm.prepared(user, &req)?;
     let sent = user.send(&prepared).await?;
     let (outcome, elapsed, size) = (sent.outcome, sent.elapsed, sent.size);
-    let status = outcome.response.status;
+    // The plan's check of a response (a status >= 400 fails unless `check.status` allows it).
     let failed = outcome
         .error
         .clone()
-        .or_else(|| (status >= 400).then(|| http_error(status)));
-    let mut ctx = lua
-        .app_data_mut::<Ctx>()
-        .ok_or_else(|| "the script's state is gone".to_string())?;
-    let seq = ctx.next_seq;
-    ctx.next_seq += 1;
-    let ok = failed.is_none();
-    ctx.pending = Some(Pending {
-        seq,
+        .or_else(|| user.check(&prepared, &outcome.response, elapsed));
+    Ok(Answered {
         method: req.method,
         name: super::clip(req.opts.name.unwrap_or(req.url), super::MAX_NAME),
-        response_time_us: elapsed.as_micros() as u64,
-        corrected_response_time_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
-        content_length: size,
-        at_unix_s: unix_now(),
-        error: failed,
-    });
-    Ok(Reply {
-        seq,
+        status: outcome.response.status,
         response: outcome.response,
         elapsed,
+        corrected_us: user.lateness.map(|l| (l + elapsed).as_micros() as u64),
+        size,
         error: outcome.error,
+        failed,
+    })
+}
+
+/// Keeps the answer's entry pending for the script to settle, and makes the response it sees.
+/// The caller holds the VM's gate.
+pub(super) fn respond(ctx: &mut Ctx, token: i64, a: Answered) -> Result<Response, String> {
+    let state = ctx
+        .user(token)
+        .ok_or_else(|| "the user's script state is gone".to_string())?;
+    let seq = state.next_seq;
+    state.next_seq += 1;
+    let ok = a.failed.is_none();
+    state.pending = Some(Pending {
+        seq,
+        method: a.method,
+        name: a.name,
+        response_time_us: a.elapsed.as_micros() as u64,
+        corrected_response_time_us: a.corrected_us,
+        content_length: a.size,
+        at_unix_s: unix_now(),
+        error: a.failed,
+    });
+    Ok(Response {
+        token,
+        seq,
+        status: a.status,
+        headers: Arc::new(a.response.headers),
+        body: a.response.body,
+        elapsed_ms: a.elapsed.as_secs_f64() * 1000.0,
+        error: a.error,
         ok,
     })
 }
 
-/// `user.http` with a function per method, and `user:sleep(seconds)`.
-pub(super) fn install(lua: &Lua, user: &Table, slice: &Arc<Slice>) -> mlua::Result<()> {
-    let http = lua.create_table()?;
-    for method in Method::ALL {
-        let function = lua.create_async_function(
-            move |lua, (_, url, opts): (Value, String, Option<Table>)| async move {
-                let opts = Opts::parse(&lua, opts).map_err(mlua::Error::runtime)?;
-                let ops = lua
-                    .app_data_ref::<Ctx>()
-                    .map(|c| c.ops.clone())
-                    .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
-                let (reply, answer) = oneshot::channel();
-                let request = Outgoing { method, url, opts };
-                send(&ops, Op { request, reply }).await?;
-                let reply = answer
-                    .await
-                    .map_err(|_| mlua::Error::runtime("the request was dropped"))?;
-                if let Some(c) = lua.app_data_ref::<Ctx>() {
-                    c.slice.start();
-                }
-                let reply = reply.map_err(mlua::Error::runtime)?;
-                Ok(Response::from(reply))
-            },
-        )?;
-        http.raw_set(method.plan_key(), function)?;
-    }
-    user.raw_set("http", http)?;
-    let slice = slice.clone();
-    let sleep = lua.create_async_function(move |_, (_, seconds): (Value, f64)| {
-        let slice = slice.clone();
-        async move {
-            let pause = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                mlua::Error::runtime(format!("user:sleep({seconds}): seconds must be >= 0"))
-            })?;
-            tokio::time::sleep(pause).await;
-            slice.start();
-            Ok(())
-        }
-    })?;
-    user.raw_set("sleep", sleep)
-}
-
-async fn send(ops: &mpsc::Sender<Op>, op: Op) -> mlua::Result<()> {
-    ops.send(op)
-        .await
-        .map_err(|_| mlua::Error::runtime("requests can only be sent from a `call:`"))
-}
-
 /// What a script sees of a response.
 #[derive(Debug)]
-struct Response {
+pub(super) struct Response {
+    /// The user it came to.
+    token: i64,
     seq: u64,
     status: u16,
     headers: Arc<HeaderMap>,
@@ -358,35 +473,25 @@ struct Response {
     ok: bool,
 }
 
-impl From<Reply> for Response {
-    fn from(r: Reply) -> Response {
-        Response {
-            seq: r.seq,
-            status: r.response.status,
-            headers: Arc::new(r.response.headers),
-            body: r.response.body,
-            elapsed_ms: r.elapsed.as_secs_f64() * 1000.0,
-            error: r.error,
-            ok: r.ok,
-        }
-    }
-}
-
 impl Response {
     /// Records the response now, failed with `error` or succeeded.
     fn settle(&mut self, lua: &Lua, error: Option<String>) -> mlua::Result<()> {
         let mut ctx = lua
             .app_data_mut::<Ctx>()
             .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
-        match ctx.pending.take() {
+        let recorder = ctx.recorder.clone();
+        let Some(user) = ctx.user(self.token) else {
+            return Err(mlua::Error::runtime("this response's user is gone"));
+        };
+        match user.pending.take() {
             Some(mut p) if p.seq == self.seq => {
                 self.ok = error.is_none();
                 p.error = error;
-                p.record(&ctx.recorder);
+                p.record(&recorder);
                 Ok(())
             }
             other => {
-                ctx.pending = other;
+                user.pending = other;
                 Err(mlua::Error::runtime(
                     "this response is already recorded: call r:failure() or r:success() before the next request",
                 ))
@@ -463,6 +568,29 @@ mod tests {
     }
 
     #[test]
+    fn a_check_takes_the_plans_forms_as_one_value_or_a_list() {
+        let o = opts(r#"{check = {status = {200, 404}, body_contains = "ok", json = {["$.a.b"] = 1}, max_time = "2s"}}"#)
+            .unwrap();
+        assert_eq!(o.check.status, Some(vec![200, 404]));
+        assert_eq!(o.check.body_contains, ["ok"]);
+        assert_eq!(o.check.json[0].0.as_str(), "$.a.b");
+        assert_eq!(o.check.json[0].1, serde_json::json!(1));
+        assert_eq!(o.check.max_time, Some(Duration::from_secs(2)));
+        assert!(!o.plain());
+        let o = opts("{check = {status = 201, body_contains = {'a', 'b'}}}").unwrap();
+        assert_eq!(
+            (o.check.status, o.check.body_contains),
+            (Some(vec![201]), vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(opts("{name = 'x'}").unwrap().plain());
+        let err = |src| opts(src).unwrap_err();
+        assert!(err("{check = {staus = 200}}").contains("unknown check `staus`"));
+        assert!(err("{check = {status = 1000}}").contains("`check.status` must be"));
+        assert!(err("{check = {json = {['a..'] = 1}}}").contains("`check.json` path"));
+        assert!(err("{check = 200}").contains("`check` must be a table"));
+    }
+
+    #[test]
     fn bad_options_are_clear_errors() {
         let err = |src| opts(src).unwrap_err();
         assert!(err("{nmae = 'x'}").contains("unknown request option `nmae`"));
@@ -489,7 +617,7 @@ mod tests {
                 ..Opts::default()
             },
         };
-        let prepared = prepare(&req, Some(&base)).unwrap();
+        let prepared = prepare(&req, Some(&base), Wants::ALL).unwrap();
         let crate::prepare::Url::Static { origin, .. } = &prepared.url else {
             panic!("a script's URL is resolved when it is prepared");
         };
@@ -512,6 +640,18 @@ mod tests {
             },
             ..req
         };
-        assert!(prepare(&bad, Some(&base)).is_err());
+        assert!(prepare(&bad, Some(&base), Wants::ALL).is_err());
+        let bare = Outgoing {
+            method: Method::Get,
+            url: "/".into(),
+            opts: Opts::default(),
+        };
+        let wants = Wants::of("function f(user) user.http:get('/') end");
+        let prepared = prepare(&bare, Some(&base), wants).unwrap();
+        assert!(!prepared.needs_body && !prepared.needs_headers);
+        let wants = Wants::of(
+            "function f(user) local r = user.http:get('/'); return r.headers.x, r:json() end",
+        );
+        assert!(wants.headers && wants.body);
     }
 }

@@ -1,5 +1,5 @@
 //! The libraries a script gets besides Luau's own: `json`, `crypto`, `base64`, `uuid()`,
-//! `log`, `print` (to the log) and `metric(name, ms)`.
+//! `log`, `print` (to the log), `metric(name, ms)`, and `math.random` per user.
 
 use base64::Engine;
 use hatchery_core::stats::Sample;
@@ -46,8 +46,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
+/// The running user's number, for the log.
+fn running_id(lua: &Lua) -> Option<u64> {
+    lua.app_data_mut::<Ctx>()
+        .and_then(|mut c| c.running().map(|u| u.id))
+}
+
+pub(super) fn install(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
+    install_math(lua, &globals)?;
 
     let json = lua.create_table()?;
     json.raw_set(
@@ -126,27 +133,27 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
     let log = lua.create_table()?;
     log.raw_set(
         "info",
-        lua.create_function(move |_, message: String| {
-            tracing::info!(user = user_id, "{message}");
+        lua.create_function(move |lua, message: String| {
+            tracing::info!(user = running_id(lua), "{message}");
             Ok(())
         })?,
     )?;
     log.raw_set(
         "warn",
-        lua.create_function(move |_, message: String| {
-            tracing::warn!(user = user_id, "{message}");
+        lua.create_function(move |lua, message: String| {
+            tracing::warn!(user = running_id(lua), "{message}");
             Ok(())
         })?,
     )?;
     globals.raw_set("log", log)?;
     globals.raw_set(
         "print",
-        lua.create_function(move |_, values: mlua::Variadic<Value>| {
+        lua.create_function(move |lua, values: mlua::Variadic<Value>| {
             let text: Vec<String> = values
                 .iter()
                 .map(|v| v.to_string().unwrap_or_else(|_| v.type_name().to_string()))
                 .collect();
-            tracing::info!(user = user_id, "{}", text.join("\t"));
+            tracing::info!(user = running_id(lua), "{}", text.join("\t"));
             Ok(())
         })?,
     )?;
@@ -161,7 +168,7 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
             }
             if let Some(c) = lua.app_data_ref::<Ctx>() {
                 c.recorder.record(
-                    Method::Get,
+                    Method::Script,
                     &super::clip(name, super::MAX_NAME),
                     Sample {
                         response_time_us: (ms * 1000.0) as u64,
@@ -178,13 +185,101 @@ pub(super) fn install(lua: &Lua, user_id: u64) -> mlua::Result<()> {
     Ok(())
 }
 
+/// `row(feeder)`: the running user's row of a feeder (user *n* gets row *n mod rows*, as
+/// templates' `row.FEEDER.COLUMN`), a table of column = value; and `worker.index` and
+/// `worker.count`, the worker's place in the fleet as its latest assignment said.
+pub(super) fn install_world(lua: &Lua, world: &super::World) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let feeders = world.feeders.clone();
+    globals.raw_set(
+        "row",
+        lua.create_function(move |lua, name: String| {
+            let Some(feeder) = feeders.iter().find(|f| f.name == name) else {
+                let names: Vec<&str> = feeders.iter().map(|f| f.name.as_str()).collect();
+                let known = match names.is_empty() {
+                    true => "the plan has no feeders (`data:`)".to_string(),
+                    false => format!("the feeders are {}", names.join(", ")),
+                };
+                return Err(mlua::Error::runtime(format!(
+                    "row({name:?}): no feeder named {name:?}; {known}"
+                )));
+            };
+            let id = lua
+                .app_data_mut::<Ctx>()
+                .and_then(|mut c| c.running().map(|u| u.id))
+                .ok_or_else(|| mlua::Error::runtime("row: no user runs"))?;
+            let row = &feeder.rows[(id % feeder.rows.len().max(1) as u64) as usize];
+            let out = lua.create_table_with_capacity(0, row.len())?;
+            for (column, value) in feeder.columns.iter().zip(row) {
+                out.raw_set(column.as_str(), value.as_str())?;
+            }
+            Ok(out)
+        })?,
+    )?;
+    globals.raw_set("worker", Worker(world.place.clone()))
+}
+
+/// `worker`: read at each access, since the place changes when the fleet does.
+struct Worker(std::sync::Arc<crate::PlaceCell>);
+
+impl mlua::UserData for Worker {
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("index", |_, w| Ok(w.0.get().index));
+        fields.add_field_method_get("count", |_, w| Ok(w.0.get().count));
+    }
+}
+
+/// `math` with `random` and `randomseed` drawing from the running user's own generator
+/// (seeded from its number): the VM is shared, a user's draws must not depend on the others'.
+fn install_math(lua: &Lua, globals: &mlua::Table) -> mlua::Result<()> {
+    let luau: mlua::Table = globals.get("math")?;
+    let math = lua.create_table()?;
+    for pair in luau.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        math.raw_set(k, v)?;
+    }
+    math.raw_set(
+        "random",
+        lua.create_function(|lua, (m, n): (Option<i64>, Option<i64>)| {
+            let mut ctx = lua
+                .app_data_mut::<Ctx>()
+                .ok_or_else(|| mlua::Error::runtime("the script's state is gone"))?;
+            let rng = &mut ctx
+                .running()
+                .ok_or_else(|| mlua::Error::runtime("math.random: no user runs"))?
+                .rng;
+            let (lo, hi) = match (m, n) {
+                (None, _) => return Ok(Value::Number(rng.f64())),
+                (Some(m), None) => (1, m),
+                (Some(m), Some(n)) => (m, n),
+            };
+            if lo > hi {
+                return Err(mlua::Error::runtime(
+                    "bad argument to 'random' (interval is empty)",
+                ));
+            }
+            Ok(Value::Number(rng.i64(lo..=hi) as f64))
+        })?,
+    )?;
+    math.raw_set(
+        "randomseed",
+        lua.create_function(|lua, seed: f64| {
+            if let Some(u) = lua.app_data_mut::<Ctx>().as_mut().and_then(|c| c.running()) {
+                u.rng.seed(seed as i64 as u64);
+            }
+            Ok(())
+        })?,
+    )?;
+    globals.raw_set("math", math)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn eval(src: &str) -> String {
         let lua = Lua::new();
-        install(&lua, 1).unwrap();
+        install(&lua).unwrap();
         lua.load(src).eval().unwrap()
     }
 
@@ -204,7 +299,7 @@ mod tests {
     #[test]
     fn a_cyclic_or_very_deep_table_is_an_error_not_a_stack_overflow() {
         let lua = Lua::new();
-        install(&lua, 1).unwrap();
+        install(&lua).unwrap();
         let err = |src: &str| lua.load(src).eval::<String>().unwrap_err().to_string();
         assert!(err("local t = {}; t.t = t; return json.encode(t)").contains("deeper than 128"));
         let deep = "local t = {}; local c = t; for i = 1, 100000 do c.n = {}; c = c.n end; return json.encode(t)";

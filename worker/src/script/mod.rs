@@ -1,9 +1,11 @@
-//! Scripted users: a class's Luau script, compiled once per plan; one sandboxed VM per user;
-//! `call:` steps run a script function as an async Lua call whose requests go out through the
-//! user's own connection, timer and statistics (docs/scripting.md).
+//! Scripted users: a class's Luau script, compiled once per plan and loaded once per VM; one
+//! sandboxed VM per worker thread ([`Pool`]), shared by its users; per user an environment and
+//! a `user` table; a `call:` step runs a script function in a coroutine that the user's task
+//! resumes, whose requests go out through the user's own connection, timer and statistics
+//! (docs/scripting.md).
 //!
 //! - `position`: Luau's `CHUNK:LINE:` moved to where the script is written.
-//! - `vm`: one user's VM: sandbox, limits, the `user` table and the libraries.
+//! - `vm`: one worker thread's VM: sandbox, limits, users' slots, environments, coroutines.
 //! - `http`: `user.http:get(url, opts)`: options, encoding, the response object.
 //! - `libs`: `json`, `crypto`, `base64`, `uuid`, `log`, `metric`.
 
@@ -12,6 +14,7 @@ mod libs;
 mod position;
 mod vm;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hatchery_core::plan::{Call, Diagnostic, Diagnostics, Script, UserClass};
@@ -19,8 +22,10 @@ use hatchery_core::stats::Sample;
 use hatchery_core::timestamp::unix_now;
 use hatchery_core::Method;
 
+use crate::recorder::Recorder;
 use crate::user::User;
-pub(crate) use vm::Vm;
+pub(crate) use vm::Scripted;
+use vm::{Vm, Yielded};
 
 /// Longest statistics entry name a script may give (`name`, `metric`); longer ones are cut.
 pub(super) const MAX_NAME: usize = 1024;
@@ -47,12 +52,61 @@ pub(super) fn clip(mut text: String, max: usize) -> String {
 pub struct Compiled {
     pub(crate) script: Script,
     bytecode: Vec<u8>,
+    /// What of a response the script may read.
+    wants: http::Wants,
+}
+
+/// What scripts read of the worker: the plan's feeders (`row`) and its place (`worker`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct World {
+    pub feeders: Vec<hatchery_core::template::Table>,
+    pub place: Arc<crate::PlaceCell>,
+}
+
+/// The VMs of a worker, one per runtime thread; user *n* runs in VM *n mod count*.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    vms: Vec<Arc<Vm>>,
+}
+
+impl Pool {
+    /// `count` VMs with every class's script loaded; `None` when no class has a script.
+    pub(crate) fn new(
+        classes: &[Option<Arc<Compiled>>],
+        recorder: &Arc<Recorder>,
+        world: &World,
+        count: usize,
+    ) -> Result<Option<Pool>, String> {
+        let Some(memory) = classes.iter().flatten().map(|c| c.script.memory).max() else {
+            return Ok(None);
+        };
+        let memory = usize::try_from(memory).unwrap_or(usize::MAX);
+        let vms = (0..count.max(1))
+            .map(|_| Vm::new(classes, recorder.clone(), world, memory).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Pool { vms }))
+    }
+
+    /// Forgets the requests prepared against the old host (`SetHost`, between tests).
+    pub(crate) fn host_changed(&self) {
+        for vm in &self.vms {
+            vm.forget_prepared();
+        }
+    }
+
+    fn vm(&self, id: u64) -> &Arc<Vm> {
+        &self.vms[(id % self.vms.len() as u64) as usize]
+    }
 }
 
 impl Compiled {
     /// Compiles the script and loads it once in a VM like a user's, so that `--check` and a
     /// worker's start report what every user would meet.
-    pub fn new(script: &Script, class: &UserClass) -> Result<Compiled, Vec<Diagnostics>> {
+    pub(crate) fn new(
+        script: &Script,
+        class: &UserClass,
+        world: &World,
+    ) -> Result<Compiled, Vec<Diagnostics>> {
         let at_script = |line: Option<u32>, message: String| {
             let (line, column) = line.map_or((0, 0), |l| script.position(l));
             Diagnostics::single(&script.origin, Diagnostic::new(line, column, message))
@@ -68,15 +122,28 @@ impl Compiled {
                 )]);
             }
         };
-        let compiled = Compiled {
+        let compiled = Arc::new(Compiled {
             script: script.clone(),
             bytecode,
-        };
-        let vm = vm::Vm::check(&compiled).map_err(|e| {
+            wants: http::Wants::of(&script.source),
+        });
+        let loaded = Vm::new(
+            &[Some(compiled.clone())],
+            Arc::new(Recorder::new(1, String::new())),
+            world,
+            usize::try_from(script.memory).unwrap_or(usize::MAX),
+        )
+        .map(Arc::new)
+        .and_then(|vm| {
+            let _alone = vm.try_enter();
+            vm.add_user(0, 0)
+        });
+        let user = loaded.map_err(|e| {
             let (line, text) = position::split_line(&e, script);
             vec![at_script(line, format!("script error as it loads: {text}"))]
         })?;
-        let functions = vm.functions();
+        let functions = user.functions();
+        drop(user);
         let mut missing = Vec::new();
         let tasks = class.tasks.iter().flat_map(|t| &t.steps);
         for step in class.on_start.iter().chain(tasks).chain(&class.on_stop) {
@@ -105,24 +172,39 @@ impl Compiled {
                 items: missing,
             }]);
         }
-        Ok(compiled)
+        Ok(Compiled {
+            script: compiled.script.clone(),
+            bytecode: compiled.bytecode.clone(),
+            wants: compiled.wants,
+        })
     }
 }
 
 /// Every class's script, compiled and checked; every problem of every class when any fails,
-/// one [`Diagnostics`] per file in the order met.
+/// one [`Diagnostics`] per file in the order met. The classes share each worker thread's VM,
+/// so each script is checked under the VM's memory limit: the largest `script_memory`.
 pub(crate) fn compile_all(
     plan: &hatchery_core::Plan,
-) -> Result<Vec<Option<std::sync::Arc<Compiled>>>, Vec<Diagnostics>> {
+) -> Result<Vec<Option<Arc<Compiled>>>, Vec<Diagnostics>> {
     let mut problems: Vec<Diagnostics> = Vec::new();
     let mut compiled = Vec::with_capacity(plan.users.len());
+    let scripts = plan.users.iter().filter_map(|c| c.script.as_ref());
+    let memory = scripts.map(|s| s.memory).max().unwrap_or_default();
+    let world = World {
+        feeders: plan.feeders.clone(),
+        ..World::default()
+    };
     for class in &plan.users {
         let Some(script) = &class.script else {
             compiled.push(None);
             continue;
         };
-        match Compiled::new(script, class) {
-            Ok(c) => compiled.push(Some(std::sync::Arc::new(c))),
+        let script = Script {
+            memory,
+            ..script.clone()
+        };
+        match Compiled::new(&script, class, &world) {
+            Ok(c) => compiled.push(Some(Arc::new(c))),
             Err(found) => {
                 for d in found {
                     match problems.iter_mut().find(|p| p.origin == d.origin) {
@@ -142,19 +224,26 @@ pub(crate) fn compile_all(
     Err(problems)
 }
 
-/// Makes the user's VM when its class has a script. A script that fails as it loads for this
-/// user (it did for none at prepare time, but it may branch on `user.id`) is an exception, and
-/// the user's calls then fail.
-pub(crate) fn start(user: &mut User) {
+/// Adds the user to its VM when its class has a script. A script that fails as it loads for
+/// this user (it did for none at prepare time, but it may branch on `user.id`) is an exception,
+/// and the user's calls then fail.
+pub(crate) async fn start(user: &mut User) {
     let shared = user.shared.clone();
-    let Some(compiled) = &shared.prepared.classes[user.class].script else {
+    let (Some(pool), Some(compiled)) =
+        (&shared.scripts, &shared.prepared.classes[user.class].script)
+    else {
         return;
     };
-    match Vm::new(compiled.clone(), &shared, user.id) {
-        Ok(vm) => user.script = Some(Box::new(vm)),
-        Err(e) => shared.recorder.exception(&format!(
-            "script error: {}",
-            position::relocate(&e, &compiled.script)
+    let vm = pool.vm(user.id);
+    let added = {
+        let _gate = vm.enter().await;
+        vm.add_user(user.class, user.id)
+    };
+    match added {
+        Ok(s) => user.script = Some(Box::new(s)),
+        Err(e) => shared.recorder.exception(&clip(
+            format!("script error: {}", position::relocate(&e, &compiled.script)),
+            MAX_MESSAGE,
         )),
     }
 }
@@ -164,9 +253,9 @@ pub(crate) fn start(user: &mut User) {
 pub(crate) async fn call(user: &mut User, call: &Call) {
     let started = Instant::now();
     let result = match user.script.take() {
-        Some(mut vm) => {
-            let result = vm.run(user, &call.function).await;
-            user.script = Some(vm);
+        Some(s) => {
+            let result = run(&s, user, &call.function).await;
+            user.script = Some(s);
             result
         }
         None => Err("the user's script did not load (see the exceptions)".to_string()),
@@ -183,10 +272,164 @@ pub(crate) async fn call(user: &mut User, call: &Call) {
     }
 }
 
-/// Records a failed call as an entry of the stats (type GET until the stats know other types).
+/// Runs `name(user)` in a coroutine of the user's VM until it returns: each request it yields
+/// goes out on the user's connection, each sleep on the user's task, and the coroutine resumes
+/// with the answer. Everything that touches the VM does so holding its gate; requests and
+/// sleeps never do.
+async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
+    let Some(compiled) = s.compiled().cloned() else {
+        return Err("the class has no script".to_string());
+    };
+    let script = &compiled.script;
+    let describe = |e: mlua::Error| describe(&e, script);
+    let vm = &s.vm;
+    let mut gate = Some(vm.enter().await);
+    vars_in(s, user).map_err(describe)?;
+    let Some(function) = s.function(name) else {
+        return Err(format!("{}: no function `{name}`", script.origin));
+    };
+    let thread = vm.thread().map_err(describe)?;
+    let mut next = vm.resume(&thread, s.token, (function, s.user().clone()));
+    let result = loop {
+        let answer = match next {
+            Err(e) => break Err(e),
+            Ok(Yielded::Done) => break Ok(()),
+            Ok(Yielded::Request { method, url, opts }) => {
+                let outgoing = outgoing(s, method, url, opts);
+                drop(gate.take());
+                let answered = match outgoing {
+                    Ok(o) => http::send(user, vm, o).await,
+                    Err(e) => Err(e),
+                };
+                gate = Some(vm.enter().await);
+                answered.and_then(|a| {
+                    let mut ctx = vm.ctx()?;
+                    let response = http::respond(&mut ctx, s.token, a)?;
+                    drop(ctx);
+                    vm.lua()
+                        .create_userdata(response)
+                        .map(mlua::Value::UserData)
+                        .map_err(|e| e.to_string())
+                })
+            }
+            Ok(Yielded::Sleep(seconds)) => {
+                drop(gate.take());
+                let slept = sleep(seconds).await;
+                gate = Some(vm.enter().await);
+                slept
+            }
+            Ok(Yielded::Stray) => {
+                break Err(mlua::Error::runtime(
+                    "the call yielded its coroutine itself: use user:sleep to wait, and coroutine.yield only inside coroutines of the script's own",
+                ))
+            }
+        };
+        next = match answer {
+            Ok(value) => vm.resume(&thread, s.token, value),
+            Err(message) => vm.resume(&thread, s.token, (mlua::Value::Nil, message)),
+        };
+    };
+    vm.recycle(thread, result.is_ok());
+    if let Ok(mut ctx) = vm.ctx() {
+        ctx.flush(s.token);
+    }
+    if matches!(result, Err(mlua::Error::MemoryError(_))) {
+        // What a failed call left behind (a table that hit the memory limit) must not fail
+        // the next calls, this user's or another's, before they start.
+        let _ = vm.lua().gc_collect();
+    }
+    let out = vars_out(s, user);
+    drop(gate);
+    result.and(out).map_err(describe)
+}
+
+/// A request the script yielded, its options read (from the script's tables: the caller holds
+/// the gate), and the user's previous response recorded as it is if the script left it.
+fn outgoing(
+    s: &Scripted,
+    method: Method,
+    url: mlua::Value,
+    opts: mlua::Value,
+) -> Result<http::Outgoing, String> {
+    if let Ok(mut ctx) = s.vm.ctx() {
+        ctx.flush(s.token);
+    }
+    let verb = method.plan_key();
+    let url = match url {
+        mlua::Value::String(u) => u.to_str().map_err(|e| e.to_string())?.to_string(),
+        other => {
+            return Err(format!(
+            "user.http:{verb}(url, opts): url must be text, found {} (call it with `:`, not `.`)",
+            other.type_name()
+        ))
+        }
+    };
+    let opts = match opts {
+        mlua::Value::Nil => None,
+        mlua::Value::Table(t) => Some(t),
+        other => {
+            return Err(format!(
+                "user.http:{verb}(url, opts): opts must be a table, found {}",
+                other.type_name()
+            ))
+        }
+    };
+    let opts = http::Opts::parse(s.vm.lua(), opts)?;
+    Ok(http::Outgoing { method, url, opts })
+}
+
+async fn sleep(seconds: mlua::Value) -> Result<mlua::Value, String> {
+    let seconds = match seconds {
+        mlua::Value::Integer(i) => i as f64,
+        mlua::Value::Number(n) => n,
+        other => {
+            return Err(format!(
+                "user:sleep(seconds): seconds must be a number, found {}",
+                other.type_name()
+            ))
+        }
+    };
+    let pause = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("user:sleep({seconds}): seconds must be >= 0"))?;
+    tokio::time::sleep(pause).await;
+    Ok(mlua::Value::Nil)
+}
+
+/// The user's variables (captures, templates) into `user.vars`.
+fn vars_in(s: &Scripted, user: &User) -> mlua::Result<()> {
+    let names = &user.shared.prepared.plan.users[user.class].vars;
+    for (name, value) in names.iter().zip(&user.vars) {
+        s.vars().raw_set(name.as_str(), value.as_deref())?;
+    }
+    Ok(())
+}
+
+/// `user.vars` back into the user's variables that templates read.
+fn vars_out(s: &Scripted, user: &mut User) -> mlua::Result<()> {
+    let shared = user.shared.clone();
+    let names = &shared.prepared.plan.users[user.class].vars;
+    for (name, slot) in names.iter().zip(user.vars.iter_mut()) {
+        *slot = match s.vars().raw_get::<mlua::Value>(name.as_str())? {
+            mlua::Value::Nil => None,
+            mlua::Value::String(v) => Some(v.to_str()?.to_string()),
+            mlua::Value::Integer(i) => Some(i.to_string()),
+            mlua::Value::Number(n) => Some(n.to_string()),
+            mlua::Value::Boolean(b) => Some(b.to_string()),
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "user.vars.{name} must be text, a number or a boolean for the plan's templates, found {}",
+                    other.type_name()
+                )))
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Records a failed call as an entry of the stats, of type `CALL`.
 fn record(user: &User, name: &str, elapsed: Duration, error: Option<&str>) {
     user.shared.recorder.record(
-        Method::Get,
+        Method::Call,
         name,
         Sample {
             response_time_us: elapsed.as_micros() as u64,
@@ -205,7 +448,7 @@ fn message_of(e: &mlua::Error, script: &Script) -> String {
         mlua::Error::WithContext { cause, .. } => message_of(cause, script),
         mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
         mlua::Error::MemoryError(_) => format!(
-            "out of memory: over script_memory ({} KiB)",
+            "out of memory: over script_memory ({} KiB, this worker thread's scripted users together)",
             script.memory >> 10
         ),
         mlua::Error::ExternalError(e) => e.to_string(),

@@ -285,6 +285,9 @@ pub enum Method {
     Patch = 4,
     Delete = 5,
     Head = 6,
+    /// Not HTTP: a script's custom entry (`metric()`) and a failed `call:` step.
+    Script = 7,
+    Call = 8,
 }
 impl Method {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -300,6 +303,8 @@ impl Method {
             Self::Patch => "PATCH",
             Self::Delete => "DELETE",
             Self::Head => "HEAD",
+            Self::Script => "SCRIPT",
+            Self::Call => "CALL",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -312,6 +317,8 @@ impl Method {
             "PATCH" => Some(Self::Patch),
             "DELETE" => Some(Self::Delete),
             "HEAD" => Some(Self::Head),
+            "SCRIPT" => Some(Self::Script),
+            "CALL" => Some(Self::Call),
             _ => None,
         }
     }
