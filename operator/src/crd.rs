@@ -505,10 +505,18 @@ mod tests {
     }
 
     #[test]
-    fn crd_enables_the_status_subresource() {
+    fn crd_enables_the_status_and_scale_subresources() {
         let sub = version().subresources.expect("subresources");
         assert!(sub.status.is_some());
-        assert!(sub.scale.is_none());
+        let scale = sub
+            .scale
+            .expect("scale: kubectl scale and an HPA set spec.workers");
+        assert_eq!(scale.spec_replicas_path, ".spec.workers");
+        assert_eq!(scale.status_replicas_path, ".status.workersConnected");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.workerSelector")
+        );
     }
 
     #[test]
