@@ -43,6 +43,11 @@ pub const WORKER_PORT_SPARE: usize = 256;
 /// scripts and a Prometheus scraper need far fewer.
 pub const MAX_WEB_CONNECTIONS: usize = 256;
 
+/// How long an admitted web connection may stay without sending a byte before it is closed,
+/// so that idle keep-alive connections cannot hold every permit of the web port for good. The
+/// UI polls every 2 s; a browser or a scraper that was idle longer opens a new connection.
+pub const WEB_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often turning connections away is logged at most: a flood must not flood the log too.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -55,6 +60,8 @@ pub(crate) struct Gate {
     /// Connections closed at once since the last log line, and when the next may be written.
     refused: u64,
     next_log: Instant,
+    /// How long an admitted connection may send nothing (`None`: as long as it likes).
+    idle: Option<Duration>,
 }
 
 impl Gate {
@@ -65,7 +72,14 @@ impl Gate {
             port,
             refused: 0,
             next_log: Instant::now(),
+            idle: None,
         }
+    }
+
+    /// Admitted connections that send nothing for `idle` are closed.
+    pub(crate) fn idle_after(mut self, idle: Duration) -> Gate {
+        self.idle = Some(idle);
+        self
     }
 
     /// A pass for a connection just accepted, or `None` when the port holds its maximum: the
@@ -81,6 +95,7 @@ impl Gate {
                 permit,
                 admission: Admission::default(),
                 deadline: now + HANDSHAKE_TIMEOUT,
+                idle: self.idle,
             });
         }
         self.refused += 1;
@@ -99,6 +114,7 @@ pub(crate) struct Pass {
     permit: OwnedSemaphorePermit,
     admission: Admission,
     deadline: Instant,
+    idle: Option<Duration>,
 }
 
 impl Pass {
@@ -113,6 +129,8 @@ impl Pass {
             io,
             deadline: Box::pin(tokio::time::sleep_until(self.deadline)),
             admission: self.admission,
+            idle: self.idle,
+            idle_until: None,
             _permit: self.permit,
         }
     }
@@ -133,13 +151,17 @@ impl Admission {
     }
 }
 
-/// A connection under its port's bound: reading fails once the deadline passed unadmitted,
-/// which ends the connection (tonic and hyper always have a read pending on it).
+/// A connection under its port's bound: reading fails once the deadline passed unadmitted, or
+/// once an admitted connection with an idle bound sent nothing for that long, which ends the
+/// connection (tonic and hyper always have a read pending on it).
 #[derive(Debug)]
 pub struct Guarded<S> {
     io: S,
     deadline: Pin<Box<Sleep>>,
     admission: Admission,
+    idle: Option<Duration>,
+    /// Started at the first read after admission, moved on by every byte read after it.
+    idle_until: Option<Pin<Box<Sleep>>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -214,7 +236,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.admission.admitted() && self.deadline.as_mut().poll(cx).is_ready() {
+        let admitted = self.admission.admitted();
+        if !admitted && self.deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -223,7 +246,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 ),
             )));
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let idle = if admitted { self.idle } else { None };
+        if let Some(idle) = idle {
+            let until = self
+                .idle_until
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            if until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("idle for {} s", idle.as_secs()),
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let (Some(idle), Some(until)) = (idle, self.idle_until.as_mut()) {
+            if buf.filled().len() > before {
+                until.as_mut().reset(Instant::now() + idle);
+            }
+        }
+        read
     }
 }
 
@@ -268,7 +310,7 @@ impl PlainListener {
     pub(crate) fn new(listener: TcpListener) -> PlainListener {
         PlainListener {
             listener,
-            gate: Gate::new("web", MAX_WEB_CONNECTIONS),
+            gate: Gate::new("web", MAX_WEB_CONNECTIONS).idle_after(WEB_IDLE_TIMEOUT),
         }
     }
 }
@@ -329,5 +371,32 @@ mod tests {
         tokio::time::advance(HANDSHAKE_TIMEOUT * 2).await;
         client.write_all(b"late").await.unwrap();
         assert_eq!(admitted.read(&mut buf).await.unwrap(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_admitted_connection_with_an_idle_bound_is_cut_after_that_long_without_a_byte() {
+        let idle = Duration::from_secs(60);
+        let mut gate = Gate::new("test", 2).idle_after(idle);
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut conn = gate.pass(peer()).expect("a pass").wrap(server);
+        conn.admission.admit();
+        let mut buf = [0u8; 8];
+        // Bytes keep it open past the bound: each moves the deadline on.
+        for _ in 0..3 {
+            client.write_all(b"GET").await.unwrap();
+            assert_eq!(conn.read(&mut buf).await.unwrap(), 3);
+            tokio::time::advance(idle - Duration::from_secs(1)).await;
+        }
+        let start = Instant::now();
+        let err = conn.read(&mut buf).await.expect_err("cut");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            Instant::now() - start <= Duration::from_secs(1),
+            "cut an idle minute after the last byte"
+        );
+        // The permit is back once the connection is gone.
+        drop(conn);
+        let _a = gate.pass(peer()).expect("a place");
+        let _b = gate.pass(peer()).expect("another place");
     }
 }

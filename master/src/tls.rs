@@ -25,7 +25,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::gate::{Gate, Guarded, HANDSHAKE_TIMEOUT, MAX_WEB_CONNECTIONS};
+use crate::gate::{Gate, Guarded, HANDSHAKE_TIMEOUT, MAX_WEB_CONNECTIONS, WEB_IDLE_TIMEOUT};
 
 /// The master's certificate chain and private key, for both ports.
 #[derive(Debug, Clone)]
@@ -253,7 +253,7 @@ impl HttpsListener {
         let local = listener.local_addr()?;
         let acceptor = identity.acceptor(b"http/1.1");
         let (tx, ready) = mpsc::channel(64);
-        let mut gate = Gate::new("web", MAX_WEB_CONNECTIONS);
+        let mut gate = Gate::new("web", MAX_WEB_CONNECTIONS).idle_after(WEB_IDLE_TIMEOUT);
         let task = tokio::spawn(async move {
             loop {
                 let (stream, peer) = accept(&listener).await;
