@@ -58,7 +58,7 @@ pub(super) fn parse(src: &str, origin: &str, files: &dyn FileSource) -> Result<P
     };
     let mut cx = Ctx::new(&source, files, diags);
     let plan = match docs.as_slice() {
-        [doc] if !yaml::is_null(doc) => plan(&mut cx, doc, files).map(|mut plan| {
+        [doc] if !yaml::is_null(doc) => plan(&mut cx, doc).map(|mut plan| {
             script::name_origins(&mut plan, origin);
             plan
         }),
@@ -98,21 +98,18 @@ fn finish(origin: &str, mut items: Vec<Diagnostic>) -> Diagnostics {
     }
 }
 
-fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>, files: &dyn FileSource) -> Option<Plan> {
+fn plan(cx: &mut Ctx<'_>, doc: &Node<'_>) -> Option<Plan> {
     let top = cx.fields(doc, "the plan", &TOP_KEYS)?;
     let host = top.get("host").and_then(|n| host(cx, n));
     let constants = top.get("vars").map(|n| vars(cx, n)).unwrap_or_default();
-    let feeders = top
-        .get("data")
-        .map(|n| feeders(cx, n, files))
-        .unwrap_or_default();
+    let feeders = top.get("data").map(|n| feeders(cx, n)).unwrap_or_default();
     let resolver = Resolver {
         vars: &[],
         constants: &constants,
         feeders: &feeders,
     };
     let users = match top.get("users") {
-        Some(n) => request::user_classes(cx, n, &resolver, files),
+        Some(n) => request::user_classes(cx, n, &resolver),
         None => {
             cx.error_hint(
                 doc,
@@ -234,7 +231,7 @@ fn vars(cx: &mut Ctx<'_>, node: &Node<'_>) -> Vec<(String, String)> {
     out
 }
 
-fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Table> {
+fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>) -> Vec<Table> {
     let Some(fields) = cx.mapping(node, "`data`") else {
         return Vec::new();
     };
@@ -255,7 +252,7 @@ fn feeders(cx: &mut Ctx<'_>, node: &Node<'_>, files: &dyn FileSource) -> Vec<Tab
         let Some(path) = cx.string(path_node, "`csv`") else {
             continue;
         };
-        let table = match files.read(&path) {
+        let table = match cx.files.read(&path) {
             Ok(text) => csv::parse(&text).map_err(|e| match e.line {
                 0 => format!("feeder file `{path}`: {}", e.message),
                 n => format!("feeder file `{path}`, line {n}: {}", e.message),

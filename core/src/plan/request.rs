@@ -9,8 +9,8 @@ use super::parse::{check_name, host};
 use super::script;
 use super::yaml::{self, data, Ctx, Fields, Node};
 use super::{
-    Body, Capture, CaptureSource, Check, FilePart, FileSource, Multipart, Request, Step, Task,
-    UserClass, Wait, MAX_PART_FILE,
+    Body, Capture, CaptureSource, Check, FilePart, Multipart, Request, Step, Task, UserClass, Wait,
+    MAX_PART_FILE,
 };
 use crate::jsonpath::JsonPath;
 use crate::template::{JsonTemplate, Resolver, Template, VarId};
@@ -60,7 +60,6 @@ pub(super) fn user_classes(
     cx: &mut Ctx<'_>,
     node: &Node<'_>,
     plan: &Resolver<'_>,
-    files: &dyn FileSource,
 ) -> Vec<UserClass> {
     let Some(items) = cx.list(node, "`users`") else {
         return Vec::new();
@@ -74,7 +73,7 @@ pub(super) fn user_classes(
     }
     let mut classes: Vec<UserClass> = Vec::new();
     for item in items {
-        let Some((class, name_node)) = user_class(cx, item, plan, files) else {
+        let Some((class, name_node)) = user_class(cx, item, plan) else {
             continue;
         };
         if classes.iter().any(|c| c.name == class.name) {
@@ -94,7 +93,6 @@ fn user_class<'n, 'i>(
     cx: &mut Ctx<'_>,
     node: &'n Node<'i>,
     plan: &Resolver<'_>,
-    files: &dyn FileSource,
 ) -> Option<(UserClass, &'n Node<'i>)> {
     let f = cx.fields(node, "a user class", &CLASS_KEYS)?;
     let name = match f.get("name") {
@@ -116,7 +114,7 @@ fn user_class<'n, 'i>(
         .get("cookies")
         .map_or(Some(true), |n| cx.boolean(n, "`cookies`"));
     let http2 = f.get("http2").map(|n| cx.boolean(n, "`http2`"));
-    let script = script::script(cx, &f, files);
+    let script = script::script(cx, &f);
     let mut vars = capture_targets(&f);
     if let Some(Some(s)) = &script {
         for name in script::variables(&s.source) {

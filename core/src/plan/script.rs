@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::parse::parse_size;
 use super::yaml::{self, Ctx, Fields, Node};
-use super::{Diagnostic, FileSource, Plan, Step, UserClass};
+use super::{Diagnostic, Plan, Step, UserClass};
 
 /// Default bound on how long a script may run without awaiting (`script_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,11 +55,7 @@ pub struct Call {
 }
 
 /// The class's `script`, `script_timeout` and `script_memory`.
-pub(super) fn script(
-    cx: &mut Ctx<'_>,
-    class: &Fields<'_, '_>,
-    files: &dyn FileSource,
-) -> Option<Option<Script>> {
+pub(super) fn script(cx: &mut Ctx<'_>, class: &Fields<'_, '_>) -> Option<Option<Script>> {
     let timeout = class.get("script_timeout").map(|n| timeout(cx, n));
     let memory = class.get("script_memory").map(|n| memory(cx, n));
     let Some(node) = class.get("script") else {
@@ -86,7 +82,7 @@ pub(super) fn script(
                 return None;
             };
             let path = cx.string(path_node, "`file`")?;
-            match files.read(&path) {
+            match cx.files.read(&path) {
                 Ok(text) => (text, path, 1, 1),
                 Err(e) => {
                     cx.error_hint(
