@@ -23,6 +23,18 @@ use super::{
 /// no session drains (their queues then hold the master's memory). Locust dispatches once a
 /// second.
 pub(super) const MIN_STEP_INTERVAL: Duration = Duration::from_millis(10);
+/// A larger fleet waits longer between applications, so that the whole fleet is sent about
+/// 10,000 `Assign`s a second at most (1,000 workers: every 100 ms), whatever the rate: the
+/// master's memory then follows its workers, not the message traffic of a fast ramp.
+const STEP_INTERVAL_PER_WORKER: Duration = Duration::from_micros(100);
+const MAX_STEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The shortest time between two applications of a ramp's steps across `workers` workers.
+pub(super) fn step_interval(workers: usize) -> Duration {
+    STEP_INTERVAL_PER_WORKER
+        .saturating_mul(u32::try_from(workers).unwrap_or(u32::MAX))
+        .clamp(MIN_STEP_INTERVAL, MAX_STEP_INTERVAL)
+}
 
 /// A dispatch schedule applied at the spawn rate: the first step at once, step *k* at
 /// `k / rate` seconds (or with the steps due within [`MIN_STEP_INTERVAL`] of the last ones).
@@ -59,7 +71,7 @@ impl Ramp {
         let due = (!self.schedule.is_finished())
             .then(|| self.started + Duration::from_secs_f64(done as f64 / self.rate))?;
         Some(match self.applied {
-            Some(at) => due.max(at + MIN_STEP_INTERVAL),
+            Some(at) => due.max(at + step_interval(self.ids.len())),
             None => due,
         })
     }
@@ -558,5 +570,19 @@ impl<'o> Run<'o> {
         // A queue that was full last time may have room now.
         self.send_assignments();
         None
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    #[test]
+    fn the_step_interval_grows_with_the_fleet_from_10_to_100_ms() {
+        let ms = |w| step_interval(w).as_millis();
+        assert_eq!(
+            [ms(0), ms(1), ms(100), ms(500), ms(1000), ms(100_000)],
+            [10, 10, 10, 50, 100, 100]
+        );
     }
 }
