@@ -45,12 +45,7 @@ command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root once to install them"
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y "${missing[@]}" >&2 || { apt-get update >&2; apt-get install -y "${missing[@]}" >&2; }
-fi
+install_missing "${missing[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ "$BUILD" = 1 ]; then
     log "cargo build --release -p hatchery-cli"
@@ -63,11 +58,7 @@ NGINX_PID=
 cleanup() {
     local rc=$?
     set +e
-    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -TERM "$NGINX_PID"
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$NGINX_PID" 2>/dev/null
-    fi
+    nginx_stop
     wait 2>/dev/null
     rm -rf "$TMP"
     exit $rc

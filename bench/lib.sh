@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/soak.sh and bench/idle-users.sh (sourced; defines functions only):
-# the nginx target every bench runs against, from a config of its own in a directory of its own.
+# Shared by bench/run.sh, bench/h2.sh, bench/soak.sh and bench/idle-users.sh (sourced; defines
+# functions only): the tools a bench installs, and the nginx target every bench runs against,
+# from a config of its own in a directory of its own.
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -55,4 +56,29 @@ nginx_start() {
     wait "$NGINX_PID" 2>/dev/null || true
     NGINX_PID=
     return 1
+}
+
+# install_missing PKG...: installs Debian packages (as root; otherwise says to run as root once),
+# with an `apt-get update` first when the package lists are stale. `nginx-light`, gone from newer
+# releases, falls back to `nginx`. Debian's postinst may start the system nginx (when there is
+# an init system): no bench uses it, and it does not listen on a bench's port.
+install_missing() {
+    [ $# -gt 0 ] || return 0
+    [ "$(id -u)" = 0 ] || { echo "error: missing $*; run as root once to install them" >&2; exit 1; }
+    echo "installing $*" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y "$@" >&2 && return 0
+    apt-get update >&2
+    apt-get install -y "$@" >&2 && return 0
+    local pkgs=("${@/nginx-light/nginx}")
+    apt-get install -y "${pkgs[@]}" >&2
+}
+
+# nginx_stop: stops NGINX_PID (TERM: a fast shutdown of master and workers; KILL after 5 s).
+nginx_stop() {
+    [ -n "${NGINX_PID:-}" ] && kill -0 "$NGINX_PID" 2>/dev/null || return 0
+    kill -TERM "$NGINX_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NGINX_PID" 2>/dev/null
+    return 0
 }

@@ -74,32 +74,14 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- 1. tools
 missing=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run as root once to install them"
-    pkgs=()
-    for p in "${missing[@]}"; do
-        if [ "$p" = nginx ]; then pkgs+=(nginx-light); else pkgs+=("$p"); fi
-    done
-    log "installing ${pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y "${pkgs[@]}" >&2; then
-        apt-get update >&2
-        # nginx-light is gone from newer releases: fall back to nginx
-        apt-get install -y "${pkgs[@]}" >&2 || {
-            pkgs=("${pkgs[@]/nginx-light/nginx}")
-            apt-get install -y "${pkgs[@]}" >&2
-        }
-    fi
-    # Debian's postinst may start the system nginx (when there is an init system): we never use
-    # it, and it does not listen on our port.
-fi
+install_missing "${missing[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CLK_TCK=$(getconf CLK_TCK)
 case ",$PEERS," in *,wrk,*) ;; *) PEERS="wrk,$PEERS" ;; esac   # wrk is the reference
@@ -183,11 +165,7 @@ cleanup() {
     local rc=$?
     set +e
     for p in "${GEN_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -TERM "$NGINX_PID" 2>/dev/null      # nginx: TERM = fast shutdown of master + worker
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$NGINX_PID" 2>/dev/null
-    fi
+    nginx_stop
     wait 2>/dev/null
     rm -rf "$TMP"
     exit $rc
