@@ -2,9 +2,9 @@
 //! HTTP/2): the plan written to `dir/plan.yaml`, one second headless, the last task let finish
 //! (`--stop-timeout 5s`), the CSVs at `dir/run_*.csv`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::{Builder, Standalone, TempDir};
+use crate::{Builder, Finished, Standalone, TempDir};
 
 /// The run, as a [`Builder`] a suite may add flags to before `.command().run()`.
 pub fn one_second(dir: &TempDir, plan: &str, host: &str, users: u32) -> Builder<Standalone> {
@@ -26,4 +26,11 @@ pub fn stats(dir: &TempDir) -> PathBuf {
 /// The run's `_failures.csv` (empty when it wrote none).
 pub fn failures(dir: &TempDir) -> String {
     std::fs::read_to_string(dir.path().join("run_failures.csv")).unwrap_or_default()
+}
+
+/// `hatchery -f PLAN --check`, run to its end.
+pub async fn check(plan: &Path) -> Finished {
+    crate::hatchery(&["-f", plan.to_str().expect("a UTF-8 path"), "--check"])
+        .run()
+        .await
 }

@@ -5,8 +5,8 @@
 
 use hatchery_e2e::bad_h2::{BadH2, Misbehaviour};
 use hatchery_e2e::nginx::{page, Access, Listen, Nginx};
-use hatchery_e2e::short::{failures, one_second, stats};
-use hatchery_e2e::{csv_column, hatchery, test_ca, Finished, TempDir};
+use hatchery_e2e::short::{check, failures, one_second, stats};
+use hatchery_e2e::{csv_column, test_ca, Finished, TempDir};
 
 /// Runs `plan` headless for about a second with `users` users against `host`, trusting the test
 /// CA; the CSV prefix is `dir/run`.
@@ -255,9 +255,7 @@ async fn check_refuses_what_http2_cannot_carry_in_a_class_that_speaks_it() {
             "host: http://127.0.0.1:1\nhttp2: true\nusers:\n  - name: U\n    tasks: [{{get: /a, headers: {{{header}}}}}]\n"
         );
         let path = dir.write("plan.yaml", &plan);
-        let out = hatchery(&["-f", path.to_str().unwrap(), "--check"])
-            .run()
-            .await;
+        let out = check(&path).await;
         assert_eq!(out.code(), 2, "{plan}: {}", out.stdout());
         assert!(out.stderr().contains(expected), "{plan}: {}", out.stderr());
     }
@@ -265,8 +263,6 @@ async fn check_refuses_what_http2_cannot_carry_in_a_class_that_speaks_it() {
         "plan.yaml",
         "host: http://127.0.0.1:1\nhttp2: true\nusers:\n  - {name: A, tasks: [{get: /a, headers: {te: trailers}}]}\n  - {name: B, http2: false, tasks: [{get: /a, headers: {connection: close}}]}\n",
     );
-    let out = hatchery(&["-f", ok.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&ok).await;
     assert_eq!(out.code(), 0, "{}", out.stderr());
 }

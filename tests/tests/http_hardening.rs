@@ -3,8 +3,8 @@
 //! what each server saw.
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::short::{failures, one_second, stats};
-use hatchery_e2e::{csv_column, hatchery, Finished, TempDir};
+use hatchery_e2e::short::{check, failures, one_second, stats};
+use hatchery_e2e::{csv_column, Finished, TempDir};
 
 /// Runs `plan` for a second with one user against `server`.
 async fn run(dir: &TempDir, plan: &str, server: &BadServer) -> Finished {
@@ -89,9 +89,7 @@ async fn check_refuses_userinfo_in_urls_and_framing_headers_set_by_the_plan() {
         ),
     ] {
         let path = dir.write("plan.yaml", plan);
-        let out = hatchery(&["-f", path.to_str().unwrap(), "--check"])
-            .run()
-            .await;
+        let out = check(&path).await;
         assert_eq!(out.code(), 2, "{plan}: {}", out.stdout());
         assert!(out.stderr().contains(expected), "{plan}: {}", out.stderr());
     }
@@ -99,9 +97,7 @@ async fn check_refuses_userinfo_in_urls_and_framing_headers_set_by_the_plan() {
         "plan.yaml",
         "users:\n  - name: U\n    tasks: [{get: /a, headers: {host: example.com, connection: close}}]\n",
     );
-    let out = hatchery(&["-f", ok.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&ok).await;
     assert_eq!(out.code(), 0, "{}", out.stderr());
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use hatchery_e2e::short::check;
 use hatchery_e2e::{csv_column, hatchery, worker, Finished, Master, Standalone, Target, TempDir};
 
 /// Runs `plan` headless for `secs` with `users` users against `target`, letting the last task
@@ -306,9 +307,7 @@ users:
       - {call: brwose}
 "#,
     );
-    let out = hatchery(&["-f", plan.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&plan).await;
     out.expect_code(2);
     let err = out.stderr();
     assert!(
@@ -329,9 +328,7 @@ users:
         "file.yaml",
         "host: http://127.0.0.1:1\nusers: [{name: U, script: {file: shop.luau}, tasks: [{call: a}]}]\n",
     );
-    let out = hatchery(&["-f", plan.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&plan).await;
     out.expect_code(2);
     assert!(
         out.stderr().contains("shop.luau:4:1: script syntax error"),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
 use hatchery_e2e::session::SessionServer;
-use hatchery_e2e::short::{failures, one_second, stats};
+use hatchery_e2e::short::{check, failures, one_second, stats};
 use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, TempDir};
 
 /// Runs `plan` for a second with `users` users against `host`.
@@ -353,9 +353,7 @@ async fn check_names_the_line_of_a_request_with_two_bodies() {
         "plan.yaml",
         "host: http://127.0.0.1:1\nusers:\n  - name: U\n    tasks:\n      - {post: /a, form: {a: 1}, json: {b: 2}}\n",
     );
-    let out = hatchery_e2e::hatchery(&["-f", plan.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&plan).await;
     assert_ne!(out.code(), 0);
     let err = out.stderr();
     assert!(err.contains("plan.yaml:5"), "{err}");

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use hatchery_e2e::short::check;
 use hatchery_e2e::{hatchery, read_csv, Target, TempDir};
 
 /// Columns of PREFIX_stats.csv by header name.
@@ -159,9 +160,7 @@ users:
       - {get: \"/p/{{ nope }}\"}
 ",
     );
-    let out = hatchery(&["-f", plan.to_str().unwrap(), "--check"])
-        .run()
-        .await;
+    let out = check(&plan).await;
     out.expect_code(2);
     let err = out.stderr();
     assert!(err.contains("plan.yaml:4:"), "{err}");
