@@ -9,6 +9,7 @@
 //! Kubernetes restarts it as a follower), so two leaders never act at once for longer than
 //! the clocks differ. [`decide`] is pure and tested here; [`Elector`] does the I/O.
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -176,6 +177,53 @@ impl Elector {
 
     fn remember(&self, lease: Lease) {
         *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
+    }
+
+    /// Waits until this replica holds the Lease, looking every [`RETRY`]; `false` when `stop`
+    /// (the process's shutdown signal, made once so that no signal falls between two looks)
+    /// finished first.
+    pub async fn wait_to_lead(&self, stop: impl Future<Output = ()>) -> bool {
+        tokio::pin!(stop);
+        let mut said = None;
+        loop {
+            match self.try_lead().await {
+                Ok(true) => return true,
+                Ok(false) => {
+                    let holder = self.holder().await;
+                    if holder != said {
+                        tracing::info!(
+                            "following: the Lease {LEASE} is held by {}",
+                            holder.as_deref().unwrap_or("?")
+                        );
+                        said = holder;
+                    }
+                }
+                Err(e) => tracing::warn!("cannot read the Lease {LEASE}: {e}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETRY) => {}
+                () = &mut stop => return false,
+            }
+        }
+    }
+
+    /// Renews the Lease every [`RETRY`]; returns when it is lost: taken by another replica, or
+    /// not renewed for so long that another may take it.
+    pub async fn hold(&self) {
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(RETRY).await;
+            match self.try_lead().await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!("cannot renew the Lease {LEASE}: {e}");
+                    if renewed.elapsed() + RETRY >= DURATION {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// The current holder, for the log.

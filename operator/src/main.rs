@@ -116,7 +116,7 @@ async fn main() -> ExitCode {
     let elector = Elector::new(client.clone(), &namespace, identity);
     // A follower is ready: a hot standby whose process and API access are fine.
     metrics.set_ready();
-    if !follow(&elector).await {
+    if !elector.wait_to_lead(shutdown()).await {
         return ExitCode::SUCCESS; // stopped while following
     }
     metrics.set_leading(true);
@@ -127,7 +127,7 @@ async fn main() -> ExitCode {
     );
     let code = tokio::select! {
         () = hatchery_operator::controller::run(client, &namespaces, metrics.clone()) => ExitCode::SUCCESS,
-        () = renew(&elector) => {
+        () = elector.hold() => {
             tracing::error!("lost the Lease {}: stopping, to come back as a follower", leader::LEASE);
             ExitCode::from(1)
         }
@@ -135,51 +135,6 @@ async fn main() -> ExitCode {
     metrics.set_leading(false);
     elector.release().await;
     code
-}
-
-/// Waits until this replica holds the Lease; `false` when asked to stop first.
-async fn follow(elector: &Elector) -> bool {
-    let mut said = None;
-    loop {
-        match elector.try_lead().await {
-            Ok(true) => return true,
-            Ok(false) => {
-                let holder = elector.holder().await;
-                if holder != said {
-                    tracing::info!(
-                        "following: the Lease {} is held by {}",
-                        leader::LEASE,
-                        holder.as_deref().unwrap_or("?")
-                    );
-                    said = holder;
-                }
-            }
-            Err(e) => tracing::warn!("cannot read the Lease {}: {e}", leader::LEASE),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(leader::RETRY) => {}
-            _ = shutdown() => return false,
-        }
-    }
-}
-
-/// Renews the Lease every [`leader::RETRY`]; returns when it is lost: taken by another replica,
-/// or not renewed for so long that another may take it.
-async fn renew(elector: &Elector) {
-    let mut renewed = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(leader::RETRY).await;
-        match elector.try_lead().await {
-            Ok(true) => renewed = tokio::time::Instant::now(),
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!("cannot renew the Lease {}: {e}", leader::LEASE);
-                if renewed.elapsed() + leader::RETRY >= leader::DURATION {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// SIGTERM or Ctrl-C.
