@@ -284,6 +284,7 @@ mod tests {
         m.entered(Phase::Running);
         m.failed("conflict");
         m.failed("conflict");
+        m.set_leading(true);
         let get = http::Method::GET;
         m.api_request(
             &get,
@@ -308,6 +309,7 @@ mod tests {
             "hatchery_operator_phase_transitions_total{phase=\"Running\"} 2",
             "hatchery_operator_phase_transitions_total{phase=\"Failed\"} 0",
             "hatchery_operator_reconcile_errors_total{kind=\"conflict\"} 2",
+            "hatchery_operator_leader 1",
             "hatchery_operator_api_requests_total{verb=\"get\",resource=\"pods/proxy\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
