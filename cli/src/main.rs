@@ -5,6 +5,7 @@ mod args;
 mod certs;
 mod console;
 mod demo;
+mod listen;
 mod locust;
 mod master;
 mod probe;
@@ -181,7 +182,7 @@ fn demo_target(d: &args::DemoArgs) -> i32 {
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind((d.bind.as_str(), d.port)).await {
+        let listener = match listen::listen(&d.bind, d.port).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot listen on {}:{}: {e}", d.bind, d.port);

@@ -221,7 +221,7 @@ fn local_workers(
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<(TcpListener, SocketAddr), String> {
-    let listener = TcpListener::bind((host, port))
+    let listener = crate::listen::listen(host, port)
         .await
         .map_err(|e| format!("cannot listen on {host}:{port} for {what}: {e}"))?;
     let addr = listener

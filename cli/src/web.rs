@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use hatchery_core::Plan;
 use hatchery_master::api::{self, RunHandle, WebConfig};
 use hatchery_master::tls::Identity;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -64,7 +63,7 @@ pub fn config(args: &RunArgs, title: &str, plan: &Plan) -> Result<WebConfig, Str
 /// Binds `--web-host:--web-port` and serves the UI and API.
 pub async fn start(args: &RunArgs, handle: RunHandle, web: WebConfig) -> Result<Web, String> {
     let (host, port) = (args.web_host.as_str(), args.web_port);
-    let listener = TcpListener::bind((host, port))
+    let listener = crate::listen::listen(host, port)
         .await
         .map_err(|e| format!("cannot listen on {host}:{port} for the web UI: {e}"))?;
     let addr = listener
