@@ -45,7 +45,9 @@ impl Assignment {
 /// Master -> worker.
 #[derive(Debug, Clone)]
 pub enum ToWorker {
-    Assign(Assignment),
+    /// Boxed: an assignment is 64 bytes and the others at most 24, and every slot of a
+    /// session's queue (a block of 32 per channel) is as large as the largest variant.
+    Assign(Box<Assignment>),
     /// Stop every user (each may finish its task within `timeout`), send the final report, then
     /// [`FromWorker::Stopped`].
     Stop {

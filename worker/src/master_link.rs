@@ -446,7 +446,7 @@ impl Link {
             Ok(master_message::Kind::Assign(a)) => match Assignment::try_from(a) {
                 Ok(a) => {
                     self.latest_numbers = Some(a.numbers.clone());
-                    ToWorker::Assign(a)
+                    ToWorker::Assign(Box::new(a))
                 }
                 Err(e) => return Some(End::Lost(format!("bad assignment: {e}"))),
             },

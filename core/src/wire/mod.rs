@@ -198,7 +198,7 @@ impl From<&ToWorker> for proto::MasterMessage {
     fn from(m: &ToWorker) -> Self {
         use proto::master_message::Kind;
         let kind = match m {
-            ToWorker::Assign(a) => Kind::Assign(a.into()),
+            ToWorker::Assign(a) => Kind::Assign((&**a).into()),
             ToWorker::Stop { timeout } => Kind::Stop(proto::Stop {
                 timeout_ms: millis(*timeout),
             }),

@@ -258,7 +258,7 @@ impl Fleet {
                         count,
                     },
                 };
-                m.unsent = m.tx.try_send(ToWorker::Assign(a)).is_err();
+                m.unsent = m.tx.try_send(ToWorker::Assign(Box::new(a))).is_err();
             }
         }
         held
