@@ -50,9 +50,7 @@ pub enum ToWorker {
     Assign(Box<Assignment>),
     /// Stop every user (each may finish its task within `timeout`), send the final report, then
     /// [`FromWorker::Stopped`].
-    Stop {
-        timeout: Duration,
-    },
+    Stop { timeout: Duration },
     /// Drop what was recorded and not yet reported.
     ResetStats,
     /// The run is over: stop every user at once and exit.

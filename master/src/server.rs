@@ -556,8 +556,16 @@ mod tests {
     /// each byte of a slot is 64 KB of the master's memory.
     #[test]
     fn a_session_s_queues_hold_small_slots() {
-        assert!(std::mem::size_of::<Out>() <= 16, "{}", std::mem::size_of::<Out>());
-        assert!(std::mem::size_of::<ToWorker>() <= 32, "{}", std::mem::size_of::<ToWorker>());
+        assert!(
+            std::mem::size_of::<Out>() <= 16,
+            "{}",
+            std::mem::size_of::<Out>()
+        );
+        assert!(
+            std::mem::size_of::<ToWorker>() <= 32,
+            "{}",
+            std::mem::size_of::<ToWorker>()
+        );
     }
 
     fn users(cmds: &[ToWorker]) -> Vec<String> {
