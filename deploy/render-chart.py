@@ -31,6 +31,9 @@ VARIANTS = [
      "crds": {"install": False}},
     {"replicaCount": 2},
     {"leaderElection": {"enabled": False}},
+    {"monitoring": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
+                    "podMonitor": {"enabled": True, "interval": "5s"}}},
+    {"monitoring": {"podMonitor": {"enabled": True}}, "watchNamespaces": ["team-a"]},
 ]
 # Values the schema must refuse.
 REFUSED = [
@@ -39,6 +42,12 @@ REFUSED = [
     {"replicaCount": 2, "leaderElection": {"enabled": False}},
     {"watchNamespaces": ["Not_A_Name"]},
     {"unknownKey": True},
+    {"monitoring": {"podMonitor": {"interval": "often"}}},
+]
+# Values the schema takes but the templates must refuse, with this in the error.
+FAILING = [
+    ({"monitoring": {"serviceMonitor": {"enabled": True}}, "metrics": {"enabled": False}},
+     "monitoring.serviceMonitor.enabled needs metrics.enabled"),
 ]
 
 
@@ -61,6 +70,16 @@ def lint() -> None:
             continue
         print(f"values.schema.json accepted bad values: {values}", file=sys.stderr)
         sys.exit(1)
+    for values, message in FAILING:
+        try:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        except helm.HelmError as e:
+            if message in str(e):
+                continue
+            print(f"rendering {values} failed without saying {message!r}: {e}", file=sys.stderr)
+            sys.exit(1)
+        print(f"the chart rendered values it must refuse: {values}", file=sys.stderr)
+        sys.exit(1)
 
 
 def render(values: dict, namespace: str) -> str:
@@ -68,7 +87,8 @@ def render(values: dict, namespace: str) -> str:
     chart.validate_schema(values)
     files = chart.render(values, name=RELEASE, namespace=namespace, is_install=True)
     # `helm template` order: CRD, then the rest by kind as Helm installs them.
-    order = ["crd.yaml", "serviceaccount.yaml", "rbac.yaml", "service.yaml", "deployment.yaml"]
+    order = ["crd.yaml", "serviceaccount.yaml", "rbac.yaml", "service.yaml", "deployment.yaml",
+             "monitoring.yaml"]
     docs = []
     for name in sorted(files, key=lambda n: (order.index(n.rsplit("/", 1)[-1])
                                              if n.rsplit("/", 1)[-1] in order else 99, n)):

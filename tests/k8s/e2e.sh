@@ -136,6 +136,34 @@ until_ok "the UI answers through port-forward" 30 curl -sf http://127.0.0.1:1808
 requests=$(curl -sf http://127.0.0.1:18089/stats/requests | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
 [ "${requests:-0}" -gt 0 ] || fail "no request in the master's final stats"
 log "the master still serves its final stats through svc/quickstart-ui: $requests requests"
+# The chart's monitors (issue 15 item 8), off by default: what they select is what runs. No
+# Prometheus here, so the test reads each monitor's selector, port and path from the render and
+# asks the cluster: the selector finds the operator's metrics Service / this test's master pod,
+# the named port is on it and serves hatchery_* families at the path (through the API server's
+# proxy, as a scrape would reach the pod).
+monitors=$("$python" "$repo/deploy/render-chart.py" --stdout --set monitoring.podMonitor.enabled=true \
+  --set monitoring.serviceMonitor.enabled=true)
+monitor_field() {  # KIND FIELD: matchLabels as k=v,k=v; or the first endpoint's port / path
+  awk -v kind="$1" -v field="$2" '
+    /^kind: / { on = ($2 == kind) }
+    on && field == "selector" && /matchLabels:/ { m = 1; next }
+    on && m && !/^      [^ ]/ { exit }
+    on && m { gsub(/ /, ""); sub(/:/, "="); out = out sep $0; sep = "," }
+    on && field != "selector" && $0 ~ "^ *-? *" field ": " { print $NF; exit }
+    END { if (field == "selector") print out }' <<<"$monitors"
+}
+pm_sel=$(monitor_field PodMonitor selector); pm_port=$(monitor_field PodMonitor port); pm_path=$(monitor_field PodMonitor path)
+[ -n "$pm_sel" ] && [ -n "$pm_port" ] && [ -n "$pm_path" ] || fail "no PodMonitor selector/port/path in the render"
+pods=$(k get pods -l "$pm_sel" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+[ "$(wc -l <<<"$pods")" = 1 ] && [[ "$pods" == quickstart-master-* ]] || fail "the PodMonitor's selector $pm_sel finds: $pods"
+kc get --raw "/api/v1/namespaces/$ns/pods/$pods:$pm_port/proxy$pm_path" | grep -q '^hatchery_users ' \
+  || fail "the master pod serves no hatchery_users on port $pm_port at $pm_path"
+sm_sel=$(monitor_field ServiceMonitor selector); sm_port=$(monitor_field ServiceMonitor port); sm_path=$(monitor_field ServiceMonitor path)
+svc=$(k -n hatchery-system get svc -l "$sm_sel" -o jsonpath="{.items[*].metadata.name}")
+[ "$svc" = hatchery-operator-metrics ] || fail "the ServiceMonitor's selector $sm_sel finds: $svc"
+kc get --raw "/api/v1/namespaces/hatchery-system/services/$svc:$sm_port/proxy$sm_path" | grep -q '^hatchery_operator_reconciles_total' \
+  || fail "the operator's Service serves no hatchery_operator_* on port $sm_port at $sm_path"
+log "the chart's PodMonitor ($pm_sel, port $pm_port) and ServiceMonitor ($sm_sel, port $sm_port) select what serves /metrics"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 target_count=$(k exec deploy/demo-target -- hatchery probe http://127.0.0.1:8080/_stats | jq .requests)
 [ "${target_count:-0}" -ge "$requests" ] || fail "the target counted $target_count requests, the master $requests"
@@ -156,6 +184,7 @@ grep -qE '^hatchery_operator_phase_transitions_total\{phase="Succeeded"\} [1-9]'
 grep -qE '^hatchery_operator_reconciles_total\{result="ok"\} [1-9]' <<<"$metrics" || fail "no reconcile in /metrics"
 log "the operator's /metrics counts the run"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
+
 
 # A finished test never runs again: an edit is refused with an event, the master is untouched.
 before=$(k get deploy quickstart-master -o jsonpath='{.metadata.generation}')

@@ -15,6 +15,7 @@ pub mod bad_h2;
 pub mod bad_servers;
 pub mod faults;
 pub mod nginx;
+pub mod prometheus;
 pub mod session;
 mod settle;
 pub mod short;
@@ -300,7 +301,7 @@ pub fn hatchery(args: &[&str]) -> Run {
 }
 
 /// A run of `cmd` (the binary itself, or a wrapper that execs it) with these arguments.
-fn run_of(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
+pub(crate) fn run_of(mut cmd: tokio::process::Command, args: &[&str]) -> Run {
     cmd.args(args).kill_on_drop(true);
     // The tests' environment must not leak settings into the child.
     for (k, _) in std::env::vars_os() {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hatchery_e2e::prometheus::{Prometheus, Scrape};
 use hatchery_e2e::{eventually, hatchery, http, worker, Master, Running, Target, TempDir};
 use serde_json::Value;
 
@@ -240,4 +241,237 @@ async fn autostart_and_autoquit_run_one_test_and_write_the_html_report() {
         page.contains(&format!("<td>{}</td>", target.count("GET", "/a"))),
         "the report holds the final count"
     );
+}
+
+/// A master with a worker running two users against a fresh target (kept alive with the dir).
+async fn two_users(tag: &str) -> (Target, TempDir, Ui) {
+    let target = Target::start().await;
+    let dir = TempDir::new(tag);
+    let ui = ui(&target, &dir).await;
+    let (code, body) = ui
+        .call("POST", "/swarm", Some("user_count=2&spawn_rate=100"))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    (target, dir, ui)
+}
+
+/// deploy/grafana/hatchery-master.json asks Prometheus only for what a running master serves:
+/// every `hatchery_*` name in its queries is a family of /metrics (or a histogram's `_bucket`,
+/// `_sum`, `_count`), and every label it filters or groups by is on a sample of /metrics or is
+/// added by the scrape (`loadtest` by the chart's PodMonitor, `instance` by Prometheus).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_asks_only_for_what_a_master_serves() {
+    let (_target, _dir, ui) = two_users("web-dashboard").await;
+    let metrics = eventually(
+        "requests and a worker in /metrics",
+        Duration::from_secs(20),
+        || async {
+            let (_, m) = ui.call("GET", "/metrics", None).await;
+            (m.contains("hatchery_requests_total{") && m.contains("hatchery_worker_users{"))
+                .then_some(m)
+        },
+    )
+    .await;
+    let families: Vec<(&str, &str)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let mut labels: Vec<&str> = vec!["loadtest", "instance"];
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((_, rest)) = line.split_once('{') {
+            labels.extend(
+                rest.split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, _)| k),
+            );
+        }
+    }
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/hatchery-master.json"
+    );
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().expect("targets") {
+            queries.push(t["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if let Some(q) = v["definition"].as_str() {
+            queries.push(q.to_string());
+        }
+    }
+    assert!(queries.len() >= 15, "{queries:?}");
+    for q in &queries {
+        let names = promql::metric_names(q);
+        assert!(!names.is_empty(), "no hatchery_* family in {q}");
+        for name in names {
+            let served = families.iter().any(|&(f, kind)| {
+                f == name
+                    || (kind == "histogram"
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|s| name.strip_prefix(f) == Some(s)))
+            });
+            assert!(
+                served,
+                "{name} (in {q}) is not served by /metrics:\n{metrics}"
+            );
+        }
+        for label in promql::label_names(q) {
+            assert!(
+                label == "le" || labels.contains(&label.as_str()),
+                "label {label} (in {q}) is on no sample of /metrics:\n{metrics}"
+            );
+        }
+    }
+}
+
+/// Every query of deploy/grafana/hatchery-master.json, run by a real Prometheus (Debian's)
+/// that scrapes a real master with a worker and two users: each parses and returns series, with
+/// the dashboard's variables as Grafana would fill them (`loadtest` from the scrape's label, as
+/// the chart's PodMonitor adds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_answers_every_query_of_the_grafana_dashboard() {
+    let (_target, _dir, ui) = two_users("web-prometheus").await;
+    let prometheus = Prometheus::start(Scrape {
+        port: ui.web,
+        path: "/base/metrics",
+        basic_auth: Some(("u", "p")),
+        labels: &[("loadtest", "demo")],
+    })
+    .await;
+    let dashboard = dashboard();
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        let Some(q) = v["definition"].as_str() else {
+            continue;
+        };
+        let (series, label) = q
+            .strip_prefix("label_values(")
+            .and_then(|a| a.strip_suffix(')'))
+            .and_then(|a| a.rsplit_once(','))
+            .expect("label_values(series, label)");
+        let series = series.replace("$loadtest", "demo");
+        let want = if label.trim() == "loadtest" {
+            "demo".to_string()
+        } else {
+            format!("127.0.0.1:{}", ui.web)
+        };
+        eventually(
+            &format!("{q} lists {want}"),
+            Duration::from_secs(30),
+            || async {
+                prometheus
+                    .label_values(label.trim(), &series)
+                    .await
+                    .contains(&want)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().expect("targets") {
+            let q = t["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$loadtest", "demo")
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "10s");
+            let title = panel["title"].as_str().unwrap_or_default();
+            eventually(
+                &format!("panel {title:?}: {q}"),
+                Duration::from_secs(30),
+                || async {
+                    let series = prometheus
+                        .query(&q)
+                        .await
+                        .unwrap_or_else(|e| panic!("{q}: {e}"));
+                    // A value, and a number (a ratio or quantile over no data is NaN).
+                    series
+                        .iter()
+                        .any(|s| s["value"][1].as_str().is_some_and(|v| v != "NaN"))
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+    }
+}
+
+fn dashboard() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/hatchery-master.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON")
+}
+
+/// Just enough of PromQL to read the names a query asks for.
+mod promql {
+    fn words(q: &str) -> impl Iterator<Item = (usize, &str)> {
+        q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .map(move |w| (w.as_ptr() as usize - q.as_ptr() as usize, w))
+    }
+
+    pub fn metric_names(q: &str) -> Vec<String> {
+        words(q)
+            .filter(|(_, w)| w.starts_with("hatchery_"))
+            .map(|(_, w)| w.to_string())
+            .collect()
+    }
+
+    /// Labels in `{k="v", k=~"v"}` matchers, `by (..)` / `without (..)` clauses and the last
+    /// argument of Grafana's `label_values(series, label)`.
+    pub fn label_names(q: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, w) in words(q) {
+            let after = q[at + w.len()..].trim_start();
+            let matcher = ["=~", "!~", "!=", "="]
+                .iter()
+                .any(|op| after.starts_with(op) && !after.starts_with("=="));
+            if matcher && in_braces(q, at) {
+                out.push(w.to_string());
+            }
+            if (w == "by" || w == "without") && after.starts_with('(') {
+                let inner = &after[1..after.find(')').unwrap_or(after.len())];
+                out.extend(inner.split(',').map(|l| l.trim().to_string()));
+            }
+        }
+        if let Some(args) = q.strip_prefix("label_values(") {
+            if let Some((_, label)) = args.trim_end_matches(')').rsplit_once(',') {
+                out.push(label.trim().to_string());
+            }
+        }
+        out
+    }
+
+    /// Whether `at` is inside a `{..}` selector.
+    fn in_braces(q: &str, at: usize) -> bool {
+        let before = &q[..at];
+        before.matches('{').count() > before.matches('}').count()
+    }
+
+    #[test]
+    fn names_are_read_from_matchers_groupings_and_label_values() {
+        let q = r#"histogram_quantile(0.95, sum by (le, name) (rate(hatchery_x_bucket{loadtest=~"$lt", a="b"}[1m])))"#;
+        assert_eq!(metric_names(q), ["hatchery_x_bucket"]);
+        assert_eq!(label_names(q), ["le", "name", "loadtest", "a"]);
+        assert_eq!(
+            label_names(r#"label_values(hatchery_users{loadtest=~"$x"}, instance)"#),
+            ["loadtest", "instance"]
+        );
+        assert!(label_names("sum(rate(hatchery_x[1m])) / 2").is_empty());
+    }
 }
