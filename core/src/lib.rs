@@ -25,6 +25,8 @@
 //!   protocol and its checked conversions to and from [`protocol`] and [`stats`].
 
 pub mod apportion;
+#[cfg(feature = "certs")]
+pub mod certs;
 pub mod dispatch;
 pub mod duration;
 pub mod histogram;

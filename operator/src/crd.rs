@@ -112,10 +112,42 @@ pub struct LoadTestSpec {
     /// token, owned by the LoadTest, so only this test's workers can join its master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token_secret: Option<String>,
+    /// TLS between master and workers and on the master's web port: the master serves
+    /// `--tls-cert`/`--tls-key`, workers trust `--tls-ca`, the operator reads the master over
+    /// HTTPS. `{}`: the operator makes a CA and a certificate for `<name>-master` and
+    /// `<name>-ui` in Secret `<name>-tls`, owned by the LoadTest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// HTTP basic authentication of the master's web UI and API (`--web-auth`); the operator
+    /// reads the credentials from their Secret and uses them. `{}`: the operator makes Secret
+    /// `<name>-web-auth` (type `kubernetes.io/basic-auth`: user `hatchery`, a random password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_auth: Option<WebAuthSpec>,
     /// Scale the master and workers to zero this long after the test finished; the LoadTest
     /// and its status stay. Omitted: keep them running until the LoadTest is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds_after_finished: Option<u32>,
+}
+
+/// TLS for a LoadTest.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A Secret in this namespace with `tls.crt`, `tls.key` and `ca.crt` (type
+    /// `kubernetes.io/tls`, as cert-manager writes it) whose certificate names `<name>-master`.
+    /// Omitted: the operator makes `<name>-tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// Basic authentication of a LoadTest's web UI and API.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebAuthSpec {
+    /// A Secret in this namespace with keys `username` and `password` (type
+    /// `kubernetes.io/basic-auth`). Omitted: the operator makes `<name>-web-auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
 }
 
 fn default_headless() -> bool {
@@ -413,6 +445,8 @@ pub(crate) mod fixtures {
                     worker: RoleSpec::default(),
                     extra_args: vec![],
                     auth_token_secret: None,
+                    tls: None,
+                    web_auth: None,
                     ttl_seconds_after_finished: None,
                 },
             );

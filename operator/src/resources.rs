@@ -14,6 +14,8 @@
 //! | Service | `<name>-workers` | headless, governs the StatefulSet |
 //! | StatefulSet | `<name>-workers` | the workers, all started at once (`Parallel`) |
 //! | Secret | `<name>-token` | the worker token, random, unless `authTokenSecret` names one |
+//! | Secret | `<name>-tls` | with `tls: {}`: a CA and the master's certificate ([`secure`]) |
+//! | Secret | `<name>-web-auth` | with `webAuth: {}`: the web UI's user and a random password |
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -34,6 +36,7 @@ use kube::Resource;
 use crate::crd::{LoadTest, PLAN_KEY};
 
 mod pod;
+pub mod secure;
 use pod::PodSettings;
 
 /// The gate timeout when the spec sets none: no LoadTest waits for its workers forever.
@@ -339,6 +342,7 @@ impl<'a> Blueprint<'a> {
         if !spec.exclude_tags.is_empty() {
             args.push(format!("--exclude-tags={}", spec.exclude_tags.join(",")));
         }
+        args.extend(self.master_tls_args());
         args.extend(spec.extra_args.iter().cloned());
         args.extend(spec.master.extra_args.iter().cloned());
         args
@@ -354,6 +358,7 @@ impl<'a> Blueprint<'a> {
             "--master-port".to_string(),
             MASTER_PORT.to_string(),
         ];
+        args.extend(self.worker_tls_args());
         args.extend(spec.extra_args.iter().cloned());
         args.extend(spec.worker.extra_args.iter().cloned());
         args
@@ -368,18 +373,25 @@ impl<'a> Blueprint<'a> {
         ]);
         // Readiness only says the process serves; the gate holds the pod NotReady until the
         // workers are connected.
-        container.readiness_probe = Some(healthz(2, 3));
+        let https = self.lt.spec.tls.is_some();
+        container.readiness_probe = Some(healthz(2, 3, https));
         // Generous: a liveness kill restarts the master, and with it the whole run.
         container.liveness_probe = Some(Probe {
             initial_delay_seconds: Some(10),
-            ..healthz(10, 6)
+            ..healthz(10, 6, https)
         });
+        container
+            .env
+            .get_or_insert_default()
+            .extend(self.web_auth_env());
+        let tls = self.tls_volume(&[secure::TLS_CERT, secure::TLS_KEY]);
         let mut mounts = vec![VolumeMount {
             name: "plan".to_string(),
             mount_path: PLAN_DIR.to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
         }];
+        mounts.extend(tls.as_ref().map(|(_, m)| m.clone()));
         mounts.extend(self.master_pod.volume_mounts.iter().cloned());
         container.volume_mounts = Some(mounts);
         let mut pod = self.pod_spec(&self.master_pod, container);
@@ -394,6 +406,7 @@ impl<'a> Blueprint<'a> {
             }),
             ..Volume::default()
         }];
+        volumes.extend(tls.map(|(v, _)| v));
         volumes.extend(self.master_pod.volumes.iter().cloned());
         pod.volumes = Some(volumes);
         Deployment {
@@ -414,8 +427,18 @@ impl<'a> Blueprint<'a> {
 
     /// The workers, all started at once; they dial `<name>-master:5557`.
     pub fn workers_stateful_set(&self) -> StatefulSet {
-        let container = self.container(&self.worker_pod, self.worker_args());
-        let pod = self.pod_spec(&self.worker_pod, container);
+        let mut container = self.container(&self.worker_pod, self.worker_args());
+        let tls = self.tls_volume(&[secure::TLS_CA]);
+        if let Some((_, mount)) = &tls {
+            container
+                .volume_mounts
+                .get_or_insert_default()
+                .insert(0, mount.clone());
+        }
+        let mut pod = self.pod_spec(&self.worker_pod, container);
+        if let Some((volume, _)) = tls {
+            pod.volumes.get_or_insert_default().insert(0, volume);
+        }
         StatefulSet {
             metadata: self.meta(self.workers_name(), Some(Role::Worker)),
             spec: Some(StatefulSetSpec {
@@ -627,11 +650,14 @@ fn service_port(name: &str, port: i32) -> ServicePort {
     }
 }
 
-fn healthz(period_seconds: i32, failure_threshold: i32) -> Probe {
+/// `/healthz` on the web port; over HTTPS when the master serves TLS (the kubelet does not
+/// check the certificate of a probe).
+fn healthz(period_seconds: i32, failure_threshold: i32, https: bool) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".to_string()),
             port: IntOrString::String(WEB_PORT_NAME.to_string()),
+            scheme: https.then(|| "HTTPS".to_string()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period_seconds),
@@ -663,6 +689,17 @@ fn check_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A DNS-1123 subdomain: what a Secret may be called.
+fn is_object_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    name.len() <= 253
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
 fn check_spec(lt: &LoadTest) -> Result<(), Error> {
     let spec = &lt.spec;
     if spec.image.trim().is_empty() {
@@ -691,6 +728,25 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
         ));
     }
     check_master_api_stays_readable(lt)?;
+    let secrets = [
+        ("authTokenSecret", spec.auth_token_secret.as_ref()),
+        (
+            "tls.secretName",
+            spec.tls.as_ref().and_then(|t| t.secret_name.as_ref()),
+        ),
+        (
+            "webAuth.secretName",
+            spec.web_auth.as_ref().and_then(|a| a.secret_name.as_ref()),
+        ),
+    ];
+    for (field, name) in secrets {
+        if let Some(name) = name.filter(|n| !is_object_name(n)) {
+            return Err(invalid(
+                field,
+                format!("{name:?} is not a Secret name (lower-case letters, digits, '-' and '.', at most 253)"),
+            ));
+        }
+    }
     for (field, tags) in [("tags", &spec.tags), ("excludeTags", &spec.exclude_tags)] {
         if let Some(t) = tags.iter().find(|t| t.is_empty() || t.contains(',')) {
             return Err(invalid(
@@ -703,35 +759,33 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
 }
 
 /// Flags (and their variables) that would close the master's API to the operator, which reads
-/// `/stats/requests` over plain HTTP on 8089 at `/` through the API server's pod proxy.
-const CLOSES_THE_API: [(&str, &str); 4] = [
-    ("--web-auth", "HATCHERY_WEB_AUTH"),
-    ("--tls-cert", "HATCHERY_TLS_CERT"),
-    ("--tls-key", "HATCHERY_TLS_KEY"),
-    ("--web-base-path", "HATCHERY_WEB_BASE_PATH"),
+/// `/stats/requests` on 8089 at `/` through the API server's pod proxy, and what to use instead.
+const CLOSES_THE_API: [(&str, &str, &str); 5] = [
+    ("--web-auth", "HATCHERY_WEB_AUTH", "use spec.webAuth: the operator then knows the credentials"),
+    ("--tls-cert", "HATCHERY_TLS_CERT", "use spec.tls: the operator then reads the master over HTTPS and the workers trust its CA"),
+    ("--tls-key", "HATCHERY_TLS_KEY", "use spec.tls"),
+    ("--tls-ca", "HATCHERY_TLS_CA", "use spec.tls"),
+    ("--web-base-path", "HATCHERY_WEB_BASE_PATH", "the operator reads the master's API at / through the pod proxy, so it is not supported under the operator"),
 ];
 
 /// Refuses a spec whose master would lock the operator out (it would wait for numbers that
 /// never come, and fail on the gate timeout with a misleading reason).
 fn check_master_api_stays_readable(lt: &LoadTest) -> Result<(), Error> {
     let spec = &lt.spec;
-    let why = "the operator reads the master's API over plain HTTP through the pod proxy, so this \
-               is not supported under the operator; keep 8089 private with a NetworkPolicy \
-               (docs/security.md)";
     for (field, args) in [
         ("extraArgs", &spec.extra_args),
         ("master.extraArgs", &spec.master.extra_args),
     ] {
         for arg in args {
             let flag = arg.split('=').next().unwrap_or(arg);
-            if let Some((f, _)) = CLOSES_THE_API.iter().find(|(f, _)| *f == flag) {
+            if let Some((f, _, why)) = CLOSES_THE_API.iter().find(|(f, _, _)| *f == flag) {
                 return Err(invalid(field, format!("{f}: {why}")));
             }
         }
     }
     for (field, env) in [("pod.env", &spec.pod.env), ("master.env", &spec.master.env)] {
         for var in env {
-            if let Some((_, v)) = CLOSES_THE_API.iter().find(|(_, v)| *v == var.name) {
+            if let Some((_, v, why)) = CLOSES_THE_API.iter().find(|(_, v, _)| *v == var.name) {
                 return Err(invalid(field, format!("{v}: {why}")));
             }
         }

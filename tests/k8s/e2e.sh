@@ -250,8 +250,12 @@ verdict_lt() { lt_yaml "$1" 1 4 10ms "$2" $'  spawnRate: 4\n  runTime: 6s' "$3";
 verdict_lt tenpercent '[{weight: 9, get: /, name: ok}, {weight: 1, get: /status/500, name: fails}]' \
   '{metric: fail_ratio, max: 0.5}' > "$work/tenpercent.yaml"
 verdict_lt slowp95 '[{get: "/slow?ms=20", name: slow}]' '{metric: p95, max: 1ms}' > "$work/slowp95.yaml"
-k apply -f "$work/tenpercent.yaml" -f "$work/slowp95.yaml" >/dev/null
-until_ok "both threshold tests finish" 180 bash -c 'for lt in tenpercent slowp95; do
+# TLS and web auth in-cluster (issue 15 item 4), at the same time: the operator makes the
+# certificate and the password, the workers trust the CA, the operator reads the master over
+# HTTPS with the password (the gate opens, the test Succeeds).
+lt_yaml secure 2 4 10ms '[{get: /}]' $'  spawnRate: 4\n  runTime: 6s\n  tls: {}\n  webAuth: {}' > "$work/secure.yaml"
+k apply -f "$work/tenpercent.yaml" -f "$work/slowp95.yaml" -f "$work/secure.yaml" >/dev/null
+until_ok "the threshold and TLS tests finish" 180 bash -c 'for lt in tenpercent slowp95 secure; do
   case "$(kubectl -n "$ns" get lt $lt -o jsonpath={.status.phase} 2>/dev/null)" in Succeeded|Failed) ;; *) exit 1 ;; esac; done'
 [ "$(k get lt tenpercent -o jsonpath='{.status.phase}')" = Succeeded ] \
   || fail "10% failures under fail_ratio max 0.5 did not succeed: $(k get lt tenpercent -o jsonpath='{.status.verdict}')"
@@ -267,6 +271,31 @@ until_ok "a Warning event names the threshold" 30 bash -c 'kubectl -n "$ns" get 
 kc get lt -n "$ns" slowp95 | grep -q 'failed: threshold p95' || fail "kubectl get does not show the verdict column"
 log "p95 max 1ms: $(k get lt slowp95 -o jsonpath='{.status.phase}: {.status.verdict}')"
 k delete lt tenpercent slowp95 --wait=false >/dev/null
+
+[ "$(k get lt secure -o jsonpath='{.status.phase} {.status.workers}')" = "Succeeded 2/2" ] \
+  || fail "the TLS + web auth test: $(k get lt secure -o json | jq -c .status)"
+[ "$(k get secret secure-tls -o jsonpath='{.type}')" = kubernetes.io/tls ] || fail "no kubernetes.io/tls Secret secure-tls"
+[ "$(k get secret secure-web-auth -o jsonpath='{.type}')" = kubernetes.io/basic-auth ] || fail "no basic-auth Secret secure-web-auth"
+k get secret secure-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$work/secure-ca.pem"
+password=$(k get secret secure-web-auth -o jsonpath='{.data.password}' | base64 -d)
+pod=$(k get pods -l hatchery.io/loadtest=secure,hatchery.io/role=master -o jsonpath='{.items[0].metadata.name}')
+k logs "$pod" | grep -q 'no worker token' && fail "the secure master runs without a worker token"
+# Through the API server's proxy: HTTPS only, and the API only with the password.
+kc get --raw "/api/v1/namespaces/$ns/pods/https:$pod:8089/proxy/healthz" >/dev/null || fail "no HTTPS /healthz through the pod proxy"
+kc get --raw "/api/v1/namespaces/$ns/pods/$pod:8089/proxy/healthz" >/dev/null 2>&1 && fail "the master answered plain HTTP"
+kc get --raw "/api/v1/namespaces/$ns/pods/https:$pod:8089/proxy/stats/requests" >/dev/null 2>&1 \
+  && fail "the master's API answered through the proxy without the password"
+# As a user reaches it: a port-forward to the UI Service, the CA from the Secret, the password.
+k port-forward svc/secure-ui 18091:8089 >/dev/null 2>&1 & forward_pid=$!
+until_ok "the secure UI answers HTTPS with the LoadTest's CA" 30 curl -sf --cacert "$work/secure-ca.pem" https://localhost:18091/healthz
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/secure-ca.pem" https://localhost:18091/stats/requests)
+[ "$code" = 401 ] || fail "the secure UI answered $code without the password"
+secure_requests=$(curl -sf --cacert "$work/secure-ca.pem" -u "hatchery:$password" https://localhost:18091/stats/requests \
+  | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
+[ "${secure_requests:-0}" -gt 0 ] || fail "no requests through the secure UI with the password"
+kill "$forward_pid" 2>/dev/null || true; forward_pid=""
+log "TLS + web auth: Succeeded with 2 workers over TLS, $secure_requests requests; HTTPS only, API with the Secret's password only"
+k delete lt secure --wait=false >/dev/null
 
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the

@@ -84,6 +84,15 @@ async fn the_rest_api_starts_changes_stops_and_reports_a_test() {
         .await
         .unwrap();
     assert_eq!(code, 401);
+    // The same credentials in the header the operator sends through the Kubernetes API
+    // server's pod proxy (which drops Authorization); a wrong password there is refused too.
+    for (value, want) in [("Basic dTpw", 200), ("Basic dTpx", 401), ("dTpw", 401)] {
+        let header = [("x-hatchery-authorization", value)];
+        let (code, _) = http(ui.web, "GET", "/base/stats/requests", None, &header)
+            .await
+            .unwrap();
+        assert_eq!(code, want, "{value}");
+    }
     let (code, page) = ui.call("GET", "/", None).await;
     assert!(code == 200 && page.contains("static/app.js"), "{code}");
     assert_eq!(ui.call("GET", "/static/app.js", None).await.0, 200);

@@ -57,10 +57,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, patch]
-# The worker token of each LoadTest: created once, never read back.
+# Each LoadTest's worker token, TLS certificate and web credentials: created once; the web
+# credentials (spec.webAuth) are read back to reach the master (get, by name; never listed).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [create]
+  verbs: [get, create]
 # Pods: watched into a cache (no list per reconcile), open the master's readiness gate, read the
 # master's API (get) and retarget a running test through its /swarm (create: a POST).
 - apiGroups: [""]

@@ -140,7 +140,7 @@ pub fn router(handle: RunHandle, web: &WebConfig) -> Router {
         .route(&p("/metrics"), get(views::prometheus));
     let protected = match &web.auth {
         Some(credentials) => {
-            let expected = format!("Basic {}", auth::base64(credentials.as_bytes()));
+            let expected = hatchery_core::secret::basic_authorization(credentials);
             protected.layer(middleware::from_fn_with_state(expected, auth::basic_auth))
         }
         None => protected,

@@ -2,34 +2,138 @@
 //! in the cluster or not, and whether the pod is Ready or not): its live numbers, and a
 //! finished test's result, stored in the `<name>-result` ConfigMap.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use hatchery_core::secret::{basic_authorization, WEB_AUTH_PROXY_HEADER};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::runtime::events::EventType;
+use kube::Api;
 use serde_json::Value;
 
 use super::{event, ssa, Context, Error};
 use crate::crd::LoadTest;
+use crate::resources::secure::{PASSWORD, USERNAME};
 use crate::resources::{Blueprint, WEB_PORT};
 use crate::result;
 use crate::status::{MasterReport, MasterState, ThresholdResult};
 
+/// How the operator reaches a master's web port through the API server's pod proxy: over
+/// HTTPS when the master serves TLS (the proxy's `https:` scheme; the API server does not
+/// check the pod's certificate, as for any pod proxy), and with the web UI's credentials when
+/// it asks for them, in [`WEB_AUTH_PROXY_HEADER`]: the API server authenticates the operator
+/// by `Authorization` and removes it before it proxies.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Access {
+    https: bool,
+    /// The web-auth Secret (`ns/name`, the cache's key) and the header's value.
+    auth: Option<(String, String)>,
+}
+
+/// How to reach the master of `bp`: its web-auth Secret is read once and then kept in memory
+/// (a look at a running test every 5 s must not read a Secret each time); see [`forget`].
+pub(super) async fn access(ctx: &Context, ns: &str, bp: &Blueprint<'_>) -> Result<Access, Error> {
+    let https = bp.tls_secret_name().is_some();
+    let Some(secret) = bp.web_auth_secret_name() else {
+        return Ok(Access { https, auth: None });
+    };
+    let key = format!("{ns}/{secret}");
+    let known = ctx
+        .credentials
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    let value = match known {
+        Some(v) => v,
+        None => {
+            let found: Secret = Api::namespaced(ctx.client.clone(), ns).get(&secret).await?;
+            let v = credentials(&found).ok_or_else(|| {
+                Error::WebAuth(format!(
+                    "Secret {secret} has no {USERNAME} and {PASSWORD} keys"
+                ))
+            })?;
+            ctx.credentials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), v.clone());
+            v
+        }
+    };
+    Ok(Access {
+        https,
+        auth: Some((key, value)),
+    })
+}
+
+/// Drops the kept credentials after the master refused them (the Secret was replaced): the
+/// next look reads the Secret again.
+fn forget(ctx: &Context, access: &Access) {
+    if let Some((key, _)) = &access.auth {
+        ctx.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// The `Basic ...` value for a `kubernetes.io/basic-auth` Secret.
+pub fn credentials(secret: &Secret) -> Option<String> {
+    let data = secret.data.as_ref()?;
+    let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+    let (user, password) = (text(USERNAME)?, text(PASSWORD)?);
+    (!user.is_empty() && !user.contains(':'))
+        .then(|| basic_authorization(&format!("{user}:{password}")))
+}
+
+/// A request to `path` of the master's web port.
+fn request(access: &Access, ns: &str, pod: &str, path: &str) -> http::request::Builder {
+    let scheme = if access.https { "https:" } else { "" };
+    let proxy = format!("/api/v1/namespaces/{ns}/pods/{scheme}{pod}:{WEB_PORT}/proxy{path}");
+    let mut req = http::Request::builder().uri(proxy);
+    if let Some((_, value)) = &access.auth {
+        req = req.header(WEB_AUTH_PROXY_HEADER, value);
+    }
+    req
+}
+
+/// Sends `req`; a 401 from the master drops the kept credentials.
+async fn send(
+    ctx: &Context,
+    access: &Access,
+    req: http::Request<Vec<u8>>,
+) -> Result<String, kube::Error> {
+    let answer = ctx.client.request_text(req).await;
+    if let Err(kube::Error::Api(e)) = &answer {
+        if e.code == 401 {
+            forget(ctx, access);
+        }
+    }
+    answer
+}
+
 /// GET `path` of the master's web port.
-async fn get(ctx: &Context, ns: &str, pod: &str, path: &str) -> Result<String, kube::Error> {
-    let proxy = format!("/api/v1/namespaces/{ns}/pods/{pod}:{WEB_PORT}/proxy{path}");
-    let req = http::Request::get(proxy)
+async fn get(
+    ctx: &Context,
+    access: &Access,
+    ns: &str,
+    pod: &str,
+    path: &str,
+) -> Result<String, kube::Error> {
+    let req = request(access, ns, pod, path)
+        .method(http::Method::GET)
         .body(Vec::new())
         .map_err(kube::Error::HttpError)?;
-    ctx.client.request_text(req).await
+    send(ctx, access, req).await
 }
 
 /// The master's `/stats/requests`.
 pub(super) async fn report(
     ctx: &Context,
+    access: &Access,
     ns: &str,
     pod: &Pod,
     expected: u32,
 ) -> Option<MasterReport> {
     let name = pod.metadata.name.as_deref()?;
-    let text = get(ctx, ns, name, "/stats/requests").await.ok()?;
+    let text = get(ctx, access, ns, name, "/stats/requests").await.ok()?;
     let doc: Value = serde_json::from_str(&text).ok()?;
     parse_report(&doc, expected)
 }
@@ -73,22 +177,23 @@ fn threshold(t: &Value) -> Option<ThresholdResult> {
 /// returns the master's message.
 pub(super) async fn swarm(
     ctx: &Context,
+    access: &Access,
     ns: &str,
     pod: &Pod,
     users: u32,
     rate: f64,
 ) -> Result<String, Error> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
-    let proxy = format!("/api/v1/namespaces/{ns}/pods/{name}:{WEB_PORT}/proxy/swarm");
     let form = format!("user_count={users}&spawn_rate={rate}");
-    let req = http::Request::post(proxy)
+    let req = request(access, ns, name, "/swarm")
+        .method(http::Method::POST)
         .header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
         .body(form.into_bytes())
         .map_err(kube::Error::HttpError)?;
-    let text = ctx.client.request_text(req).await?;
+    let text = send(ctx, access, req).await?;
     let doc: Value = serde_json::from_str(&text).unwrap_or_default();
     let message = doc["message"].as_str().unwrap_or(&text).to_string();
     if doc["success"] == Value::Bool(true) {
@@ -103,6 +208,7 @@ pub(super) async fn swarm(
 /// Parts the master did not serve are named in the ConfigMap's notes.
 pub(super) async fn store_result(
     ctx: &Context,
+    access: &Access,
     lt: &LoadTest,
     ns: &str,
     bp: &Blueprint<'_>,
@@ -111,7 +217,9 @@ pub(super) async fn store_result(
     let name = pod.metadata.name.as_deref()?;
     let mut parts = Vec::with_capacity(result::PARTS.len());
     for (key, path) in result::PARTS {
-        let read = get(ctx, ns, name, path).await.map_err(|e| e.to_string());
+        let read = get(ctx, access, ns, name, path)
+            .await
+            .map_err(|e| e.to_string());
         parts.push((key, read));
     }
     let cm = result::config_map(bp, result::pack(parts, result::MAX_BYTES));
@@ -179,6 +287,30 @@ mod tests {
             .unwrap()
             .thresholds
             .is_empty());
+    }
+
+    #[test]
+    fn a_basic_auth_secret_becomes_the_header_the_master_takes() {
+        use k8s_openapi::ByteString;
+        let secret = |user: &str, password: &str| Secret {
+            data: Some(std::collections::BTreeMap::from([
+                ("username".to_string(), ByteString(user.as_bytes().to_vec())),
+                (
+                    "password".to_string(),
+                    ByteString(password.as_bytes().to_vec()),
+                ),
+            ])),
+            ..Secret::default()
+        };
+        assert_eq!(
+            credentials(&secret("Aladdin", "open sesame")).as_deref(),
+            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+        );
+        // A password may hold a colon; a user may not (RFC 7617), nor be empty.
+        assert!(credentials(&secret("u", "a:b")).is_some());
+        assert!(credentials(&secret("a:b", "p")).is_none());
+        assert!(credentials(&secret("", "p")).is_none());
+        assert!(credentials(&Secret::default()).is_none());
     }
 
     #[test]

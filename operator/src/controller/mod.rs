@@ -55,6 +55,10 @@ pub enum Error {
     Random(#[source] std::io::Error),
     #[error("the master: {0}")]
     Master(String),
+    #[error("cannot make the TLS certificate: {0}")]
+    Certificate(String),
+    #[error("web auth: {0}")]
+    WebAuth(String),
 }
 
 impl Error {
@@ -74,6 +78,8 @@ impl Error {
             Error::NoNamespace => "no_namespace",
             Error::Random(_) => "random",
             Error::Master(_) => "master",
+            Error::Certificate(_) => "certificate",
+            Error::WebAuth(_) => "web_auth",
         }
     }
 }
@@ -88,8 +94,8 @@ fn random_token() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Creates `secret` unless it exists: a token, once made, never changes under its workers.
-/// (Create only: the operator needs no right to read Secrets.)
+/// Creates `secret` unless it exists: a token, certificate or password, once made, never
+/// changes under its workers and users (so a 409 is success, and nothing is read back here).
 async fn create_once(ctx: &Context, ns: &str, secret: &Secret) -> Result<(), Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     match api.create(&PostParams::default(), secret).await {
@@ -113,6 +119,8 @@ pub struct Context {
     applied: Mutex<HashMap<String, u64>>,
     /// Per LoadTest, failed reconciles in a row: the next retry waits twice as long.
     failures: Mutex<HashMap<String, u32>>,
+    /// Per web-auth Secret (`ns/name`), the `Basic ...` value its master takes.
+    credentials: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -145,6 +153,7 @@ impl Context {
             loadtests,
             applied: Mutex::default(),
             failures: Mutex::default(),
+            credentials: Mutex::default(),
         }
     }
 
@@ -411,8 +420,9 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     if started && !seen {
         live_edit(lt, ctx, ns, &bp, master_pod).await?;
     }
+    let access = master::access(ctx, ns, &bp).await?;
     let report = match master_pod {
-        Some(pod) => master::report(ctx, ns, pod, bp.expect_workers()).await,
+        Some(pod) => master::report(ctx, &access, ns, pod, bp.expect_workers()).await,
         None => None,
     };
     if let (Some(pod), true) = (master_pod, status::gate_open(report.as_ref())) {
@@ -433,7 +443,7 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     next.worker_selector = Some(bp.selector_query(Role::Worker));
     // The result is stored as the test finishes, while its master still serves it.
     if let (true, None, Some(pod)) = (next.phase.is_finished(), &next.result, master_pod) {
-        next.result = master::store_result(ctx, lt, ns, &bp, pod).await;
+        next.result = master::store_result(ctx, &access, lt, ns, &bp, pod).await;
     }
     publish(ctx, lt, prev, &next).await?;
     if next.phase.is_finished() {
@@ -490,7 +500,8 @@ async fn live_edit(
     let mut applied = was.clone();
     if let Some((users, rate)) = edit.retarget {
         let pod = master_pod.ok_or_else(|| Error::Master("no master pod to retarget".into()))?;
-        match master::swarm(ctx, ns, pod, users, rate).await {
+        let access = master::access(ctx, ns, bp).await?;
+        match master::swarm(ctx, &access, ns, pod, users, rate).await {
             Ok(said) => {
                 let note = format!("users {users} at {rate}/s through the master's /swarm: {said}");
                 event(ctx, lt, EventType::Normal, "Retargeted", note).await;
@@ -566,6 +577,16 @@ async fn apply_children(
         return Ok(());
     }
     if let Some(secret) = bp.token_secret(&random_token()?) {
+        create_once(ctx, ns, &secret).await?;
+    }
+    if bp.makes_tls_secret() {
+        let issued = hatchery_core::certs::issue(&bp.tls_hosts())
+            .map_err(|e| Error::Certificate(e.to_string()))?;
+        if let Some(secret) = bp.tls_secret(&issued) {
+            create_once(ctx, ns, &secret).await?;
+        }
+    }
+    if let Some(secret) = bp.web_auth_secret(&random_token()?) {
         create_once(ctx, ns, &secret).await?;
     }
     if let Some(cm) = &children.plan {

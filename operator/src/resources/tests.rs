@@ -585,7 +585,7 @@ fn master_flags_that_would_lock_the_operator_out_of_its_api_are_refused() {
     lt.spec.master.extra_args = strings(&["--web-auth=admin:secret"]);
     let e = error(lt).to_string();
     assert!(e.starts_with("spec.master.extraArgs: --web-auth: "), "{e}");
-    assert!(e.contains("pod proxy"), "{e}");
+    assert!(e.contains("use spec.webAuth"), "{e}");
     let mut lt = LoadTest::test();
     lt.spec.extra_args = strings(&["--tls-cert", "/certs/tls.crt"]);
     assert!(error(lt)
