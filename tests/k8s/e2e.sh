@@ -156,12 +156,18 @@ pm_sel=$(monitor_field PodMonitor selector); pm_port=$(monitor_field PodMonitor 
 [ -n "$pm_sel" ] && [ -n "$pm_port" ] && [ -n "$pm_path" ] || fail "no PodMonitor selector/port/path in the render"
 pods=$(k get pods -l "$pm_sel" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 [ "$(wc -l <<<"$pods")" = 1 ] && [[ "$pods" == quickstart-master-* ]] || fail "the PodMonitor's selector $pm_sel finds: $pods"
-kc get --raw "/api/v1/namespaces/$ns/pods/$pods:$pm_port/proxy$pm_path" | grep -q '^hatchery_users ' \
-  || fail "the master pod serves no hatchery_users on port $pm_port at $pm_path"
+# The named port as Prometheus resolves it, from the pod's spec (the pod proxy takes numbers).
+pm_number=$(k get pod "$pods" -o jsonpath="{.spec.containers[*].ports[?(@.name==\"$pm_port\")].containerPort}")
+[ -n "$pm_number" ] || fail "the master pod has no port named $pm_port"
+# (Read whole, then searched: `grep -q` closing the pipe early fails kubectl under pipefail.)
+scraped=$(kc get --raw "/api/v1/namespaces/$ns/pods/$pods:$pm_number/proxy$pm_path" || true)
+grep -q '^hatchery_users ' <<<"$scraped" \
+  || fail "the master pod serves no hatchery_users on port $pm_port ($pm_number) at $pm_path"
 sm_sel=$(monitor_field ServiceMonitor selector); sm_port=$(monitor_field ServiceMonitor port); sm_path=$(monitor_field ServiceMonitor path)
 svc=$(k -n hatchery-system get svc -l "$sm_sel" -o jsonpath="{.items[*].metadata.name}")
 [ "$svc" = hatchery-operator-metrics ] || fail "the ServiceMonitor's selector $sm_sel finds: $svc"
-kc get --raw "/api/v1/namespaces/hatchery-system/services/$svc:$sm_port/proxy$sm_path" | grep -q '^hatchery_operator_reconciles_total' \
+scraped=$(kc get --raw "/api/v1/namespaces/hatchery-system/services/$svc:$sm_port/proxy$sm_path" || true)
+grep -q '^hatchery_operator_reconciles_total' <<<"$scraped" \
   || fail "the operator's Service serves no hatchery_operator_* on port $sm_port at $sm_path"
 log "the chart's PodMonitor ($pm_sel, port $pm_port) and ServiceMonitor ($sm_sel, port $sm_port) select what serves /metrics"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
@@ -286,11 +292,11 @@ kc get --raw "/api/v1/namespaces/$ns/pods/$pod:8089/proxy/healthz" >/dev/null 2>
 kc get --raw "/api/v1/namespaces/$ns/pods/https:$pod:8089/proxy/stats/requests" >/dev/null 2>&1 \
   && fail "the master's API answered through the proxy without the password"
 # As a user reaches it: a port-forward to the UI Service, the CA from the Secret, the password.
-k port-forward svc/secure-ui 18091:8089 >/dev/null 2>&1 & forward_pid=$!
-until_ok "the secure UI answers HTTPS with the LoadTest's CA" 30 curl -sf --cacert "$work/secure-ca.pem" https://localhost:18091/healthz
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/secure-ca.pem" https://localhost:18091/stats/requests)
+k port-forward svc/secure-ui 18092:8089 >/dev/null 2>&1 & forward_pid=$!
+until_ok "the secure UI answers HTTPS with the LoadTest's CA" 30 curl -sf --cacert "$work/secure-ca.pem" https://localhost:18092/healthz
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/secure-ca.pem" https://localhost:18092/stats/requests)
 [ "$code" = 401 ] || fail "the secure UI answered $code without the password"
-secure_requests=$(curl -sf --cacert "$work/secure-ca.pem" -u "hatchery:$password" https://localhost:18091/stats/requests \
+secure_requests=$(curl -sf --cacert "$work/secure-ca.pem" -u "hatchery:$password" https://localhost:18092/stats/requests \
   | jq '.stats[] | select(.name=="Aggregated") | .num_requests')
 [ "${secure_requests:-0}" -gt 0 ] || fail "no requests through the secure UI with the password"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
@@ -300,7 +306,8 @@ k delete lt secure --wait=false >/dev/null
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
 # master's /stats/requests about ten times a second, through a port-forward.
-lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s' > "$work/podkill.yaml"
+# Workers log each failed dial (debug), for the start-latency steps below.
+lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s\n  worker:\n    env: [{name: HATCHERY_LOGLEVEL, value: "info,hatchery_worker::master_link=debug"}]' > "$work/podkill.yaml"
 applied_at=$(date +%s.%N)
 k apply -f "$work/podkill.yaml" >/dev/null
 until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
@@ -322,6 +329,12 @@ master_log=$(k logs deploy/podkill-master)
 listening=$(grep -m1 'workers connect to' <<<"$master_log" | grep -oE '^[0-9T:.-]+Z' || true)
 last_worker=$(grep 'worker connected' <<<"$master_log" | tail -1 | grep -oE '^[0-9T:.-]+Z' || true)
 log "start steps (s after apply): master pod created $(since "$master_created"), master container started $(since "$master_started"), master listening $(since "$listening"), last worker container started $(since "$workers_started"), 4th worker connected $(since "$last_worker"), all users spawned $start_latency"
+for w in 0 1 2 3; do  # each worker's failed dials before its session: when, and why
+  dials=$(k logs "podkill-workers-$w" 2>/dev/null | grep 'no session with' || true)
+  first=$(head -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true); last=$(tail -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true)
+  why=$(sed -E 's/.*no session with [^:]+:[^:]+:[0-9]+: //' <<<"$dials" | sort | uniq -c | sort -rn | head -3 | tr -s ' ' | paste -sd';')
+  log "  worker $w: $(grep -c . <<<"$dials") failed dials from $(since "$first") to $(since "$last") s: ${why:-none}"
+done
 awk -v s="$start_latency" 'BEGIN { exit !(s < 15) }' || fail "the test took $start_latency s to start"
 
 k port-forward svc/podkill-ui 18090:8089 >/dev/null 2>&1 & forward_pid=$!
