@@ -260,7 +260,10 @@ users:
     assert_eq!(server.answered_posts(), count(&dir, "post"));
     // One connection per POST (the last may have opened one as the run ended).
     let conns = server.connections();
-    assert!((count(&dir, "post")..=count(&dir, "post") + 1).contains(&conns), "{conns}");
+    assert!(
+        (count(&dir, "post")..=count(&dir, "post") + 1).contains(&conns),
+        "{conns}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
