@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -29,7 +30,14 @@ pub enum Misbehaviour {
     ResetGets,
     /// GETs are never answered (the stream stays open).
     StallGets,
+    /// A connection that answered a request and then stays idle for [`IDLE_TIMEOUT`] gets
+    /// GOAWAY (naming the last stream answered) and is closed, as nginx closes an idle HTTP/2
+    /// connection after its `keepalive_timeout`.
+    GoAwayWhenIdle,
 }
+
+/// How long [`Misbehaviour::GoAwayWhenIdle`] lets a connection idle.
+pub const IDLE_TIMEOUT: Duration = Duration::from_millis(3);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -92,7 +100,20 @@ async fn serve(socket: TcpStream, misbehaviour: Misbehaviour, number: u64, count
         return;
     };
     let mut seen = 0;
-    while let Some(Ok((request, respond))) = conn.accept().await {
+    loop {
+        let next = if misbehaviour == Misbehaviour::GoAwayWhenIdle && seen > 0 {
+            tokio::time::timeout(IDLE_TIMEOUT, conn.accept()).await
+        } else {
+            Ok(conn.accept().await)
+        };
+        let Ok(next) = next else {
+            conn.abrupt_shutdown(Reason::NO_ERROR);
+            while conn.accept().await.is_some() {}
+            return;
+        };
+        let Some(Ok((request, respond))) = next else {
+            return;
+        };
         seen += 1;
         if misbehaviour == Misbehaviour::GoAwayAfterConnectionNumber && seen > number {
             // The GOAWAY names the last stream processed, the one before this.
@@ -143,7 +164,7 @@ async fn answer(
                 std::future::poll_fn(|cx| respond.poll_reset(cx)).await.ok();
                 return;
             }
-            Misbehaviour::GoAwayAfterConnectionNumber => {}
+            Misbehaviour::GoAwayAfterConnectionNumber | Misbehaviour::GoAwayWhenIdle => {}
         }
     }
     let response = response.body(()).expect("a valid response");

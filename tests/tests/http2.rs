@@ -240,6 +240,32 @@ async fn a_goaway_resends_a_get_on_a_new_connection_and_fails_a_post_by_name() {
     );
 }
 
+/// The GOAWAY of a server that closes idle connections comes while the user waits (10 ms, past
+/// the server's idle timeout): it is seen before the next POST, which goes on a new connection
+/// instead of failing as a request that met a closed connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_that_came_while_the_user_waited_sends_the_next_post_on_a_new_connection() {
+    let server = BadH2::start(Misbehaviour::GoAwayWhenIdle).await;
+    let dir = TempDir::new("h2-idle-goaway");
+    let plan = "http2: true
+users:
+  - name: U
+    wait: {constant: 10ms}
+    tasks:
+      - {post: /post, name: post, body: hi}
+";
+    let out = run(&dir, plan, &server.url(), 1).await;
+    assert!(count(&dir, "post") > 3, "{}", out.stderr());
+    assert_eq!(failed(&dir, "post"), 0, "{}", failures(&dir));
+    assert_eq!(server.answered_posts(), count(&dir, "post"));
+    // One connection per POST (the last may have opened one as the run ended).
+    let conns = server.connections();
+    assert!(
+        (count(&dir, "post")..=count(&dir, "post") + 1).contains(&conns),
+        "{conns}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_refuses_what_http2_cannot_carry_in_a_class_that_speaks_it() {
     let dir = TempDir::new("h2-check");

@@ -4,7 +4,8 @@
 //! The connection is driven inside the user's own task while a request is out ([`Driver`]): no
 //! connection task and no channel per user, as with [`crate::h1`]. While the user waits nothing
 //! polls it; a GOAWAY or a close that came meanwhile is seen by [`Conn::check_open`] before the
-//! next request.
+//! next request, which polls the connection only when its socket may hold something unread
+//! ([`Io`]).
 //!
 //! A request is built once, as [`crate::h1`] encodes it (so cookies, redirects, header checks
 //! and bodies are the same code for both protocols); [`parts`] reads that head back into
@@ -12,7 +13,9 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
@@ -20,6 +23,7 @@ use h2::Reason;
 use http::header::{HeaderName, CONTENT_ENCODING};
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::coding::Coding;
 use crate::h1::{self, Keep, Response, Wanted};
@@ -70,7 +74,13 @@ impl Error {
 }
 
 /// Opens HTTP/2 on `io` (prior knowledge, or after ALPN chose "h2"), with every bound set.
-pub async fn handshake(io: Stream) -> Result<Conn, h2::Error> {
+pub async fn handshake(stream: Stream) -> Result<Conn, h2::Error> {
+    let notes = Arc::new(Notes::default());
+    let io = Io {
+        stream,
+        waker: Waker::from(notes.clone()),
+        notes: notes.clone(),
+    };
     let (send, conn) = h2::client::Builder::new()
         .enable_push(false)
         .max_header_list_size(h1::MAX_HEAD as u32)
@@ -81,6 +91,7 @@ pub async fn handshake(io: Stream) -> Result<Conn, h2::Error> {
     Ok(Conn {
         send,
         conn,
+        notes,
         closed: false,
         served: false,
         in_flight: false,
@@ -90,7 +101,8 @@ pub async fn handshake(io: Stream) -> Result<Conn, h2::Error> {
 /// One HTTP/2 connection of a user.
 pub struct Conn {
     send: SendRequest<Bytes>,
-    conn: Connection<Stream, Bytes>,
+    conn: Connection<Io, Bytes>,
+    notes: Arc<Notes>,
     /// The connection future ended (closed, GOAWAY, or an error).
     closed: bool,
     served: bool,
@@ -118,10 +130,12 @@ impl Conn {
     }
 
     /// Whether another stream can be opened: takes in what arrived while the user waited (a
-    /// poll that does not wait) and looks for a close or a GOAWAY.
+    /// poll that does not wait, made only when the socket may hold something unread: most
+    /// often nothing came since the last response) and looks for a close or a GOAWAY.
     pub fn check_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        if !self.closed && Pin::new(&mut self.conn).poll(&mut cx).is_ready() {
+        if !self.closed && self.notes.stirred() && Pin::new(&mut self.conn).poll(&mut cx).is_ready()
+        {
             self.closed = true;
         }
         !self.closed && !matches!(self.send.poll_ready(&mut cx), Poll::Ready(Err(_)))
@@ -170,7 +184,11 @@ impl Conn {
                 .send_data(body, true)
                 .map_err(Error::ClosedBeforeResponse)?;
         }
-        let response = driver.run(response).await.map_err(before_response)?;
+        // Nothing can have answered the stream before the connection sends it.
+        let response = driver
+            .run_io_first(response)
+            .await
+            .map_err(before_response)?;
         let (parts, mut recv) = response.into_parts();
         let (headers, coding) = kept_headers(parts.headers, keep);
         let mut body = keep.body.then(Vec::new);
@@ -184,11 +202,16 @@ impl Conn {
         while let Some(data) = driver.run(recv.data()).await {
             let data = data.map_err(during_response)?;
             body_len += data.len() as u64;
-            let _ = recv.flow_control().release_capacity(data.len());
             h1::roll(&mut tail, &data);
             if let Some(k) = body.as_mut() {
                 h1::kept(k, &data, limit).map_err(Error::Body)?;
             }
+            // The last data frame needs no other poll, and its window comes back when the
+            // stream is dropped just after.
+            if recv.is_end_stream() {
+                break;
+            }
+            let _ = recv.flow_control().release_capacity(data.len());
         }
         Ok(Response {
             status: parts.status.as_u16(),
@@ -203,7 +226,7 @@ impl Conn {
 
 /// Polls the connection beside what the user awaits on it, in the user's task.
 struct Driver<'c> {
-    conn: &'c mut Connection<Stream, Bytes>,
+    conn: &'c mut Connection<Io, Bytes>,
     closed: &'c mut bool,
 }
 
@@ -216,14 +239,144 @@ impl Driver<'_> {
             if let Poll::Ready(v) = f.as_mut().poll(cx) {
                 return Poll::Ready(v);
             }
-            // Writes what `f` queued, reads what came; a connection that ends fails its
-            // streams, and `f` then resolves with the error.
-            if !*self.closed && Pin::new(&mut *self.conn).poll(cx).is_ready() {
-                *self.closed = true;
-            }
-            f.as_mut().poll(cx)
+            self.poll_conn_then(f.as_mut(), cx)
         })
         .await
+    }
+
+    /// Awaits `f`, which waits on the connection until it is polled: the connection first.
+    async fn run_io_first<F: Future>(&mut self, f: F) -> F::Output {
+        let mut f = pin!(f);
+        std::future::poll_fn(|cx| self.poll_conn_then(f.as_mut(), cx)).await
+    }
+
+    /// Writes what `f` queued and reads what came, then polls `f`; a connection that ends
+    /// fails its streams, and `f` then resolves with the error.
+    fn poll_conn_then<F: Future>(
+        &mut self,
+        f: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        if !*self.closed && Pin::new(&mut *self.conn).poll(cx).is_ready() {
+            *self.closed = true;
+        }
+        f.poll(cx)
+    }
+}
+
+/// What a connection's socket tells [`Conn::check_open`]: whether a poll of the connection
+/// could take in anything (a GOAWAY, a close) that it has not seen.
+#[derive(Debug, Default)]
+struct Notes {
+    /// The socket became ready since its last read.
+    woken: AtomicBool,
+    /// The last read of the socket found nothing left (it returned `Pending`).
+    drained: AtomicBool,
+    /// A write waits for the socket to take it.
+    held: AtomicBool,
+    /// Whom the socket wakes: the task that last polled it (the user's while an exchange
+    /// waits on it).
+    task: Mutex<Option<Waker>>,
+}
+
+impl Notes {
+    fn stirred(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+            || !self.drained.load(Ordering::Relaxed)
+            || self.held.load(Ordering::Relaxed)
+    }
+
+    /// Has `task` woken from now on, cloning its waker only when it changed.
+    fn wakes(&self, task: &Waker) {
+        let mut t = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if !t.as_ref().is_some_and(|w| w.will_wake(task)) {
+            *t = Some(task.clone());
+        }
+    }
+}
+
+/// The socket's waker: notes that it became ready, then wakes the task that polled it.
+impl Wake for Notes {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// A connection's byte stream as h2 sees it: the socket is polled with [`Notes`] as its waker,
+/// so that an idle connection that nothing reached is not polled before its next request.
+#[derive(Debug)]
+struct Io {
+    stream: Stream,
+    notes: Arc<Notes>,
+    /// `notes` as a waker, made once.
+    waker: Waker,
+}
+
+impl Io {
+    /// `f` polls the socket with [`Notes`] as its waker, which wakes the task of `cx`.
+    fn poll<T>(
+        &mut self,
+        cx: &Context<'_>,
+        f: impl FnOnce(Pin<&mut Stream>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.notes.wakes(cx.waker());
+        f(
+            Pin::new(&mut self.stream),
+            &mut Context::from_waker(&self.waker),
+        )
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        // Cleared before the read: a wake after it is for what this read did not see.
+        this.notes.woken.store(false, Ordering::Release);
+        let read = this.poll(cx, |s, cx| s.poll_read(cx, buf));
+        this.notes
+            .drained
+            .store(read.is_pending(), Ordering::Relaxed);
+        read
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = this.poll(cx, |s, cx| s.poll_write(cx, buf));
+        this.notes
+            .held
+            .store(written.is_pending(), Ordering::Relaxed);
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = this.poll(cx, |s, cx| s.poll_flush(cx));
+        this.notes
+            .held
+            .store(flushed.is_pending(), Ordering::Relaxed);
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().poll(cx, |s, cx| s.poll_shutdown(cx))
     }
 }
 
@@ -252,19 +405,12 @@ fn kept_headers(headers: HeaderMap, keep: Keep) -> (HeaderMap, Coding) {
         (Some(v), None) => Coding::of(v.as_bytes()),
         (Some(_), Some(_)) => Coding::Other,
     };
-    let wanted = Wanted::of(keep);
-    if wanted == Wanted::All {
-        return (headers, coding);
+    // h2 has made the map already: keeping it whole costs nothing, sifting it would (a session
+    // reads only `set-cookie` and `location` by name, a check or a script what it names).
+    match Wanted::of(keep) {
+        Wanted::All | Wanted::Session => (headers, coding),
+        Wanted::None => (HeaderMap::new(), coding),
     }
-    let mut kept = HeaderMap::new();
-    if wanted == Wanted::Session {
-        for (name, value) in &headers {
-            if wanted.keeps(name.as_str().as_bytes()) {
-                kept.append(name.clone(), value.clone());
-            }
-        }
-    }
-    (kept, coding)
 }
 
 /// Headers that only mean something to one HTTP/1.1 connection (`name` in lower case); RFC
@@ -409,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn a_session_keeps_cookies_and_location_and_every_response_names_its_coding() {
+    fn headers_are_kept_whole_when_anything_reads_them_and_every_response_names_its_coding() {
         let mut headers = HeaderMap::new();
         headers.append("set-cookie", HeaderValue::from_static("a=1"));
         headers.append("location", HeaderValue::from_static("/b"));
@@ -422,7 +568,7 @@ mod tests {
         };
         let (kept, coding) = kept_headers(headers.clone(), keep(false, true));
         assert_eq!(coding, Coding::Gzip);
-        assert_eq!(kept.len(), 2);
+        assert_eq!(kept.len(), 4);
         assert_eq!(kept_headers(headers.clone(), keep(true, false)).0.len(), 4);
         assert!(kept_headers(headers, keep(false, false)).0.is_empty());
     }
