@@ -306,8 +306,9 @@ k delete lt secure --wait=false >/dev/null
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
 # master's /stats/requests about ten times a second, through a port-forward.
-# Workers log each failed dial (debug), for the start-latency steps below.
-lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s\n  worker:\n    env: [{name: HATCHERY_LOGLEVEL, value: "info,hatchery_worker::master_link=debug"}]' > "$work/podkill.yaml"
+# Workers log each failed dial and each TCP connect to the master (debug), for the start-latency
+# steps below.
+lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s\n  worker:\n    env: [{name: HATCHERY_LOGLEVEL, value: "info,hatchery_worker::master_link=debug,hyper_util=debug"}]' > "$work/podkill.yaml"
 applied_at=$(date +%s.%N)
 k apply -f "$work/podkill.yaml" >/dev/null
 until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
@@ -329,11 +330,13 @@ master_log=$(k logs deploy/podkill-master)
 listening=$(grep -m1 'workers connect to' <<<"$master_log" | grep -oE '^[0-9T:.-]+Z' || true)
 last_worker=$(grep 'worker connected' <<<"$master_log" | tail -1 | grep -oE '^[0-9T:.-]+Z' || true)
 log "start steps (s after apply): master pod created $(since "$master_created"), master container started $(since "$master_started"), master listening $(since "$listening"), last worker container started $(since "$workers_started"), 4th worker connected $(since "$last_worker"), all users spawned $start_latency"
-for w in 0 1 2 3; do  # each worker's failed dials before its session: when, and why
-  dials=$(k logs "podkill-workers-$w" 2>/dev/null | grep 'no session with' || true)
-  first=$(head -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true); last=$(tail -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true)
+for w in 0 1 2 3; do  # each worker's dials before its session: when, and why they failed
+  wlog=$(k logs "podkill-workers-$w" 2>/dev/null || true)
+  at() { grep -m1 "$1" <<<"$wlog" | grep -oE '^[0-9T:.-]+Z' || true; }
+  dials=$(grep 'no session with' <<<"$wlog" || true)
+  last=$(tail -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true)
   why=$(sed -E 's/.*no session with [^:]+:[^:]+:[0-9]+: //' <<<"$dials" | sort | uniq -c | sort -rn | head -3 | tr -s ' ' | paste -sd';')
-  log "  worker $w: $(grep -c . <<<"$dials") failed dials from $(since "$first") to $(since "$last") s: ${why:-none}"
+  log "  worker $w: started $(since "$(at 'connecting to the master')"), $(grep -c . <<<"$dials") failed dials (last at $(since "$last"): ${why:-none}), TCP connected $(since "$(at 'connected to ')"), session $(since "$(at 'connected; plan')")"
 done
 awk -v s="$start_latency" 'BEGIN { exit !(s < 15) }' || fail "the test took $start_latency s to start"
 

@@ -97,6 +97,9 @@ struct Link {
     usage: Usage,
     /// When the master was last heard from.
     last_contact: Instant,
+    /// Whether a session was ever welcomed, and when the worker started: see [`next_backoff`].
+    welcomed: bool,
+    started: Instant,
 }
 
 /// Why a session ended.
@@ -122,6 +125,8 @@ pub async fn run(cfg: LinkConfig, users: tokio::runtime::Handle) -> Result<(), L
         latest_numbers: None,
         usage: Usage::default(),
         last_contact: Instant::now(),
+        welcomed: false,
+        started: Instant::now(),
     };
     let result = link.run().await;
     if let Some(engine) = &link.engine {
@@ -135,6 +140,13 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// listening: at 5 s, workers up before it waited up to 5 s more (a 7.6 s start on Kubernetes).
 /// A connection attempt a second per worker costs a master nothing.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Until its first session, for [`STARTING`], a worker retries at least every 200 ms (as
+/// ZeroMQ's reconnect interval, 100 ms, has Locust's workers do): on Kubernetes the workers start
+/// with their master and are refused at once until kube-proxy routes the master's Service
+/// (measured: the last refusal came 0.2 to 2 s after the master listened), and a backoff grown
+/// to 1 s left each worker up to a second behind (start steps in tests/k8s/e2e.sh).
+const STARTING_BACKOFF: Duration = Duration::from_millis(200);
+const STARTING: Duration = Duration::from_secs(60);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection attempt gives up after a second, for the first [`QUICK_DIALS`] attempts in a row,
 /// then after 2, 4 and at most [`MAX_CONNECT_TIMEOUT`] s. A SYN that goes nowhere (on
@@ -146,6 +158,17 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const QUICK_DIALS: u32 = 8;
+
+/// The wait after a failed attempt that followed a wait of `backoff`: doubled, up to 200 ms
+/// while `starting` (no session yet, within [`STARTING`] of the start), else up to 1 s.
+fn next_backoff(backoff: Duration, starting: bool) -> Duration {
+    let cap = if starting {
+        STARTING_BACKOFF
+    } else {
+        MAX_BACKOFF
+    };
+    (backoff * 2).min(cap)
+}
 
 /// The connect timeout of the attempt after `failures` failed ones in a row.
 fn connect_timeout(failures: u32) -> Duration {
@@ -189,7 +212,8 @@ impl Link {
                         });
                     }
                     self.wait(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let starting = !self.welcomed && self.started.elapsed() < STARTING;
+                    backoff = next_backoff(backoff, starting);
                 }
             }
         }
@@ -306,6 +330,7 @@ impl Link {
         wire::check_version(welcome.protocol_version)
             .map_err(|e| LinkError::Refused(e.to_string()))?;
         self.last_contact = Instant::now();
+        self.welcomed = true;
         self.adopt(&welcome)?;
         tracing::info!(master = %self.cfg.endpoint, "connected; plan {}", &welcome.plan_hash[..welcome.plan_hash.len().min(12)]);
         if welcome.acked_seq < self.acked {
@@ -481,6 +506,21 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_starting_worker_retries_every_200_ms_and_a_running_one_backs_off_to_a_second() {
+        let waits = |starting| {
+            let mut b = INITIAL_BACKOFF;
+            let mut seen = vec![b.as_millis()];
+            for _ in 0..6 {
+                b = next_backoff(b, starting);
+                seen.push(b.as_millis());
+            }
+            seen
+        };
+        assert_eq!(waits(true), [100, 200, 200, 200, 200, 200, 200]);
+        assert_eq!(waits(false), [100, 200, 400, 800, 1000, 1000, 1000]);
+    }
 
     #[test]
     fn a_dial_gives_up_after_one_second_eight_times_then_two_four_and_five() {
