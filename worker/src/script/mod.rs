@@ -25,7 +25,7 @@ use hatchery_core::Method;
 use crate::recorder::Recorder;
 use crate::user::User;
 pub(crate) use vm::Scripted;
-use vm::{Vm, Yielded};
+use vm::{Turn, Vm, Yielded};
 
 /// Longest statistics entry name a script may give (`name`, `metric`); longer ones are cut.
 pub(super) const MAX_NAME: usize = 1024;
@@ -289,7 +289,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
         return Err(format!("{}: no function `{name}`", script.origin));
     };
     let thread = vm.thread().map_err(describe)?;
-    let mut next = vm.resume(&thread, s.token, (function, s.user().clone()));
+    let mut next = vm.resume(&thread, s.token, Turn::Fresh, (function, s.user().clone()));
     let result = loop {
         let answer = match next {
             Err(e) => break Err(e),
@@ -318,6 +318,14 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                 gate = Some(vm.enter().await);
                 slept
             }
+            Ok(Yielded::GaveWay(left)) => {
+                // Other tasks of this thread and other users of this VM run meanwhile.
+                drop(gate.take());
+                tokio::task::yield_now().await;
+                gate = Some(vm.enter().await);
+                next = vm.resume(&thread, s.token, Turn::Left(left), ());
+                continue;
+            }
             Ok(Yielded::Stray) => {
                 break Err(mlua::Error::runtime(
                     "the call yielded its coroutine itself: use user:sleep to wait, and coroutine.yield only inside coroutines of the script's own",
@@ -325,8 +333,8 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
             }
         };
         next = match answer {
-            Ok(value) => vm.resume(&thread, s.token, value),
-            Err(message) => vm.resume(&thread, s.token, (mlua::Value::Nil, message)),
+            Ok(value) => vm.resume(&thread, s.token, Turn::Fresh, value),
+            Err(message) => vm.resume(&thread, s.token, Turn::Fresh, (mlua::Value::Nil, message)),
         };
     };
     vm.recycle(thread, result.is_ok());

@@ -9,7 +9,7 @@
 //! may move between runtime threads between two resumes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,12 @@ const REMOVED: [&str; 4] = ["require", "loadstring", "getfenv", "setfenv"];
 /// Interrupts between two looks at the clock: Luau interrupts at every call and loop
 /// back-edge, and a clock read costs more than a loop iteration.
 const TICKS_PER_CLOCK: u64 = 256;
+
+/// The longest a call's Lua runs before it gives way to the other tasks of its thread and the
+/// other users of its VM (it yields to its task, which lets them run and goes on): so a script
+/// that computes for long adds at most about this to their latency, instead of up to its
+/// `script_timeout`. A turn costs a few microseconds; at 2 ms that is ~0.2% of a long loop.
+pub(super) const TURN: Duration = Duration::from_millis(2);
 
 /// Finished coroutines a VM keeps to run the next calls in.
 const SPARE_THREADS: usize = 256;
@@ -76,13 +82,20 @@ return request, sleep, run, done
 "#;
 
 /// How long the running script has run since it last awaited, against its class's
-/// `script_timeout`. One per VM: one coroutine runs in a VM at a time.
+/// `script_timeout`, and how long since it last gave way to other tasks. One per VM: one
+/// coroutine runs in a VM at a time.
 #[derive(Debug)]
 pub(super) struct Slice {
     base: Instant,
     deadline_ns: AtomicU64,
     budget_ns: AtomicU64,
     ticks: AtomicU64,
+    /// When the running call's coroutine is to give way (yield to its task) next.
+    turn_end_ns: AtomicU64,
+    /// The call's coroutine that may be made to give way (its pointer), 0 when none may.
+    yielder: AtomicUsize,
+    /// Set when the interrupt asked the running coroutine to give way.
+    gave_way: AtomicBool,
 }
 
 impl Slice {
@@ -92,22 +105,62 @@ impl Slice {
             deadline_ns: AtomicU64::new(u64::MAX),
             budget_ns: AtomicU64::new(u64::MAX),
             ticks: AtomicU64::new(0),
+            turn_end_ns: AtomicU64::new(u64::MAX),
+            yielder: AtomicUsize::new(0),
+            gave_way: AtomicBool::new(false),
         }
     }
 
-    /// A script runs from now for at most `budget` (a call starts, or an await ended).
-    fn start(&self, budget: Duration) {
-        let deadline = (self.base.elapsed() + budget).as_nanos() as u64;
-        self.deadline_ns.store(deadline, Ordering::Relaxed);
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A script runs from now for at most `left` of its `budget` (a call starts, an await
+    /// ended, or a call that gave way goes on), and for at most [`TURN`] before it gives way;
+    /// `yielder` is the coroutine that may give way (0: none, as a user's top level).
+    fn start(&self, budget: Duration, left: Duration, yielder: usize) {
+        let now = self.now_ns();
+        self.deadline_ns.store(
+            now.saturating_add(left.as_nanos() as u64),
+            Ordering::Relaxed,
+        );
         self.budget_ns
             .store(budget.as_nanos() as u64, Ordering::Relaxed);
+        self.turn_end_ns
+            .store(now + TURN.as_nanos() as u64, Ordering::Relaxed);
+        self.yielder.store(yielder, Ordering::Relaxed);
+        self.gave_way.store(false, Ordering::Relaxed);
     }
 
-    fn over(&self) -> bool {
+    /// The clock, at every [`TICKS_PER_CLOCK`]th interrupt.
+    fn tick(&self) -> Option<u64> {
         if self.ticks.fetch_add(1, Ordering::Relaxed) % TICKS_PER_CLOCK != 0 {
+            return None;
+        }
+        // The interrupt runs again, so a yield it asked for last time did not happen (the
+        // coroutine was not at a point it can yield from, such as inside a `table.sort`).
+        self.gave_way.store(false, Ordering::Relaxed);
+        Some(self.now_ns())
+    }
+
+    fn over(&self, now: u64) -> bool {
+        now > self.deadline_ns.load(Ordering::Relaxed)
+    }
+
+    /// Whether the running coroutine has had its turn and may give way: it is the call's own
+    /// coroutine (a coroutine of the script's own would yield to the script's `resume`).
+    fn turn_over(&self, now: u64, lua: &Lua) -> bool {
+        if now <= self.turn_end_ns.load(Ordering::Relaxed) {
             return false;
         }
-        self.base.elapsed().as_nanos() as u64 > self.deadline_ns.load(Ordering::Relaxed)
+        let yielder = self.yielder.load(Ordering::Relaxed);
+        yielder != 0 && lua.current_thread().to_pointer() as usize == yielder
+    }
+
+    /// What is left of the budget.
+    fn left(&self) -> Duration {
+        let deadline = self.deadline_ns.load(Ordering::Relaxed);
+        Duration::from_nanos(deadline.saturating_sub(self.now_ns()))
     }
 
     fn budget(&self) -> Duration {
@@ -174,21 +227,40 @@ impl Ctx {
         }
     }
 
-    /// Makes `token`'s user the running one, its clock started.
-    fn enter(&mut self, token: i64) -> bool {
+    /// Makes `token`'s user the running one, its clocks started for `turn` of coroutine
+    /// `yielder` (its pointer).
+    fn enter(&mut self, token: i64, turn: Turn, yielder: usize) -> bool {
         let Some(user) = self.user(token) else {
             return false;
         };
         let timeout = user.timeout;
         self.current = (token & (MAX_SLOTS as i64 - 1)) as usize;
-        self.slice.start(timeout);
+        match turn {
+            Turn::TopLevel => self.slice.start(timeout, timeout, 0),
+            Turn::Fresh => self.slice.start(timeout, timeout, yielder),
+            Turn::Left(left) => self.slice.start(timeout, left, yielder),
+        }
         true
     }
+}
+
+/// How a resume starts the clocks of [`Slice`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Turn {
+    /// A user's top level: its whole `script_timeout`, and it never gives way (the caller may
+    /// not be able to await).
+    TopLevel,
+    /// A call starts, or an await ended: its whole `script_timeout`.
+    Fresh,
+    /// A call that gave way goes on with what was left of its `script_timeout`.
+    Left(Duration),
 }
 
 /// One worker thread's VM, with every class's script loaded.
 pub(crate) struct Vm {
     lua: Lua,
+    /// The clocks of the running script (the interrupt's and [`Ctx`]'s too).
+    slice: Arc<Slice>,
     /// Held while Lua runs (a resume, a user's top level, a full collection). mlua's own lock
     /// (`send`) blocks the thread that waits for it; this one suspends the waiting task, so a
     /// user whose script runs long on one thread does not block another runtime thread.
@@ -258,6 +330,8 @@ pub(super) enum Yielded {
         opts: Value,
     },
     Sleep(Value),
+    /// The call ran for its [`TURN`] and gave way; resume it with [`Turn::Left`] of this.
+    GaveWay(Duration),
     /// Something else yielded (the script called `coroutine.yield` itself).
     Stray,
 }
@@ -287,8 +361,16 @@ impl Vm {
             free: Vec::new(),
             spare: Vec::new(),
         });
+        let clock = slice.clone();
         lua.set_interrupt(move |lua| {
-            if !slice.over() {
+            let Some(now) = clock.tick() else {
+                return Ok(mlua::VmState::Continue);
+            };
+            if !clock.over(now) {
+                if clock.turn_over(now, lua) {
+                    clock.gave_way.store(true, Ordering::Relaxed);
+                    return Ok(mlua::VmState::Yield);
+                }
                 return Ok(mlua::VmState::Continue);
             }
             let at = lua
@@ -303,7 +385,7 @@ impl Vm {
                 .map_or(String::new(), |(s, l)| format!("{s}:{l}: "));
             Err(mlua::Error::runtime(format!(
                 "{at}ran {} without awaiting (script_timeout)",
-                fmt_duration(slice.budget())
+                fmt_duration(clock.budget())
             )))
         });
         let base = lua.globals();
@@ -330,6 +412,7 @@ impl Vm {
         lua.set_memory_limit(memory).map_err(|e| e.to_string())?;
         Ok(Vm {
             lua,
+            slice,
             gate: tokio::sync::Mutex::new(()),
             prepared: std::sync::Mutex::default(),
             chunks,
@@ -456,7 +539,7 @@ impl Vm {
         })()
         .map_err(describe)?;
         let thread = self.thread().map_err(describe)?;
-        let ran = self.resume(&thread, token, (top, Value::Nil));
+        let ran = self.resume(&thread, token, Turn::TopLevel, (top, Value::Nil));
         let done = matches!(ran, Ok(Yielded::Done));
         self.recycle(thread, done);
         if ran.map_err(describe)?.is_done() {
@@ -513,12 +596,14 @@ impl Vm {
         &self,
         thread: &Thread,
         token: i64,
+        turn: Turn,
         args: impl mlua::IntoLuaMulti,
     ) -> mlua::Result<Yielded> {
+        let yielder = thread.to_pointer() as usize;
         if !self
             .lua
             .app_data_mut::<Ctx>()
-            .is_some_and(|mut c| c.enter(token))
+            .is_some_and(|mut c| c.enter(token, turn, yielder))
         {
             return Err(mlua::Error::runtime("the user's script state is gone"));
         }
@@ -526,6 +611,13 @@ impl Vm {
         if thread.status() != ThreadStatus::Resumable {
             // Only `run` returns, and it never does: a coroutine that ended is not reused.
             return Ok(Yielded::Stray);
+        }
+        // The interrupt's yield carries no values; a bare `coroutine.yield()` of the script's
+        // own does not set the flag.
+        if self.slice.gave_way.swap(false, Ordering::Relaxed)
+            && (code.is_nil() && a.is_nil() && b.is_nil())
+        {
+            return Ok(Yielded::GaveWay(self.slice.left()));
         }
         let code = match code {
             Value::Table(t) if t == self.done => return Ok(Yielded::Done),
@@ -690,6 +782,54 @@ mod tests {
     }
 
     #[test]
+    fn a_call_that_computes_for_long_gives_way_each_turn_and_keeps_its_budget() {
+        // 30 ms of computing in the call, and 10 ms in a coroutine of the script's own and in
+        // a `table.sort` comparator, where it cannot give way (a yield there would reach the
+        // script's `resume` or cross a C call).
+        let vm = vm(
+            "function spin(s) local t = os.clock() while os.clock() - t < s do end end
+function f(user)
+  local co = coroutine.wrap(function() spin(0.01) return 'inner' end)
+  assert(co() == 'inner')
+  table.sort({3, 2, 1}, function(a, b) spin(0.005) return a < b end)
+  spin(0.03)
+end
+function forever(user) while true do end end",
+        );
+        let user = vm.add_user(0, 1).unwrap();
+        let _gate = vm.try_enter();
+        let call = |name: &str| {
+            let thread = vm.thread().unwrap();
+            let mut next = vm.resume(
+                &thread,
+                user.token,
+                Turn::Fresh,
+                (user.function(name), user.user.clone()),
+            );
+            let mut turns = Vec::new();
+            loop {
+                match next {
+                    Ok(Yielded::GaveWay(left)) => {
+                        turns.push(left);
+                        next = vm.resume(&thread, user.token, Turn::Left(left), ());
+                    }
+                    other => break (other.map(|y| y.is_done()), turns),
+                }
+            }
+        };
+        let (done, turns) = call("f");
+        assert_eq!(done.ok(), Some(true));
+        // Turns of 2 ms, the clock read every 256 interrupts (coarser in a debug build).
+        assert!(turns.len() >= 3, "{} turns", turns.len());
+        assert!(turns.windows(2).all(|w| w[1] < w[0]), "{turns:?}");
+        // The budget (100 ms here) runs on across turns: a loop is still interrupted.
+        let (err, turns) = call("forever");
+        let err = err.unwrap_err().to_string();
+        assert!(err.contains("ran 100ms without awaiting"), "{err}");
+        assert!(turns.len() >= 8, "{} turns", turns.len());
+    }
+
+    #[test]
     fn a_users_slot_is_freed_when_it_goes_and_its_token_then_names_no_one() {
         let vm = vm("function f() end");
         let first = vm.add_user(0, 1).unwrap();
@@ -784,9 +924,14 @@ mod probe {
         for _ in 0..CALLS {
             let thread = vm.thread().unwrap();
             let _gate = vm.try_enter();
-            let y = vm.resume(&thread, user.token, (f.clone(), user.user.clone()));
+            let y = vm.resume(
+                &thread,
+                user.token,
+                Turn::Fresh,
+                (f.clone(), user.user.clone()),
+            );
             assert!(matches!(y, Ok(Yielded::Request { .. })));
-            let y = vm.resume(&thread, user.token, Value::Nil);
+            let y = vm.resume(&thread, user.token, Turn::Fresh, Value::Nil);
             assert!(matches!(y, Ok(Yielded::Done)));
             vm.recycle(thread, true);
         }
