@@ -285,7 +285,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     let vm = &s.vm;
     let mut gate = Some(vm.enter().await);
     vars_in(s, user).map_err(describe)?;
-    let Some(function) = s.function(name) else {
+    let Some(function) = vm.unlimited(|| s.function(name)) else {
         return Err(format!("{}: no function `{name}`", script.origin));
     };
     let thread = vm.thread().map_err(describe)?;
@@ -306,8 +306,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                     let mut ctx = vm.ctx()?;
                     let response = http::respond(&mut ctx, s.token, a)?;
                     drop(ctx);
-                    vm.lua()
-                        .create_userdata(response)
+                    vm.unlimited(|| vm.lua().create_userdata(response))
                         .map(mlua::Value::UserData)
                         .map_err(|e| e.to_string())
                 })

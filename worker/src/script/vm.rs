@@ -81,13 +81,19 @@ end
 return request, sleep, run, done
 "#;
 
+/// A clock not started yet ([`Slice::start`]).
+const UNSET: u64 = u64::MAX;
+
 /// How long the running script has run since it last awaited, against its class's
 /// `script_timeout`, and how long since it last gave way to other tasks. One per VM: one
 /// coroutine runs in a VM at a time.
 #[derive(Debug)]
 pub(super) struct Slice {
     base: Instant,
+    /// When the budget runs out; [`UNSET`] until the first look at the clock.
     deadline_ns: AtomicU64,
+    /// What is left of the budget when the clock starts.
+    left_ns: AtomicU64,
     budget_ns: AtomicU64,
     ticks: AtomicU64,
     /// When the running call's coroutine is to give way (yield to its task) next.
@@ -102,10 +108,11 @@ impl Slice {
     fn new() -> Slice {
         Slice {
             base: Instant::now(),
-            deadline_ns: AtomicU64::new(u64::MAX),
+            deadline_ns: AtomicU64::new(UNSET),
+            left_ns: AtomicU64::new(u64::MAX),
             budget_ns: AtomicU64::new(u64::MAX),
             ticks: AtomicU64::new(0),
-            turn_end_ns: AtomicU64::new(u64::MAX),
+            turn_end_ns: AtomicU64::new(UNSET),
             yielder: AtomicUsize::new(0),
             gave_way: AtomicBool::new(false),
         }
@@ -118,16 +125,18 @@ impl Slice {
     /// A script runs from now for at most `left` of its `budget` (a call starts, an await
     /// ended, or a call that gave way goes on), and for at most [`TURN`] before it gives way;
     /// `yielder` is the coroutine that may give way (0: none, as a user's top level).
+    ///
+    /// The clocks start at the interrupt's first look at the clock, [`TICKS_PER_CLOCK`]
+    /// interrupts later (microseconds of Lua): most resumes end before that, and reading the
+    /// clock at each of a call's two resumes would cost ~1% of a scripted request.
     fn start(&self, budget: Duration, left: Duration, yielder: usize) {
-        let now = self.now_ns();
-        self.deadline_ns.store(
-            now.saturating_add(left.as_nanos() as u64),
-            Ordering::Relaxed,
-        );
+        self.left_ns
+            .store(left.as_nanos() as u64, Ordering::Relaxed);
+        self.deadline_ns.store(UNSET, Ordering::Relaxed);
+        self.turn_end_ns.store(UNSET, Ordering::Relaxed);
+        self.ticks.store(1, Ordering::Relaxed);
         self.budget_ns
             .store(budget.as_nanos() as u64, Ordering::Relaxed);
-        self.turn_end_ns
-            .store(now + TURN.as_nanos() as u64, Ordering::Relaxed);
         self.yielder.store(yielder, Ordering::Relaxed);
         self.gave_way.store(false, Ordering::Relaxed);
     }
@@ -140,7 +149,15 @@ impl Slice {
         // The interrupt runs again, so a yield it asked for last time did not happen (the
         // coroutine was not at a point it can yield from, such as inside a `table.sort`).
         self.gave_way.store(false, Ordering::Relaxed);
-        Some(self.now_ns())
+        let now = self.now_ns();
+        if self.deadline_ns.load(Ordering::Relaxed) == UNSET {
+            let left = self.left_ns.load(Ordering::Relaxed);
+            self.deadline_ns
+                .store(now.saturating_add(left).min(UNSET - 1), Ordering::Relaxed);
+            self.turn_end_ns
+                .store(now + TURN.as_nanos() as u64, Ordering::Relaxed);
+        }
+        Some(now)
     }
 
     fn over(&self, now: u64) -> bool {
@@ -159,8 +176,10 @@ impl Slice {
 
     /// What is left of the budget.
     fn left(&self) -> Duration {
-        let deadline = self.deadline_ns.load(Ordering::Relaxed);
-        Duration::from_nanos(deadline.saturating_sub(self.now_ns()))
+        match self.deadline_ns.load(Ordering::Relaxed) {
+            UNSET => Duration::from_nanos(self.left_ns.load(Ordering::Relaxed)),
+            deadline => Duration::from_nanos(deadline.saturating_sub(self.now_ns())),
+        }
     }
 
     fn budget(&self) -> Duration {
@@ -261,6 +280,8 @@ pub(crate) struct Vm {
     lua: Lua,
     /// The clocks of the running script (the interrupt's and [`Ctx`]'s too).
     slice: Arc<Slice>,
+    /// The memory limit, bytes.
+    memory: usize,
     /// Held while Lua runs (a resume, a user's top level, a full collection). mlua's own lock
     /// (`send`) blocks the thread that waits for it; this one suspends the waiting task, so a
     /// user whose script runs long on one thread does not block another runtime thread.
@@ -277,7 +298,15 @@ pub(crate) struct Vm {
     env_meta: Table,
     /// Requests of a method and URL alone, prepared once per class: most scripts send the same
     /// few again and again. Bounded: past [`MAX_PREPARED`] a request is prepared each time.
-    prepared: std::sync::Mutex<HashMap<(usize, Method, String), Arc<PreparedRequest>>>,
+    prepared: std::sync::Mutex<Prepared>,
+}
+
+/// Requests prepared once per class, method and URL; looked up by the URL as the script gave it,
+/// with no key to allocate per request.
+#[derive(Debug, Default)]
+struct Prepared {
+    by: HashMap<(usize, Method), HashMap<String, Arc<PreparedRequest>>>,
+    count: usize,
 }
 
 /// Prepared requests a VM keeps, and the longest URL it keeps one for.
@@ -413,6 +442,7 @@ impl Vm {
         Ok(Vm {
             lua,
             slice,
+            memory,
             gate: tokio::sync::Mutex::new(()),
             prepared: std::sync::Mutex::default(),
             chunks,
@@ -426,6 +456,24 @@ impl Vm {
 
     pub(super) fn lua(&self) -> &Lua {
         &self.lua
+    }
+
+    /// Runs `f`, which makes the engine's own small objects (a response, the called function's
+    /// name), with the memory limit lifted. Under a limit mlua makes every step that may
+    /// allocate a protected call (a new C closure and a `pcall` each), which cost about 1 us
+    /// of a scripted request's ~5. No script code runs inside (the caller holds the gate and
+    /// resumes nothing), and what `f` makes is counted: if it takes the VM over its limit,
+    /// the script's next allocation fails as before.
+    pub(super) fn unlimited<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Vm);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.lua.set_memory_limit(self.0.memory);
+            }
+        }
+        let _ = self.lua.set_memory_limit(0);
+        let _restore = Restore(self);
+        f()
     }
 
     /// `req` prepared to go out as `user`'s: from the VM's cache when it is plain.
@@ -443,14 +491,20 @@ impl Vm {
         if !req.opts.plain() || req.url.len() > MAX_PREPARED_URL {
             return prepare();
         }
-        let key = (user.class, req.method, req.url.clone());
-        if let Some(p) = self.prepared.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let key = (user.class, req.method);
+        let known = self.prepared.lock().ok().and_then(|c| {
+            let by_url = c.by.get(&key)?;
+            by_url.get(req.url.as_str()).cloned()
+        });
+        if let Some(p) = known {
             return Ok(p);
         }
         let p = prepare()?;
         if let Ok(mut cache) = self.prepared.lock() {
-            if cache.len() < MAX_PREPARED {
-                cache.insert(key, p.clone());
+            if cache.count < MAX_PREPARED {
+                cache.count += 1;
+                let by_url = cache.by.entry(key).or_default();
+                by_url.insert(req.url.clone(), p.clone());
             }
         }
         Ok(p)
@@ -458,7 +512,7 @@ impl Vm {
 
     pub(super) fn forget_prepared(&self) {
         if let Ok(mut cache) = self.prepared.lock() {
-            cache.clear();
+            *cache = Prepared::default();
         }
     }
 
