@@ -132,7 +132,7 @@ OUT=bench/out/heavy-$STAMP.md
 {
     echo "# Latency one CPU-heavy scripted user adds to the others, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "- hatchery $(git rev-parse --short HEAD 2>/dev/null || echo unknown), \`--threads $THREADS\`, pinned to core 1; nginx pinned to core 0; ${DURATION} s per run; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- $HATCHERY (checkout at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)), \`--threads $THREADS\`, pinned to core 1; nginx pinned to core 0; ${DURATION} s per run; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- others: $USERS YAML users (/plain) and $USERS scripted users (/scripted), each paced at one request per 20 ms"
     echo "- under: one more user looping $LOOPS iterations per call without awaiting; over: one more user looping until script_timeout (1 s)"
     echo
