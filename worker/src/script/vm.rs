@@ -666,8 +666,10 @@ impl Vm {
             // Only `run` returns, and it never does: a coroutine that ended is not reused.
             return Ok(Yielded::Stray);
         }
-        // The interrupt's yield carries no values; a bare `coroutine.yield()` of the script's
-        // own does not set the flag.
+        // The interrupt's yield carries no values and sets the flag; a bare `coroutine.yield()`
+        // of the script's own does not set it (it is cleared at each resume and at each look at
+        // the clock, so only a yield the interrupt asked for where Luau could not yield, such as
+        // in a `table.sort` comparator, then a bare yield before the next look, would pass).
         if self.slice.gave_way.swap(false, Ordering::Relaxed)
             && (code.is_nil() && a.is_nil() && b.is_nil())
         {
