@@ -320,7 +320,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
             Ok(Yielded::GaveWay(left)) => {
                 // Other tasks of this thread and other users of this VM run meanwhile.
                 drop(gate.take());
-                tokio::task::yield_now().await;
+                give_way().await;
                 gate = Some(vm.enter().await);
                 next = vm.resume(&thread, s.token, Turn::Left(left), ());
                 continue;
@@ -383,6 +383,24 @@ fn outgoing(
     };
     let opts = http::Opts::parse(s.vm.lua(), opts)?;
     Ok(http::Outgoing { method, url, opts })
+}
+
+/// Lets the other tasks of this runtime thread run, those a response woke included. tokio's
+/// `yield_now` alone resumes the task after the I/O driver is polled, but ahead of the tasks
+/// that poll woke (it takes the thread's next-task slot), so they would wait one more turn;
+/// waking itself once more puts the task at the back of the thread's queue, behind them.
+async fn give_way() {
+    tokio::task::yield_now().await;
+    let mut woken = false;
+    std::future::poll_fn(|cx| {
+        if woken {
+            return std::task::Poll::Ready(());
+        }
+        woken = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn sleep(seconds: mlua::Value) -> Result<mlua::Value, String> {
