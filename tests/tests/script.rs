@@ -9,6 +9,18 @@ use hatchery_e2e::{csv_column, hatchery, worker, Finished, Master, Standalone, T
 /// Runs `plan` headless for `secs` with `users` users against `target`, letting the last task
 /// finish (so the target's counts are whole calls); the CSV prefix is `dir/run`.
 async fn run(dir: &TempDir, plan: &str, target: &Target, users: u32, secs: &str) -> Finished {
+    run_with(dir, plan, target, users, secs, &[]).await
+}
+
+/// [`run`] with more flags.
+async fn run_with(
+    dir: &TempDir,
+    plan: &str,
+    target: &Target,
+    users: u32,
+    secs: &str,
+    flags: &[&str],
+) -> Finished {
     let plan = dir.write("plan.yaml", plan);
     Standalone::headless(&plan)
         .users(users)
@@ -17,6 +29,7 @@ async fn run(dir: &TempDir, plan: &str, target: &Target, users: u32, secs: &str)
         .stop_timeout("10s")
         .host(&target.url())
         .csv(&dir.path().join("run"))
+        .args(flags)
         .command()
         .run()
         .await
@@ -284,6 +297,90 @@ async fn an_endless_loop_and_a_memory_hog_are_stopped_and_reported_and_their_use
         failures.contains("out of memory: over script_memory (2048 KiB"),
         "{failures}"
     );
+    out.expect_code(1);
+}
+
+/// A row of a `--json` summary.
+fn row<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let rows = summary["stats"].as_array().expect("stats rows");
+    rows.iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {summary}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_computation_gives_way_so_the_other_users_of_its_thread_are_not_held() {
+    let target = Target::start().await;
+    let dir = TempDir::new("script-turns");
+    // One runtime thread, so one VM: without giving way, every other user (scripted or not)
+    // would wait for each 0.8 s loop, and for the spinner's 300 ms.
+    let out = run_with(
+        &dir,
+        r#"users:
+  - name: Heavy
+    fixed_count: 1
+    script_timeout: 5s
+    script: |
+      function heavy(user)
+        local started = os.clock()
+        while os.clock() - started < 0.8 do end
+        metric("heavy loop", (os.clock() - started) * 1000)
+        user.http:get("/heavy")
+      end
+    tasks: [{call: heavy}]
+  - name: Spinner
+    fixed_count: 1
+    script_timeout: 300ms
+    script: |
+      function spin(user)
+        user.http:get("/spin")
+        while true do end
+      end
+    tasks: [{call: spin}]
+  - name: Light
+    wait: {pacing: 10ms}
+    script: |
+      function light(user)
+        user.http:get("/light")
+      end
+    tasks: [{call: light}]
+  - name: Plain
+    wait: {pacing: 10ms}
+    tasks: [{get: /plain}]
+"#,
+        &target,
+        4,
+        "3s",
+        &["--threads", "1", "--json", "--only-summary"],
+    )
+    .await;
+    let summary: serde_json::Value =
+        serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr()));
+    let loops = row(&summary, "heavy loop");
+    assert!(loops["num_requests"].as_u64() >= Some(2), "{summary}");
+    assert!(
+        loops["min_response_time"].as_f64() >= Some(800.0),
+        "{summary}"
+    );
+    let counts = target.counts();
+    assert!(
+        target.count("GET", "/heavy") >= 2 && target.count("GET", "/light") >= 100,
+        "{counts:?}"
+    );
+    for name in ["/light", "/plain"] {
+        let late = row(&summary, name)["corrected"]["max_response_time"].as_f64();
+        assert!(
+            late.is_some_and(|ms| ms < 400.0),
+            "{name} waited {late:?} ms from its intended send time: {summary}"
+        );
+    }
+    // The spinner's budget is its own running time: giving way does not reset it.
+    assert_eq!(
+        column(&dir, "call spin", "Failure Count"),
+        target.count("GET", "/spin")
+    );
+    assert!(file(&dir, "run_failures.csv").contains("ran 300ms without awaiting"));
+    assert_eq!(column(&dir, "/light", "Failure Count"), 0);
     out.expect_code(1);
 }
 

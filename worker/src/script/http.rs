@@ -451,7 +451,9 @@ pub(super) fn respond(ctx: &mut Ctx, token: i64, a: Answered) -> Result<Response
         token,
         seq,
         status: a.status,
-        headers: Arc::new(a.response.headers),
+        // Shared only when there are any: a script that does not read them gets none kept
+        // (`Wants`), and needs no allocation for them.
+        headers: (!a.response.headers.is_empty()).then(|| Arc::new(a.response.headers)),
         body: a.response.body,
         elapsed_ms: a.elapsed.as_secs_f64() * 1000.0,
         error: a.error,
@@ -466,7 +468,7 @@ pub(super) struct Response {
     token: i64,
     seq: u64,
     status: u16,
-    headers: Arc<HeaderMap>,
+    headers: Option<Arc<HeaderMap>>,
     body: Bytes,
     elapsed_ms: f64,
     error: Option<String>,
@@ -507,7 +509,9 @@ impl UserData for Response {
         fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.elapsed_ms));
         fields.add_field_method_get("ok", |_, r| Ok(r.ok));
         fields.add_field_method_get("error", |_, r| Ok(r.error.clone()));
-        fields.add_field_method_get("headers", |_, r| Ok(Headers(r.headers.clone())));
+        fields.add_field_method_get("headers", |_, r| {
+            Ok(Headers(r.headers.clone().unwrap_or_default()))
+        });
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {

@@ -25,7 +25,7 @@ use hatchery_core::Method;
 use crate::recorder::Recorder;
 use crate::user::User;
 pub(crate) use vm::Scripted;
-use vm::{Vm, Yielded};
+use vm::{Turn, Vm, Yielded};
 
 /// Longest statistics entry name a script may give (`name`, `metric`); longer ones are cut.
 pub(super) const MAX_NAME: usize = 1024;
@@ -285,11 +285,11 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     let vm = &s.vm;
     let mut gate = Some(vm.enter().await);
     vars_in(s, user).map_err(describe)?;
-    let Some(function) = s.function(name) else {
+    let Some(function) = vm.unlimited(|| s.function(name)) else {
         return Err(format!("{}: no function `{name}`", script.origin));
     };
     let thread = vm.thread().map_err(describe)?;
-    let mut next = vm.resume(&thread, s.token, (function, s.user().clone()));
+    let mut next = vm.resume(&thread, s.token, Turn::Fresh, (function, s.user().clone()));
     let result = loop {
         let answer = match next {
             Err(e) => break Err(e),
@@ -306,8 +306,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                     let mut ctx = vm.ctx()?;
                     let response = http::respond(&mut ctx, s.token, a)?;
                     drop(ctx);
-                    vm.lua()
-                        .create_userdata(response)
+                    vm.unlimited(|| vm.lua().create_userdata(response))
                         .map(mlua::Value::UserData)
                         .map_err(|e| e.to_string())
                 })
@@ -318,6 +317,14 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                 gate = Some(vm.enter().await);
                 slept
             }
+            Ok(Yielded::GaveWay(left)) => {
+                // Other tasks of this thread and other users of this VM run meanwhile.
+                drop(gate.take());
+                give_way().await;
+                gate = Some(vm.enter().await);
+                next = vm.resume(&thread, s.token, Turn::Left(left), ());
+                continue;
+            }
             Ok(Yielded::Stray) => {
                 break Err(mlua::Error::runtime(
                     "the call yielded its coroutine itself: use user:sleep to wait, and coroutine.yield only inside coroutines of the script's own",
@@ -325,8 +332,8 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
             }
         };
         next = match answer {
-            Ok(value) => vm.resume(&thread, s.token, value),
-            Err(message) => vm.resume(&thread, s.token, (mlua::Value::Nil, message)),
+            Ok(value) => vm.resume(&thread, s.token, Turn::Fresh, value),
+            Err(message) => vm.resume(&thread, s.token, Turn::Fresh, (mlua::Value::Nil, message)),
         };
     };
     vm.recycle(thread, result.is_ok());
@@ -376,6 +383,24 @@ fn outgoing(
     };
     let opts = http::Opts::parse(s.vm.lua(), opts)?;
     Ok(http::Outgoing { method, url, opts })
+}
+
+/// Lets the other tasks of this runtime thread run, those a response woke included. tokio's
+/// `yield_now` alone resumes the task after the I/O driver is polled, but ahead of the tasks
+/// that poll woke (it takes the thread's next-task slot), so they would wait one more turn;
+/// waking itself once more puts the task at the back of the thread's queue, behind them.
+async fn give_way() {
+    tokio::task::yield_now().await;
+    let mut woken = false;
+    std::future::poll_fn(|cx| {
+        if woken {
+            return std::task::Poll::Ready(());
+        }
+        woken = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn sleep(seconds: mlua::Value) -> Result<mlua::Value, String> {

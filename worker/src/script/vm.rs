@@ -9,7 +9,7 @@
 //! may move between runtime threads between two resumes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,12 @@ const REMOVED: [&str; 4] = ["require", "loadstring", "getfenv", "setfenv"];
 /// back-edge, and a clock read costs more than a loop iteration.
 const TICKS_PER_CLOCK: u64 = 256;
 
+/// The longest a call's Lua runs before it gives way to the other tasks of its thread and the
+/// other users of its VM (it yields to its task, which lets them run and goes on): so a script
+/// that computes for long adds at most about this to their latency, instead of up to its
+/// `script_timeout`. A turn costs a few microseconds; at 2 ms that is ~0.2% of a long loop.
+pub(super) const TURN: Duration = Duration::from_millis(2);
+
 /// Finished coroutines a VM keeps to run the next calls in.
 const SPARE_THREADS: usize = 256;
 
@@ -75,39 +81,105 @@ end
 return request, sleep, run, done
 "#;
 
+/// A clock not started yet ([`Slice::start`]).
+const UNSET: u64 = u64::MAX;
+
 /// How long the running script has run since it last awaited, against its class's
-/// `script_timeout`. One per VM: one coroutine runs in a VM at a time.
+/// `script_timeout`, and how long since it last gave way to other tasks. One per VM: one
+/// coroutine runs in a VM at a time.
 #[derive(Debug)]
 pub(super) struct Slice {
     base: Instant,
+    /// When the budget runs out; [`UNSET`] until the first look at the clock.
     deadline_ns: AtomicU64,
+    /// What is left of the budget when the clock starts.
+    left_ns: AtomicU64,
     budget_ns: AtomicU64,
     ticks: AtomicU64,
+    /// When the running call's coroutine is to give way (yield to its task) next.
+    turn_end_ns: AtomicU64,
+    /// The call's coroutine that may be made to give way (its pointer), 0 when none may.
+    yielder: AtomicUsize,
+    /// Set when the interrupt asked the running coroutine to give way.
+    gave_way: AtomicBool,
 }
 
 impl Slice {
     fn new() -> Slice {
         Slice {
             base: Instant::now(),
-            deadline_ns: AtomicU64::new(u64::MAX),
+            deadline_ns: AtomicU64::new(UNSET),
+            left_ns: AtomicU64::new(u64::MAX),
             budget_ns: AtomicU64::new(u64::MAX),
             ticks: AtomicU64::new(0),
+            turn_end_ns: AtomicU64::new(UNSET),
+            yielder: AtomicUsize::new(0),
+            gave_way: AtomicBool::new(false),
         }
     }
 
-    /// A script runs from now for at most `budget` (a call starts, or an await ended).
-    fn start(&self, budget: Duration) {
-        let deadline = (self.base.elapsed() + budget).as_nanos() as u64;
-        self.deadline_ns.store(deadline, Ordering::Relaxed);
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A script runs from now for at most `left` of its `budget` (a call starts, an await
+    /// ended, or a call that gave way goes on), and for at most [`TURN`] before it gives way;
+    /// `yielder` is the coroutine that may give way (0: none, as a user's top level).
+    ///
+    /// The clocks start at the interrupt's first look at the clock, [`TICKS_PER_CLOCK`]
+    /// interrupts later (microseconds of Lua): most resumes end before that, and reading the
+    /// clock at each of a call's two resumes would cost ~1% of a scripted request.
+    fn start(&self, budget: Duration, left: Duration, yielder: usize) {
+        self.left_ns
+            .store(left.as_nanos() as u64, Ordering::Relaxed);
+        self.deadline_ns.store(UNSET, Ordering::Relaxed);
+        self.turn_end_ns.store(UNSET, Ordering::Relaxed);
+        self.ticks.store(1, Ordering::Relaxed);
         self.budget_ns
             .store(budget.as_nanos() as u64, Ordering::Relaxed);
+        self.yielder.store(yielder, Ordering::Relaxed);
+        self.gave_way.store(false, Ordering::Relaxed);
     }
 
-    fn over(&self) -> bool {
+    /// The clock, at every [`TICKS_PER_CLOCK`]th interrupt.
+    fn tick(&self) -> Option<u64> {
         if self.ticks.fetch_add(1, Ordering::Relaxed) % TICKS_PER_CLOCK != 0 {
+            return None;
+        }
+        // The interrupt runs again, so a yield it asked for last time did not happen (the
+        // coroutine was not at a point it can yield from, such as inside a `table.sort`).
+        self.gave_way.store(false, Ordering::Relaxed);
+        let now = self.now_ns();
+        if self.deadline_ns.load(Ordering::Relaxed) == UNSET {
+            let left = self.left_ns.load(Ordering::Relaxed);
+            self.deadline_ns
+                .store(now.saturating_add(left).min(UNSET - 1), Ordering::Relaxed);
+            self.turn_end_ns
+                .store(now + TURN.as_nanos() as u64, Ordering::Relaxed);
+        }
+        Some(now)
+    }
+
+    fn over(&self, now: u64) -> bool {
+        now > self.deadline_ns.load(Ordering::Relaxed)
+    }
+
+    /// Whether the running coroutine has had its turn and may give way: it is the call's own
+    /// coroutine (a coroutine of the script's own would yield to the script's `resume`).
+    fn turn_over(&self, now: u64, lua: &Lua) -> bool {
+        if now <= self.turn_end_ns.load(Ordering::Relaxed) {
             return false;
         }
-        self.base.elapsed().as_nanos() as u64 > self.deadline_ns.load(Ordering::Relaxed)
+        let yielder = self.yielder.load(Ordering::Relaxed);
+        yielder != 0 && lua.current_thread().to_pointer() as usize == yielder
+    }
+
+    /// What is left of the budget.
+    fn left(&self) -> Duration {
+        match self.deadline_ns.load(Ordering::Relaxed) {
+            UNSET => Duration::from_nanos(self.left_ns.load(Ordering::Relaxed)),
+            deadline => Duration::from_nanos(deadline.saturating_sub(self.now_ns())),
+        }
     }
 
     fn budget(&self) -> Duration {
@@ -174,21 +246,42 @@ impl Ctx {
         }
     }
 
-    /// Makes `token`'s user the running one, its clock started.
-    fn enter(&mut self, token: i64) -> bool {
+    /// Makes `token`'s user the running one, its clocks started for `turn` of coroutine
+    /// `yielder` (its pointer).
+    fn enter(&mut self, token: i64, turn: Turn, yielder: usize) -> bool {
         let Some(user) = self.user(token) else {
             return false;
         };
         let timeout = user.timeout;
         self.current = (token & (MAX_SLOTS as i64 - 1)) as usize;
-        self.slice.start(timeout);
+        match turn {
+            Turn::TopLevel => self.slice.start(timeout, timeout, 0),
+            Turn::Fresh => self.slice.start(timeout, timeout, yielder),
+            Turn::Left(left) => self.slice.start(timeout, left, yielder),
+        }
         true
     }
+}
+
+/// How a resume starts the clocks of [`Slice`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Turn {
+    /// A user's top level: its whole `script_timeout`, and it never gives way (the caller may
+    /// not be able to await).
+    TopLevel,
+    /// A call starts, or an await ended: its whole `script_timeout`.
+    Fresh,
+    /// A call that gave way goes on with what was left of its `script_timeout`.
+    Left(Duration),
 }
 
 /// One worker thread's VM, with every class's script loaded.
 pub(crate) struct Vm {
     lua: Lua,
+    /// The clocks of the running script (the interrupt's and [`Ctx`]'s too).
+    slice: Arc<Slice>,
+    /// The memory limit, bytes.
+    memory: usize,
     /// Held while Lua runs (a resume, a user's top level, a full collection). mlua's own lock
     /// (`send`) blocks the thread that waits for it; this one suspends the waiting task, so a
     /// user whose script runs long on one thread does not block another runtime thread.
@@ -205,7 +298,15 @@ pub(crate) struct Vm {
     env_meta: Table,
     /// Requests of a method and URL alone, prepared once per class: most scripts send the same
     /// few again and again. Bounded: past [`MAX_PREPARED`] a request is prepared each time.
-    prepared: std::sync::Mutex<HashMap<(usize, Method, String), Arc<PreparedRequest>>>,
+    prepared: std::sync::Mutex<Prepared>,
+}
+
+/// Requests prepared once per class, method and URL; looked up by the URL as the script gave it,
+/// with no key to allocate per request.
+#[derive(Debug, Default)]
+struct Prepared {
+    by: HashMap<(usize, Method), HashMap<String, Arc<PreparedRequest>>>,
+    count: usize,
 }
 
 /// Prepared requests a VM keeps, and the longest URL it keeps one for.
@@ -258,6 +359,8 @@ pub(super) enum Yielded {
         opts: Value,
     },
     Sleep(Value),
+    /// The call ran for its [`TURN`] and gave way; resume it with [`Turn::Left`] of this.
+    GaveWay(Duration),
     /// Something else yielded (the script called `coroutine.yield` itself).
     Stray,
 }
@@ -287,8 +390,16 @@ impl Vm {
             free: Vec::new(),
             spare: Vec::new(),
         });
+        let clock = slice.clone();
         lua.set_interrupt(move |lua| {
-            if !slice.over() {
+            let Some(now) = clock.tick() else {
+                return Ok(mlua::VmState::Continue);
+            };
+            if !clock.over(now) {
+                if clock.turn_over(now, lua) {
+                    clock.gave_way.store(true, Ordering::Relaxed);
+                    return Ok(mlua::VmState::Yield);
+                }
                 return Ok(mlua::VmState::Continue);
             }
             let at = lua
@@ -303,7 +414,7 @@ impl Vm {
                 .map_or(String::new(), |(s, l)| format!("{s}:{l}: "));
             Err(mlua::Error::runtime(format!(
                 "{at}ran {} without awaiting (script_timeout)",
-                fmt_duration(slice.budget())
+                fmt_duration(clock.budget())
             )))
         });
         let base = lua.globals();
@@ -330,6 +441,8 @@ impl Vm {
         lua.set_memory_limit(memory).map_err(|e| e.to_string())?;
         Ok(Vm {
             lua,
+            slice,
+            memory,
             gate: tokio::sync::Mutex::new(()),
             prepared: std::sync::Mutex::default(),
             chunks,
@@ -343,6 +456,24 @@ impl Vm {
 
     pub(super) fn lua(&self) -> &Lua {
         &self.lua
+    }
+
+    /// Runs `f`, which makes the engine's own small objects (a response, the called function's
+    /// name), with the memory limit lifted. Under a limit mlua makes every step that may
+    /// allocate a protected call (a new C closure and a `pcall` each), which cost about 1 us
+    /// of a scripted request's ~5. No script code runs inside (the caller holds the gate and
+    /// resumes nothing), and what `f` makes is counted: if it takes the VM over its limit,
+    /// the script's next allocation fails as before.
+    pub(super) fn unlimited<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Vm);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.lua.set_memory_limit(self.0.memory);
+            }
+        }
+        let _ = self.lua.set_memory_limit(0);
+        let _restore = Restore(self);
+        f()
     }
 
     /// `req` prepared to go out as `user`'s: from the VM's cache when it is plain.
@@ -360,14 +491,20 @@ impl Vm {
         if !req.opts.plain() || req.url.len() > MAX_PREPARED_URL {
             return prepare();
         }
-        let key = (user.class, req.method, req.url.clone());
-        if let Some(p) = self.prepared.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let key = (user.class, req.method);
+        let known = self.prepared.lock().ok().and_then(|c| {
+            let by_url = c.by.get(&key)?;
+            by_url.get(req.url.as_str()).cloned()
+        });
+        if let Some(p) = known {
             return Ok(p);
         }
         let p = prepare()?;
         if let Ok(mut cache) = self.prepared.lock() {
-            if cache.len() < MAX_PREPARED {
-                cache.insert(key, p.clone());
+            if cache.count < MAX_PREPARED {
+                cache.count += 1;
+                let by_url = cache.by.entry(key).or_default();
+                by_url.insert(req.url.clone(), p.clone());
             }
         }
         Ok(p)
@@ -375,7 +512,7 @@ impl Vm {
 
     pub(super) fn forget_prepared(&self) {
         if let Ok(mut cache) = self.prepared.lock() {
-            cache.clear();
+            *cache = Prepared::default();
         }
     }
 
@@ -456,7 +593,7 @@ impl Vm {
         })()
         .map_err(describe)?;
         let thread = self.thread().map_err(describe)?;
-        let ran = self.resume(&thread, token, (top, Value::Nil));
+        let ran = self.resume(&thread, token, Turn::TopLevel, (top, Value::Nil));
         let done = matches!(ran, Ok(Yielded::Done));
         self.recycle(thread, done);
         if ran.map_err(describe)?.is_done() {
@@ -513,12 +650,14 @@ impl Vm {
         &self,
         thread: &Thread,
         token: i64,
+        turn: Turn,
         args: impl mlua::IntoLuaMulti,
     ) -> mlua::Result<Yielded> {
+        let yielder = thread.to_pointer() as usize;
         if !self
             .lua
             .app_data_mut::<Ctx>()
-            .is_some_and(|mut c| c.enter(token))
+            .is_some_and(|mut c| c.enter(token, turn, yielder))
         {
             return Err(mlua::Error::runtime("the user's script state is gone"));
         }
@@ -526,6 +665,15 @@ impl Vm {
         if thread.status() != ThreadStatus::Resumable {
             // Only `run` returns, and it never does: a coroutine that ended is not reused.
             return Ok(Yielded::Stray);
+        }
+        // The interrupt's yield carries no values and sets the flag; a bare `coroutine.yield()`
+        // of the script's own does not set it (it is cleared at each resume and at each look at
+        // the clock, so only a yield the interrupt asked for where Luau could not yield, such as
+        // in a `table.sort` comparator, then a bare yield before the next look, would pass).
+        if self.slice.gave_way.swap(false, Ordering::Relaxed)
+            && (code.is_nil() && a.is_nil() && b.is_nil())
+        {
+            return Ok(Yielded::GaveWay(self.slice.left()));
         }
         let code = match code {
             Value::Table(t) if t == self.done => return Ok(Yielded::Done),
@@ -604,245 +752,8 @@ fn setup(lua: &Lua, world: &super::World) -> mlua::Result<(Table, Function, Func
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
+mod tests;
 
-    use hatchery_core::plan::Script;
-
-    use super::*;
-
-    fn compiled(source: &str) -> Arc<Compiled> {
-        Arc::new(Compiled {
-            script: Script {
-                source: source.to_string(),
-                origin: "plan.yaml".to_string(),
-                plan: "plan.yaml".to_string(),
-                first_line: 10,
-                column: 7,
-                timeout: Duration::from_millis(100),
-                memory: 2 << 20,
-            },
-            bytecode: mlua::Compiler::new().compile(source).unwrap(),
-            wants: crate::script::http::Wants::ALL,
-        })
-    }
-
-    fn vm(source: &str) -> Arc<Vm> {
-        let recorder = Arc::new(Recorder::new(1, String::new()));
-        let world = super::super::World::default();
-        Arc::new(Vm::new(&[Some(compiled(source))], recorder, &world, 2 << 20).unwrap())
-    }
-
-    fn load(source: &str) -> Result<Scripted, String> {
-        vm(source).add_user(0, 0)
-    }
-
-    #[test]
-    fn the_sandbox_has_no_files_processes_or_loading() {
-        let user = load(
-            "function f(u) end\nassert(require == nil and loadstring == nil and io == nil)\nassert(os.exit == nil and os.execute == nil and getfenv == nil)",
-        )
-        .unwrap();
-        assert_eq!(user.functions(), ["f"]);
-        let err = load("string.upper = nil").unwrap_err();
-        assert!(err.starts_with("plan.yaml:10: "), "{err}");
-    }
-
-    #[test]
-    fn math_random_is_the_same_for_the_same_user_and_users_share_no_globals() {
-        let vm = vm("x = math.random(1, 1000000)\ny = (y or 0) + 1");
-        let draw = |id: u64| {
-            let user = vm.add_user(0, id).unwrap();
-            let x = user.env.raw_get::<i64>("x").unwrap();
-            assert_eq!(user.env.raw_get::<i64>("y").unwrap(), 1);
-            x
-        };
-        assert_eq!(draw(7), draw(7));
-        assert_ne!(draw(7), draw(8));
-    }
-
-    #[test]
-    fn a_loop_that_never_awaits_is_interrupted_at_its_line() {
-        let started = Instant::now();
-        let err = load("local n = 0\nwhile true do\n  n += 1\nend").unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(
-            err.starts_with("plan.yaml:12: ran 100ms without awaiting")
-                || err.starts_with("plan.yaml:11: ran 100ms without awaiting"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_script_over_its_memory_limit_fails_and_the_vm_serves_the_next_user() {
-        let vm = vm("if (n or 0) == 0 then n = 1 end\nfunction f() end");
-        let hog = "local t = {}\nfor i = 1, 1e8 do t[i] = string.rep('x', 100) .. i end";
-        let err = Vm::new(
-            &[Some(compiled(hog))],
-            Arc::new(Recorder::new(1, String::new())),
-            &super::super::World::default(),
-            2 << 20,
-        )
-        .unwrap();
-        let err = Arc::new(err).add_user(0, 1).unwrap_err();
-        assert!(err.contains("out of memory"), "{err}");
-        assert_eq!(vm.add_user(0, 2).unwrap().functions(), ["f"]);
-    }
-
-    #[test]
-    fn a_users_slot_is_freed_when_it_goes_and_its_token_then_names_no_one() {
-        let vm = vm("function f() end");
-        let first = vm.add_user(0, 1).unwrap();
-        let token = first.token;
-        drop(first);
-        let second = vm.add_user(0, 2).unwrap();
-        let mut ctx = vm.ctx().unwrap();
-        assert!(ctx.user(token).is_none());
-        assert_eq!(ctx.user(second.token).map(|u| u.id), Some(2));
-    }
-}
-
-/// What a scripted user costs and what a call's round trip to Rust costs, in this design and
-/// in the ones it replaced (the numbers in docs/architecture.md):
-/// `cargo test --release -p hatchery-worker --lib script::vm::probe -- --ignored --nocapture`.
+/// Measurements, run by hand (ignored tests).
 #[cfg(test)]
-mod probe {
-    use std::hint::black_box;
-
-    use super::*;
-
-    const SRC: &str = "function hit(user)\n  local r = user.http:get('/')\nend";
-    const CALLS: u32 = 200_000;
-
-    fn rss() -> u64 {
-        let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: u64 = s
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        pages * 4096
-    }
-
-    fn compiled() -> Arc<Compiled> {
-        let source = SRC;
-        Arc::new(Compiled {
-            script: hatchery_core::plan::Script {
-                source: source.to_string(),
-                origin: "plan.yaml".to_string(),
-                plan: "plan.yaml".to_string(),
-                first_line: 1,
-                column: 1,
-                timeout: Duration::from_secs(1),
-                memory: 1 << 30,
-            },
-            bytecode: mlua::Compiler::new().compile(source).unwrap(),
-            wants: crate::script::http::Wants::ALL,
-        })
-    }
-
-    fn vm() -> Arc<Vm> {
-        let recorder = Arc::new(Recorder::new(1, String::new()));
-        let world = super::super::World::default();
-        Arc::new(Vm::new(&[Some(compiled())], recorder, &world, 1 << 30).unwrap())
-    }
-
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn memory_per_user() {
-        let vm = vm();
-        vm.lua.gc_collect().unwrap();
-        let (m0, r0) = (vm.lua.used_memory(), rss());
-        let users: Vec<Scripted> = (0..10_000).map(|id| vm.add_user(0, id).unwrap()).collect();
-        vm.lua.gc_collect().unwrap();
-        eprintln!(
-            "10,000 users in one VM: {} bytes/user counted by Luau, RSS +{} bytes/user",
-            (vm.lua.used_memory() - m0) / 10_000,
-            (rss() - r0) / 10_000
-        );
-        drop(users);
-    }
-
-    /// The script loaded in `lua` and a `user` whose `http.get` is `get`.
-    fn async_user(lua: &Lua, get: Function) -> (Function, Table) {
-        let http = lua.create_table().unwrap();
-        http.set("get", get).unwrap();
-        let user = lua.create_table().unwrap();
-        user.set("http", http).unwrap();
-        lua.load(SRC).exec().unwrap();
-        (lua.globals().get("hit").unwrap(), user)
-    }
-
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn a_calls_round_trip() {
-        // This design: the call's coroutine yields the request to the driver, which resumes it.
-        let vm = vm();
-        let user = vm.add_user(0, 1).unwrap();
-        let f = user.function("hit").unwrap();
-        let started = Instant::now();
-        for _ in 0..CALLS {
-            let thread = vm.thread().unwrap();
-            let _gate = vm.try_enter();
-            let y = vm.resume(&thread, user.token, (f.clone(), user.user.clone()));
-            assert!(matches!(y, Ok(Yielded::Request { .. })));
-            let y = vm.resume(&thread, user.token, Value::Nil);
-            assert!(matches!(y, Ok(Yielded::Done)));
-            vm.recycle(thread, true);
-        }
-        let yielding = started.elapsed() / CALLS;
-
-        // The first slice: mlua's async call, the request sent over a channel to the user's
-        // task and answered over a oneshot (one VM per user).
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let channel = rt.block_on(async {
-            let lua = Lua::new();
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
-            let get = lua
-                .create_async_function(move |_, (_, _url): (Value, String)| {
-                    let tx = tx.clone();
-                    async move {
-                        let (reply, answer) = tokio::sync::oneshot::channel();
-                        tx.send(reply).await.map_err(mlua::Error::external)?;
-                        answer.await.map_err(mlua::Error::external)?;
-                        Ok(())
-                    }
-                })
-                .unwrap();
-            let (f, user) = async_user(&lua, get);
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                let call = f.call_async::<()>(user.clone());
-                tokio::pin!(call);
-                loop {
-                    tokio::select! {
-                        biased;
-                        r = &mut call => { r.unwrap(); break }
-                        Some(reply) = rx.recv() => { let _ = reply.send(()); }
-                    }
-                }
-            }
-            started.elapsed() / CALLS
-        });
-
-        // mlua's async call whose Rust future is ready at once: the floor of that design.
-        let ready = rt.block_on(async {
-            let lua = Lua::new();
-            let get = lua
-                .create_async_function(|_, (_, _url): (Value, String)| async move { Ok(()) })
-                .unwrap();
-            let (f, user) = async_user(&lua, get);
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                f.call_async::<()>(user.clone()).await.unwrap();
-            }
-            started.elapsed() / CALLS
-        });
-        eprintln!(
-            "per call with one request: yield to the user's task {yielding:?}; mlua async + channel {channel:?}; mlua async, ready at once {ready:?}"
-        );
-        black_box((yielding, channel, ready));
-    }
-}
+mod probe;
