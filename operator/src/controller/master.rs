@@ -27,12 +27,21 @@ pub(super) struct Access {
     auth: Option<(String, String)>,
 }
 
+impl Access {
+    /// Over HTTPS when `bp` has TLS, without credentials.
+    pub(super) fn without_credentials(bp: &Blueprint<'_>) -> Access {
+        Access {
+            https: bp.tls_secret_name().is_some(),
+            auth: None,
+        }
+    }
+}
+
 /// How to reach the master of `bp`: its web-auth Secret is read once and then kept in memory
 /// (a look at a running test every 5 s must not read a Secret each time); see [`forget`].
 pub(super) async fn access(ctx: &Context, ns: &str, bp: &Blueprint<'_>) -> Result<Access, Error> {
-    let https = bp.tls_secret_name().is_some();
     let Some(secret) = bp.web_auth_secret_name() else {
-        return Ok(Access { https, auth: None });
+        return Ok(Access::without_credentials(bp));
     };
     let key = format!("{ns}/{secret}");
     let known = ctx
@@ -58,8 +67,8 @@ pub(super) async fn access(ctx: &Context, ns: &str, bp: &Blueprint<'_>) -> Resul
         }
     };
     Ok(Access {
-        https,
         auth: Some((key, value)),
+        ..Access::without_credentials(bp)
     })
 }
 

@@ -250,3 +250,25 @@ async fn a_starting_test_applies_its_children_once_not_at_every_look() {
         "{seen:?}"
     );
 }
+
+/// A web-auth Secret without `username` and `password` does not stop the reconcile: the
+/// master is looked at without credentials and the status is still written.
+#[tokio::test]
+async fn a_web_auth_secret_without_credentials_does_not_stop_the_reconcile() {
+    let (ctx, mut handle) = mock();
+    let mut lt = loadtest();
+    lt.spec.web_auth = Some(crate::crd::WebAuthSpec {
+        secret_name: Some("ui-login".to_string()),
+    });
+    let seen = reconcile_answering(&lt, ctx, &mut handle).await;
+    assert!(
+        seen.iter()
+            .any(|r| r == "GET /api/v1/namespaces/default/secrets/ui-login"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("PATCH ") && r.ends_with("/smoke/status")),
+        "the status is written: {seen:?}"
+    );
+}

@@ -420,7 +420,17 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
     if started && !seen {
         live_edit(lt, ctx, ns, &bp, master_pod).await?;
     }
-    let access = master::access(ctx, ns, &bp).await?;
+    // Without its credentials (a web-auth Secret missing or malformed) the master is still
+    // looked at: it answers 401, and the status comes from the pods, whose own Secret error
+    // (CreateContainerConfigError) then says what is wrong.
+    let access = match master::access(ctx, ns, &bp).await {
+        Ok(access) => access,
+        Err(e) => {
+            tracing::warn!(loadtest = %lt.name_any(), "cannot read the master's web credentials: {e}");
+            ctx.metrics.failed(e.kind());
+            master::Access::without_credentials(&bp)
+        }
+    };
     let report = match master_pod {
         Some(pod) => master::report(ctx, &access, ns, pod, bp.expect_workers()).await,
         None => None,
