@@ -326,3 +326,66 @@ test("the web UI drives a distributed test end to end", { timeout: 240 * SECOND 
     await procs.stopAll();
   }
 });
+
+// A scripted user's runtime error reaches the Exceptions tab (Locust's exceptions table): the
+// message with the script's line, and a count that grows.
+test("the Exceptions tab lists a script's runtime error", { timeout: 120 * SECOND }, async () => {
+  assert.ok(fs.existsSync(BIN), `no hatchery binary at ${BIN}`);
+  const procs = new Processes();
+  let browser;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hatchery-ui-script-"));
+  try {
+    const [targetPort, masterPort, webPort] = [await freePort(), await freePort(), await freePort()];
+    procs.start("demo-target", ["demo-target", "--port", String(targetPort), "--bind", "127.0.0.1"]);
+    const plan = path.join(dir, "plan.yaml");
+    fs.writeFileSync(plan, [
+      `host: http://127.0.0.1:${targetPort}`,
+      "users:",
+      "  - name: Scripted",
+      "    wait: {constant: 100ms}",
+      "    script: |",
+      "      function boom(user)",
+      "        local r = user.http:get(\"/\", {name = \"home\"})",
+      "        error(\"boom after \" .. r.status)",
+      "      end",
+      "    tasks: [{call: boom}]",
+      "",
+    ].join("\n"));
+    procs.start("master", [
+      "-f", plan, "--master", "--autostart", "-u", "2", "-r", "10", "--expect-workers", "1",
+      "--master-bind-host", "127.0.0.1", "--master-bind-port", String(masterPort),
+      "--web-host", "127.0.0.1", "--web-port", String(webPort),
+    ]);
+    procs.start("worker", ["--worker", "--master-host", "127.0.0.1", "--master-port", String(masterPort)]);
+    const ui = `http://127.0.0.1:${webPort}/`;
+    await eventually("the master to serve the UI", async () => {
+      if (procs.children.some((e) => e.exited)) return "a process exited";
+      const r = await fetch(ui, { signal: AbortSignal.timeout(2 * SECOND) });
+      return r.ok;
+    });
+    procs.assertAlive();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP });
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    page.setDefaultTimeout(STEP);
+    await page.goto(ui);
+    await page.click(testid("tab-exceptions"));
+    const row = await eventually("the script's error in the Exceptions tab", async () => {
+      // The tab reloads when clicked; click again until the run has reported an error.
+      await page.click(testid("tab-exceptions"));
+      const rows = await page.locator(`${testid("exceptions-body")} tr`).allInnerTexts();
+      return rows.find((r) => r.includes("boom after 200"));
+    });
+    assert.match(row, /script error/, row);
+    // The inline script's line 3 is line 8 of the plan file: errors point into the plan.
+    assert.match(row, /plan\.yaml:8: boom after 200/, `the plan's line in: ${row}`);
+    assert.ok(num(row.split("\t")[0]) >= 1, `a count in: ${row}`);
+    procs.assertAlive();
+  } catch (err) {
+    err.message += `\n\nprocess logs:\n${procs.tails()}`;
+    throw err;
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    await procs.stopAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
