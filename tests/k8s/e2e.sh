@@ -260,8 +260,28 @@ verdict_lt slowp95 '[{get: "/slow?ms=20", name: slow}]' '{metric: p95, max: 1ms}
 # certificate and the password, the workers trust the CA, the operator reads the master over
 # HTTPS with the password (the gate opens, the test Succeeds).
 lt_yaml secure 2 4 10ms '[{get: /}]' $'  spawnRate: 4\n  runTime: 6s\n  tls: {}\n  webAuth: {}' > "$work/secure.yaml"
-k apply -f "$work/tenpercent.yaml" -f "$work/slowp95.yaml" -f "$work/secure.yaml" >/dev/null
-until_ok "the threshold and TLS tests finish" 180 bash -c 'for lt in tenpercent slowp95 secure; do
+# A scripted plan inline (issue 14): examples/scripted.yaml as shipped, against the demo target
+# in the cluster; its two workers get the script from the master with the plan. Its own
+# threshold, fail_ratio max 0, decides.
+{ cat <<YAML
+apiVersion: hatchery.io/v1alpha1
+kind: LoadTest
+metadata: {name: scripted}
+spec:
+  image: localhost/hatchery:$tag
+  imagePullPolicy: IfNotPresent
+  workers: 2
+  users: 4
+  spawnRate: 4
+  runTime: 8s
+  host: http://demo-target:8080
+  expectWorkersMaxWait: 2m
+  plan:
+    inline: |
+YAML
+  sed 's/^/      /' "$repo/examples/scripted.yaml"; } > "$work/scripted.yaml"
+k apply -f "$work/tenpercent.yaml" -f "$work/slowp95.yaml" -f "$work/secure.yaml" -f "$work/scripted.yaml" >/dev/null
+until_ok "the threshold, TLS and scripted tests finish" 180 bash -c 'for lt in tenpercent slowp95 secure scripted; do
   case "$(kubectl -n "$ns" get lt $lt -o jsonpath={.status.phase} 2>/dev/null)" in Succeeded|Failed) ;; *) exit 1 ;; esac; done'
 [ "$(k get lt tenpercent -o jsonpath='{.status.phase}')" = Succeeded ] \
   || fail "10% failures under fail_ratio max 0.5 did not succeed: $(k get lt tenpercent -o jsonpath='{.status.verdict}')"
@@ -302,6 +322,16 @@ secure_requests=$(curl -sf --cacert "$work/secure-ca.pem" -u "hatchery:$password
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 log "TLS + web auth: Succeeded with 2 workers over TLS, $secure_requests requests; HTTPS only, API with the Secret's password only"
 k delete lt secure --wait=false >/dev/null
+
+[ "$(k get lt scripted -o jsonpath='{.status.phase}')" = Succeeded ] \
+  || fail "the scripted example did not succeed: $(k get lt scripted -o jsonpath='{.status.verdict}')"
+scripted=$(k get cm scripted-result -o jsonpath='{.data.summary\.json}')
+for entry in '/products/[id]' '/login' 'home'; do
+  n=$(jq --arg n "$entry" '[.stats[] | select(.name==$n) | .num_requests] | add // 0' <<<"$scripted")
+  [ "${n:-0}" -gt 0 ] || fail "the scripted run made no request named $entry: $(jq -c '[.stats[] | {name, num_requests}]' <<<"$scripted")"
+done
+log "scripted (examples/scripted.yaml inline, 2 workers): $(k get lt scripted -o jsonpath='{.status.phase}: {.status.verdict}'); $(jq -r '[.stats[] | select(.name!="Aggregated") | "\(.name) \(.num_requests)"] | join(", ")' <<<"$scripted")"
+k delete lt scripted --wait=false >/dev/null
 
 # A worker pod deleted mid-run (issue 16 item 8): its users move to the other three and back to
 # its replacement, and the fleet never runs more than the 8 users asked for. Sampled from the
