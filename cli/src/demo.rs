@@ -87,10 +87,48 @@ pub fn run_demo(mut args: RunArgs) -> i32 {
 /// The longest `/slow` will wait, so no request can hold a connection for long.
 const MAX_SLOW: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     orders: AtomicU64,
     requests: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            orders: AtomicU64::default(),
+            requests: AtomicU64::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// How long a job takes (`POST /jobs`, then `GET /jobs/ID` until `done`).
+const JOB_MS: u128 = 300;
+/// The catalogue: products 1..=PRODUCTS, PAGE to a page.
+const PRODUCTS: u64 = 1000;
+const PAGE: u64 = 20;
+
+/// `GET /products?page=N` (1 when missing or not a number): the page's ids and the next page.
+fn catalogue_page(query: &str) -> String {
+    let page = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let first = (page - 1).saturating_mul(PAGE).saturating_add(1);
+    let ids: Vec<String> = (first..first.saturating_add(PAGE))
+        .take_while(|id| *id <= PRODUCTS)
+        .map(|id| id.to_string())
+        .collect();
+    let next = if first.saturating_add(PAGE) <= PRODUCTS {
+        page.saturating_add(1).to_string()
+    } else {
+        "null".to_string()
+    };
+    format!(r#"{{"items":[{}],"next":{next}}}"#, ids.join(","))
 }
 
 /// Serves until `shutdown` resolves.
@@ -141,6 +179,29 @@ async fn handle(
     let response = match (&method, segments.as_slice()) {
         (&Method::GET, [""]) => text(StatusCode::OK, "hatchery demo target\n"),
         (&Method::GET, ["a"]) | (&Method::POST, ["b"]) => text(StatusCode::OK, "ok"),
+        // A catalogue of 1,000 products in pages of 20: `{"items": [ids], "next": page or null}`.
+        (&Method::GET, ["products"]) => json(StatusCode::OK, catalogue_page(&query)),
+        // A job that is done 300 ms after it was made. Its id is the time it was made (ms since
+        // the target started), so the target keeps nothing per job.
+        (&Method::POST, ["jobs"]) if authorized => {
+            let made = state.started.elapsed().as_millis();
+            json(StatusCode::ACCEPTED, format!(r#"{{"id":{made}}}"#))
+        }
+        (&Method::GET, ["jobs", id]) => match id.parse::<u128>() {
+            Ok(made) => {
+                let now = state.started.elapsed().as_millis();
+                let state = if now >= made.saturating_add(JOB_MS) {
+                    "done"
+                } else {
+                    "running"
+                };
+                json(
+                    StatusCode::OK,
+                    format!(r#"{{"id":{made},"state":"{state}"}}"#),
+                )
+            }
+            Err(_) => text(StatusCode::NOT_FOUND, "no such job"),
+        },
         (&Method::GET, ["products", id]) => match id.parse::<u64>() {
             Ok(id) => json(
                 StatusCode::OK,
@@ -162,7 +223,9 @@ async fn handle(
             let n = state.orders.fetch_add(1, Ordering::Relaxed) + 1;
             json(StatusCode::CREATED, format!(r#"{{"order_id":{n}}}"#))
         }
-        (&Method::POST, ["cart" | "checkout"]) => text(StatusCode::UNAUTHORIZED, "log in first"),
+        (&Method::POST, ["cart" | "checkout" | "jobs"]) => {
+            text(StatusCode::UNAUTHORIZED, "log in first")
+        }
         (&Method::GET, ["slow"]) => {
             let ms = query
                 .split('&')
@@ -211,4 +274,33 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         "application/json".parse().expect("static header"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_is_paged_and_ends() {
+        assert_eq!(
+            catalogue_page(""),
+            format!(
+                r#"{{"items":[{}],"next":2}}"#,
+                (1..=20)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        );
+        assert!(catalogue_page("page=2").starts_with(r#"{"items":[21,"#));
+        assert!(catalogue_page("page=50").ends_with(r#"1000],"next":null}"#));
+        assert_eq!(catalogue_page("page=51"), r#"{"items":[],"next":null}"#);
+        // Whatever a client sends, a page is at most 20 ids.
+        assert_eq!(catalogue_page("page=0"), catalogue_page("page=1"));
+        assert_eq!(catalogue_page("page=x"), catalogue_page(""));
+        assert_eq!(
+            catalogue_page(&format!("page={}", u64::MAX)),
+            r#"{"items":[],"next":null}"#
+        );
+    }
 }
