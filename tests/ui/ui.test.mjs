@@ -84,7 +84,29 @@ class Processes {
     return entry;
   }
 
+  /** Chromium, closed by `stopAll`. */
+  async browser() {
+    this.chromium = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP });
+    return this.chromium;
+  }
+
+  /** Waits until the master answers `url` with `ok(response)`, failing early when a process exited. */
+  async served(url, ok = (r) => r.ok) {
+    await eventually("the master to serve the UI", async () => {
+      if (this.children.some((e) => e.exited)) return "a process exited"; // reported just below
+      return ok(await fetch(url, { signal: AbortSignal.timeout(2 * SECOND) }));
+    });
+    this.assertAlive();
+  }
+
+  /** `err` with the end of every process's log, for the test's failure message. */
+  annotate(err) {
+    err.message += `\n\nprocess logs:\n${this.tails()}`;
+    return err;
+  }
+
   async stopAll() {
+    if (this.chromium) await this.chromium.close().catch(() => {});
     for (const e of this.children.slice().reverse()) {
       if (e.exited) continue;
       e.child.kill("SIGTERM");
@@ -142,7 +164,6 @@ test("the web UI drives a distributed test end to end", { timeout: 240 * SECOND 
   assert.ok(fs.existsSync(BIN), `no hatchery binary at ${BIN} (cargo build -p hatchery-cli, or set HATCHERY_BIN)`);
   assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
   const procs = new Processes();
-  let browser;
   try {
     const [targetPort, masterPort, webPort] = [await freePort(), await freePort(), await freePort()];
     const target = `http://127.0.0.1:${targetPort}`;
@@ -158,14 +179,9 @@ test("the web UI drives a distributed test end to end", { timeout: 240 * SECOND 
 
     const origin = `http://127.0.0.1:${webPort}`;
     const ui = `${origin}${BASE_PATH}/`;
-    await eventually("the master to serve the UI", async () => {
-      if (procs.children.some((e) => e.exited)) return "a process exited"; // reported just below
-      const r = await fetch(ui, { signal: AbortSignal.timeout(2 * SECOND) });
-      return r.ok && (r.headers.get("content-type") || "").includes("text/html");
-    });
-    procs.assertAlive();
+    await procs.served(ui, (r) => r.ok && (r.headers.get("content-type") || "").includes("text/html"));
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP });
+    const browser = await procs.browser();
     const context = await browser.newContext({
       viewport: { width: 1280, height: 800 },
       colorScheme: "light",
@@ -319,10 +335,8 @@ test("the web UI drives a distributed test end to end", { timeout: 240 * SECOND 
     assert.deepEqual(problems, [], "no page errors and no request outside the UI's base URL");
     procs.assertAlive();
   } catch (err) {
-    err.message += `\n\nprocess logs:\n${procs.tails()}`;
-    throw err;
+    throw procs.annotate(err);
   } finally {
-    if (browser) await browser.close().catch(() => {});
     await procs.stopAll();
   }
 });
@@ -332,7 +346,6 @@ test("the web UI drives a distributed test end to end", { timeout: 240 * SECOND 
 test("the Exceptions tab lists a script's runtime error", { timeout: 120 * SECOND }, async () => {
   assert.ok(fs.existsSync(BIN), `no hatchery binary at ${BIN}`);
   const procs = new Processes();
-  let browser;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hatchery-ui-script-"));
   try {
     const [targetPort, masterPort, webPort] = [await freePort(), await freePort(), await freePort()];
@@ -358,13 +371,8 @@ test("the Exceptions tab lists a script's runtime error", { timeout: 120 * SECON
     ]);
     procs.start("worker", ["--worker", "--master-host", "127.0.0.1", "--master-port", String(masterPort)]);
     const ui = `http://127.0.0.1:${webPort}/`;
-    await eventually("the master to serve the UI", async () => {
-      if (procs.children.some((e) => e.exited)) return "a process exited";
-      const r = await fetch(ui, { signal: AbortSignal.timeout(2 * SECOND) });
-      return r.ok;
-    });
-    procs.assertAlive();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP });
+    await procs.served(ui);
+    const browser = await procs.browser();
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     page.setDefaultTimeout(STEP);
     await page.goto(ui);
@@ -381,10 +389,8 @@ test("the Exceptions tab lists a script's runtime error", { timeout: 120 * SECON
     assert.ok(num(row.split("\t")[0]) >= 1, `a count in: ${row}`);
     procs.assertAlive();
   } catch (err) {
-    err.message += `\n\nprocess logs:\n${procs.tails()}`;
-    throw err;
+    throw procs.annotate(err);
   } finally {
-    if (browser) await browser.close().catch(() => {});
     await procs.stopAll();
     fs.rmSync(dir, { recursive: true, force: true });
   }
