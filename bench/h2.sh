@@ -27,14 +27,12 @@ while [ $# -gt 0 ]; do
         *) echo "h2.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for v in DURATION USERS RUNS; do
-    case "${!v}" in ''|*[!0-9]*|0) echo "h2.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+positive_ints h2.sh DURATION USERS RUNS
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 HATCHERY=${HATCHERY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hatchery}
 log() { printf '[h2 bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

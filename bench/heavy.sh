@@ -36,14 +36,12 @@ while [ $# -gt 0 ]; do
         *) echo "heavy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for v in DURATION USERS THREADS LOOPS; do
-    case "${!v}" in ''|*[!0-9]*|0) echo "heavy.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+positive_ints heavy.sh DURATION USERS THREADS LOOPS
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 HATCHERY=${HATCHERY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hatchery}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 log() { printf '[heavy %s] %s\n' "$(date +%T)" "$*" >&2; }

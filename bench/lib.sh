@@ -1,9 +1,18 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/h2.sh, bench/soak.sh and bench/idle-users.sh (sourced; defines
+# Shared by bench/run.sh, bench/h2.sh, bench/soak.sh, bench/heavy.sh and bench/idle-users.sh (sourced; defines
 # functions only): the tools a bench installs, and the nginx target every bench runs against,
 # from a config of its own in a directory of its own.
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# positive_ints SCRIPT VAR...: exits 2, naming SCRIPT and the variable, unless each VAR holds a
+# positive whole number (a bench's counts and seconds, from its flags or environment).
+positive_ints() {
+    local who=$1 v; shift
+    for v in "$@"; do
+        case "${!v}" in ''|*[!0-9]*|0) echo "$who: $v must be a positive whole number" >&2; exit 2 ;; esac
+    done
+}
 
 # nginx_conf DIR SERVERS: writes DIR/nginx.conf for an nginx in the foreground with every file
 # under DIR and SERVERS (the text of its server blocks) in its http block. Tuned by variables:

@@ -60,14 +60,12 @@ while [ $# -gt 0 ]; do
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for v in DURATION USERS RUNS MEM_USERS BIG_USERS; do
-    case "${!v}" in ''|*[!0-9]*|0) echo "run.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+positive_ints run.sh DURATION USERS RUNS MEM_USERS BIG_USERS
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 HATCHERY=${HATCHERY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hatchery}
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

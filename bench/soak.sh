@@ -42,13 +42,11 @@ while [ $# -gt 0 ]; do
         *) echo "soak.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for v in DURATION USERS INTERVAL; do
-    case "${!v}" in ''|*[!0-9]*|0) echo "soak.sh: $v must be a positive whole number" >&2; exit 2 ;; esac
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+positive_ints soak.sh DURATION USERS INTERVAL
 
 cd "$ROOT"
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 log() { printf '[soak %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
