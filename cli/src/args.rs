@@ -283,6 +283,17 @@ pub struct RunArgs {
     )]
     pub master_host: String,
 
+    /// The master's IP address, dialled in turn with --master-host until the first session
+    /// (the name stays the one its TLS certificate must hold). The operator passes the master
+    /// pod's IP, which workers reach before the cluster routes the master's Service.
+    #[arg(
+        long,
+        env = "HATCHERY_MASTER_ADDRESS",
+        value_name = "IP",
+        help_heading = "Distributed"
+    )]
+    pub master_address: Option<std::net::IpAddr>,
+
     /// The master's port for workers.
     #[arg(
         long,

@@ -72,6 +72,11 @@ pub fn run(args: &RunArgs) -> i32 {
         master_timeout: args.master_timeout,
         token,
         master_tls,
+        direct: args.master_address.map(|ip| {
+            let at = std::net::SocketAddr::new(ip, args.master_port);
+            format!("{scheme}://{at}")
+        }),
+        master_name: args.master_host.clone(),
     };
     tracing::info!(worker = %cfg.worker_id, "connecting to the master at {}", cfg.endpoint);
     let result = control.block_on(async {

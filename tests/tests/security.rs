@@ -413,3 +413,91 @@ async fn hatchery_certs_writes_a_ca_and_a_master_certificate_that_workers_and_br
     assert_refused(&stranger, "is not trusted");
     runs_with(m, &ca, &dir, &target).await;
 }
+
+/// `--master-address` (what the operator passes: the master pod's IP) is dialled before the
+/// master's name, and the name stays the one the certificate must hold: a master whose
+/// certificate names only `master.invalid`, a name no resolver knows, is joined through
+/// 127.0.0.1 and trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joins_through_the_masters_address_and_verifies_the_masters_name() {
+    let target = Target::start().await;
+    let dir = TempDir::new("tls-address");
+    let plan = dir.write("plan.yaml", PLAN);
+    let certs = dir.path().join("certs");
+    hatchery(&["certs", certs.to_str().unwrap(), "--host", "master.invalid"])
+        .run()
+        .await
+        .expect_code(0);
+    let ca = certs.join("ca.pem");
+    let (cert, key) = (certs.join("master.pem"), certs.join("master.key"));
+    let m = tls_master(&plan, &target, &cert, &key, &dir.path().join("run")).await;
+    let w = worker(
+        m.grpc,
+        &[
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--master-host",
+            "master.invalid",
+            "--master-address",
+            "127.0.0.1",
+        ],
+    )
+    .spawn();
+    m.process.finish().await.expect_code(0);
+    w.finish().await.expect_code(0);
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+}
+
+/// An address that leads to another master (on Kubernetes: a restarted master's old pod IP,
+/// now another test's) is dropped when that master refuses the worker, and the worker joins
+/// its own master by name: here another master with another token holds 127.0.0.1:PORT and
+/// the worker's master listens on 127.0.0.2:PORT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masters_address_that_leads_to_another_master_is_dropped_for_the_name() {
+    let target = Target::start().await;
+    let dir = TempDir::new("stale-address");
+    let plan = dir.write("plan.yaml", PLAN);
+    let prefix = dir.path().join("run");
+    let stranger = master(&plan, &target, false)
+        .users(2)
+        .run_time("30s")
+        .env("HATCHERY_AUTH_TOKEN", "not-yours")
+        .spawn()
+        .await;
+    let ours = master(&plan, &target, false)
+        .bind("127.0.0.2")
+        .ports(stranger.grpc, 0)
+        .users(2)
+        .spawn_rate(100.0)
+        .run_time("1s")
+        .stop_timeout("5s")
+        .csv(&prefix)
+        .env("HATCHERY_AUTH_TOKEN", "s3cret")
+        .spawn()
+        .await;
+    let w = worker(
+        ours.grpc,
+        &[
+            "--master-host",
+            "127.0.0.2",
+            "--master-address",
+            "127.0.0.1",
+        ],
+    )
+    .env("HATCHERY_AUTH_TOKEN", "s3cret")
+    .spawn();
+    ours.process.finish().await.expect_code(0);
+    let out = w.finish().await;
+    out.expect_code(0);
+    let log = out.stderr();
+    assert!(
+        log.contains("the master's address http://127.0.0.1:")
+            && log.contains("requires the worker token"),
+        "{log}"
+    );
+    assert!(target.count("GET", "/a") > 0);
+    assert_eq!(count(&dir, "read-a"), target.count("GET", "/a"));
+    let mut stranger = stranger.process;
+    stranger.kill().await;
+}

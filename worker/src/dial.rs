@@ -146,10 +146,13 @@ impl std::fmt::Display for DialError {
 impl std::error::Error for DialError {}
 
 /// Opens a channel to `endpoint` (`http://HOST:PORT`, or `https://` with `tls`), giving up on
-/// the connection after `connect_timeout`.
+/// the connection after `connect_timeout`. With TLS the master's certificate must name
+/// `tls_name` when given (the master's name, when `endpoint` holds its address), else the
+/// endpoint's host.
 pub(crate) async fn channel(
     endpoint: &str,
     tls: Option<&MasterTls>,
+    tls_name: Option<&str>,
     connect_timeout: Duration,
 ) -> Result<Channel, DialError> {
     let e = Endpoint::from_shared(endpoint.to_string())
@@ -159,8 +162,11 @@ pub(crate) async fn channel(
     let result = match tls {
         None => e.connect().await,
         Some(tls) => {
-            e.connect_with_connector(Connector(tls.config.clone()))
-                .await
+            e.connect_with_connector(Connector {
+                config: tls.config.clone(),
+                name: tls_name.map(str::to_string),
+            })
+            .await
         }
     };
     result.map_err(|err| {
@@ -176,8 +182,12 @@ pub(crate) async fn channel(
     })
 }
 
-/// TCP, then the TLS handshake, for tonic.
-struct Connector(Arc<rustls::ClientConfig>);
+/// TCP, then the TLS handshake, for tonic; the certificate must name `name`, or else the
+/// host dialled.
+struct Connector {
+    config: Arc<rustls::ClientConfig>,
+    name: Option<String>,
+}
 
 impl Service<Uri> for Connector {
     type Response = TokioIo<TlsStream<TcpStream>>;
@@ -189,7 +199,8 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let connector = tokio_rustls::TlsConnector::from(self.0.clone());
+        let connector = tokio_rustls::TlsConnector::from(self.config.clone());
+        let named = self.name.clone();
         Box::pin(async move {
             let host = uri
                 .host()
@@ -198,8 +209,9 @@ impl Service<Uri> for Connector {
                 .trim_end_matches(']')
                 .to_string();
             let port = uri.port_u16().unwrap_or(443);
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| DialError::Fatal(format!("bad master host {host}: {e}")))?;
+            let named = named.unwrap_or_else(|| host.clone());
+            let name = ServerName::try_from(named.clone())
+                .map_err(|e| DialError::Fatal(format!("bad master host {named}: {e}")))?;
             let tcp = TcpStream::connect((host.as_str(), port))
                 .await
                 .map_err(|e| DialError::Unreachable(format!("{host}:{port}: {e}")))?;
@@ -207,21 +219,22 @@ impl Service<Uri> for Connector {
             let tls = connector
                 .connect(name, tcp)
                 .await
-                .map_err(|e| classify(&e, &host, port))?;
+                .map_err(|e| classify(&e, &host, port, &named))?;
             Ok(TokioIo::new(tls))
         })
     }
 }
 
-/// Sorts a failed handshake into what a retry may fix and what it cannot.
-fn classify(e: &std::io::Error, host: &str, port: u16) -> DialError {
+/// Sorts a failed handshake with `host:port`, whose certificate must name `name`, into what a
+/// retry may fix and what it cannot.
+fn classify(e: &std::io::Error, host: &str, port: u16, name: &str) -> DialError {
     let at = format!("the master at {host}:{port}");
     match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         Some(rustls::Error::InvalidCertificate(_)) => DialError::Fatal(format!(
-            "{at} is not trusted ({e}): --tls-ca must hold the CA that signed the master's --tls-cert (or that very certificate, when it is self-signed), and the certificate must name {host}"
+            "{at} is not trusted ({e}): --tls-ca must hold the CA that signed the master's --tls-cert (or that very certificate, when it is self-signed), and the certificate must name {name}"
         )),
         Some(rustls::Error::InvalidMessage(_)) => DialError::Fatal(format!(
             "{at} does not speak TLS: start the worker without --tls-ca, or the master with --tls-cert and --tls-key"
@@ -247,19 +260,19 @@ mod tests {
             rustls::CertificateError::UnknownIssuer,
         ));
         assert!(matches!(
-            classify(&untrusted, "m", 5557),
+            classify(&untrusted, "m", 5557, "m"),
             DialError::Fatal(m) if m.contains("--tls-ca must hold the CA")
         ));
         let not_tls = tls_error(rustls::Error::InvalidMessage(
             rustls::InvalidMessage::InvalidContentType,
         ));
         assert!(matches!(
-            classify(&not_tls, "m", 5557),
+            classify(&not_tls, "m", 5557, "m"),
             DialError::Fatal(m) if m.contains("does not speak TLS")
         ));
         let cut = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
         assert!(matches!(
-            classify(&cut, "m", 5557),
+            classify(&cut, "m", 5557, "m"),
             DialError::Unreachable(_)
         ));
     }

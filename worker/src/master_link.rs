@@ -47,6 +47,12 @@ pub struct LinkConfig {
     pub token: Option<String>,
     /// `--tls-ca`: dial with TLS (the endpoint is then `https://`) and trust only that CA.
     pub master_tls: Option<MasterTls>,
+    /// `--master-address`: the master's own address (`http(s)://IP:PORT`), dialled in turn with
+    /// `endpoint` until the first session (see [`Link::run`]).
+    pub direct: Option<String>,
+    /// The master's name (`--master-host`), which its TLS certificate must hold whichever
+    /// address is dialled.
+    pub master_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +106,9 @@ struct Link {
     /// Whether a session was ever welcomed, and when the worker started: see [`next_backoff`].
     welcomed: bool,
     started: Instant,
+    /// The master's address still worth dialling (until the first session, or until it led
+    /// to a master that refused this worker).
+    direct: Option<String>,
 }
 
 /// Why a session ended.
@@ -114,6 +123,7 @@ enum End {
 /// Runs the worker until the master says quit. Users run on `users`.
 pub async fn run(cfg: LinkConfig, users: tokio::runtime::Handle) -> Result<(), LinkError> {
     let mut link = Link {
+        direct: cfg.direct.clone(),
         cfg,
         users,
         engine: None,
@@ -179,20 +189,42 @@ fn connect_timeout(failures: u32) -> Duration {
 }
 
 impl Link {
+    /// Dials until the master says quit. Until the first session, a worker given the master's
+    /// address (`--master-address`) dials it and the master's name in turn, the address first:
+    /// on Kubernetes the operator passes the master pod's IP, which leads to the master as soon
+    /// as it listens, while its Service's address is refused until the cluster routes it
+    /// (0.2 to 4 s later, measured by tests/k8s/e2e.sh). After the first session only the name
+    /// is dialled: a master that restarts has a new address. An address that leads to a master
+    /// that refuses this worker, or whose certificate is not trusted (another test's master now
+    /// holding that IP), is dropped and the name dialled alone.
     async fn run(&mut self) -> Result<(), LinkError> {
         let mut backoff = INITIAL_BACKOFF;
         let mut failed_dials = 0;
+        let mut address_turn = true;
         loop {
+            if self.welcomed {
+                self.direct = None;
+            }
+            let direct = self.direct.clone().filter(|_| address_turn);
+            address_turn = !address_turn;
+            let (endpoint, tls_name) = match &direct {
+                Some(address) => (address.clone(), Some(self.cfg.master_name.as_str())),
+                None => (self.cfg.endpoint.clone(), None),
+            };
             let timeout = connect_timeout(failed_dials);
             let dialed =
-                dial::channel(&self.cfg.endpoint, self.cfg.master_tls.as_ref(), timeout).await;
-            let end = match dialed {
-                Ok(channel) => {
+                dial::channel(&endpoint, self.cfg.master_tls.as_ref(), tls_name, timeout).await;
+            let end = match (dialed, &direct) {
+                (Ok(channel), _) => {
                     failed_dials = 0;
-                    self.session(channel).await?
+                    match (self.session(channel).await, &direct) {
+                        (Err(e), Some(address)) => self.drop_address(address, &e.to_string()),
+                        (result, _) => result?,
+                    }
                 }
-                Err(DialError::Fatal(why)) => return Err(LinkError::Tls(why)),
-                Err(DialError::Unreachable(why)) => {
+                (Err(DialError::Fatal(why)), Some(address)) => self.drop_address(address, &why),
+                (Err(DialError::Fatal(why)), None) => return Err(LinkError::Tls(why)),
+                (Err(DialError::Unreachable(why)), _) => {
                     failed_dials += 1;
                     End::NoSession(why)
                 }
@@ -204,7 +236,7 @@ impl Link {
                     backoff = INITIAL_BACKOFF;
                 }
                 End::NoSession(why) => {
-                    tracing::debug!("no session with {}: {why}", self.cfg.endpoint);
+                    tracing::debug!("no session with {endpoint}: {why}");
                     if self.last_contact.elapsed() >= self.cfg.master_timeout {
                         return Err(LinkError::MasterLost {
                             endpoint: self.cfg.endpoint.clone(),
@@ -217,6 +249,16 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Stops dialling the master's address, which led to no master of this worker's.
+    fn drop_address(&mut self, address: &str, why: &str) -> End {
+        tracing::warn!(
+            "the master's address {address} led to no session ({why}); dialling {} alone",
+            self.cfg.endpoint
+        );
+        self.direct = None;
+        End::NoSession(why.to_string())
     }
 
     /// Sleeps, still taking the engine's reports so its users never block on a full queue.
