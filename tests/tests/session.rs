@@ -413,3 +413,61 @@ async fn a_scripted_user_keeps_its_cookies_and_follows_redirects_as_a_plan_reque
     names.sort();
     assert_eq!(names, ["/login", "Aggregated", "chain", "home"]);
 }
+
+/// The pairs of a `cookie` header.
+fn cookie_pairs(header: Option<&str>) -> Vec<&str> {
+    header.map_or(Vec::new(), |c| c.split("; ").collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_reads_the_cookie_its_host_set_and_sets_one_that_its_next_requests_carry() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("script-cookies");
+    let plan = r#"users:
+  - name: U
+    wait: {constant: 20ms}
+    script: |
+      function login(user)
+        user.http:post("/login", {follow_redirects = false})
+        user.http:get("/seen/" .. tostring(user.cookies:get("sid")), {name = "seen"})
+        user.cookies:set("token", "t" .. user.id, {path = "/api"})
+      end
+      function visit(user)
+        user.http:get("/api/items", {name = "api"})
+        user.http:get("/other", {name = "other"})
+      end
+    on_start: [{call: login}]
+    tasks:
+      - {call: visit}
+"#;
+    let out = run(&dir, plan, &server.url(), 2).await;
+    let seen = server.seen();
+    let on = |path: &'static str| seen.iter().filter(move |s| s.path.starts_with(path));
+    // What the script read is what the server set: each user's own session.
+    let mut read: Vec<&str> = on("/seen/").map(|s| &s.path["/seen/".len()..]).collect();
+    read.sort();
+    assert_eq!(read, server.sessions(), "{}", out.stderr());
+    // What the script set went out on the requests its path covers, and on no other.
+    let api: Vec<_> = on("/api/items").collect();
+    assert!(api.len() > 2, "{}", out.stderr());
+    let mut tokens: Vec<&str> = api
+        .iter()
+        .map(|s| {
+            let pairs = cookie_pairs(s.cookie.as_deref());
+            assert!(pairs.iter().any(|p| p.starts_with("sid=s-")), "{s:?}");
+            let token = pairs.iter().find(|p| p.starts_with("token=t"));
+            *token.unwrap_or_else(|| panic!("no token: {s:?}"))
+        })
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 2, "each user sends its own: {tokens:?}");
+    assert!(on("/other").all(|s| !cookie_pairs(s.cookie.as_deref())
+        .iter()
+        .any(|p| p.starts_with("token="))));
+    let stats = stats(&dir);
+    assert_eq!(csv_column(&stats, "api", "Request Count"), api.len() as u64);
+    for name in ["seen", "api", "other"] {
+        assert_eq!(csv_column(&stats, name, "Failure Count"), 0, "{name}");
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! A call runs as a coroutine that the user's own task resumes. `user.http:get(...)` and
 //! `user:sleep(s)` yield to that task, which sends the request on the user's connection (or
-//! sleeps) with no Lua state held and resumes the coroutine with the answer. So Lua never
+//! sleeps) with no Lua state held and resumes the coroutine with the answer; `user.cookies`'
+//! methods yield to it too, and it answers them at once from the user's jar. So Lua never
 //! awaits: the VM's lock (mlua's `send`) is held only while Lua code runs, and a user's task
 //! may move between runtime threads between two resumes.
 
@@ -55,9 +56,10 @@ const SPARE_THREADS: usize = 256;
 /// The code a yield carries for `user:sleep` (requests carry their method's index).
 const SLEEP: i64 = -1;
 
-/// The Lua side of a call: the request functions and `sleep` yield to the user's task, and a
-/// coroutine runs calls one after another, parking on a yield of `done` (a table no script
-/// can reach) between two calls so that the next call needs no new coroutine.
+/// The Lua side of a call: the request functions, `sleep` and `user.cookies`' methods yield to
+/// the user's task, and a coroutine runs calls one after another, parking on a yield of `done`
+/// (a table no script can reach) between two calls so that the next call needs no new
+/// coroutine.
 const PRELUDE: &str = r#"
 local yield = ...
 local done = {}
@@ -78,7 +80,16 @@ local function run(f, user)
     f, user = yield(done)
   end
 end
-return request, sleep, run, done
+local cookies = {}
+local function cookie(code, name)
+  return function(self, a, b, c)
+    if self ~= cookies then error("call user.cookies:" .. name .. "(...) with `:`, not `.`", 2) end
+    local r, e = yield(code, a, b, c)
+    if e ~= nil then error(e, 2) end
+    return r
+  end
+end
+return request, sleep, run, done, cookie, cookies
 "#;
 
 /// A clock not started yet ([`Slice::start`]).
@@ -258,6 +269,7 @@ impl Ctx {
             Turn::TopLevel => self.slice.start(timeout, timeout, 0),
             Turn::Fresh => self.slice.start(timeout, timeout, yielder),
             Turn::Left(left) => self.slice.start(timeout, left, yielder),
+            Turn::Continued => {}
         }
         true
     }
@@ -273,6 +285,9 @@ pub(super) enum Turn {
     Fresh,
     /// A call that gave way goes on with what was left of its `script_timeout`.
     Left(Duration),
+    /// A call goes on after an answer that did not await (`user.cookies`): its clocks run on,
+    /// as if the answer had been a function of its own.
+    Continued,
 }
 
 /// One worker thread's VM, with every class's script loaded.
@@ -288,8 +303,9 @@ pub(crate) struct Vm {
     gate: tokio::sync::Mutex<()>,
     /// Per class of the plan, its script's chunk (`None` for a class without a script).
     chunks: Vec<Option<(Function, Arc<Compiled>)>>,
-    /// `user.http`, shared by every user: the yield tells whose it was.
+    /// `user.http` and `user.cookies`, shared by every user: the yield tells whose it was.
     http: Table,
+    cookies: Table,
     sleep: Function,
     run: Function,
     /// What a call's coroutine yields when the call has returned.
@@ -359,6 +375,8 @@ pub(super) enum Yielded {
         opts: Value,
     },
     Sleep(Value),
+    /// A method of `user.cookies`, with its arguments.
+    Cookies(super::cookies::Op, [Value; 3]),
     /// The call ran for its [`TURN`] and gave way; resume it with [`Turn::Left`] of this.
     GaveWay(Duration),
     /// Something else yielded (the script called `coroutine.yield` itself).
@@ -381,7 +399,13 @@ impl Vm {
     ) -> Result<Vm, String> {
         let lua = Lua::new_with(libraries(), LuaOptions::new()).map_err(|e| e.to_string())?;
         let slice = Arc::new(Slice::new());
-        let (http, sleep, run, done) = setup(&lua, world).map_err(|e| e.to_string())?;
+        let Setup {
+            http,
+            cookies,
+            sleep,
+            run,
+            done,
+        } = setup(&lua, world).map_err(|e| e.to_string())?;
         lua.set_app_data(Ctx {
             recorder,
             slice: slice.clone(),
@@ -447,6 +471,7 @@ impl Vm {
             prepared: std::sync::Mutex::default(),
             chunks,
             http,
+            cookies,
             sleep,
             run,
             done,
@@ -563,10 +588,11 @@ impl Vm {
             env.set_metatable(Some(self.env_meta.clone()))?;
             env.set_safeenv(true);
             let vars = lua.create_table()?;
-            let user = lua.create_table_with_capacity(0, 4)?;
+            let user = lua.create_table_with_capacity(0, 5)?;
             user.raw_set("id", id)?;
             user.raw_set("vars", &vars)?;
             user.raw_set("http", &self.http)?;
+            user.raw_set("cookies", &self.cookies)?;
             user.raw_set("sleep", &self.sleep)?;
             Ok((env, user, vars))
         })();
@@ -661,7 +687,7 @@ impl Vm {
         {
             return Err(mlua::Error::runtime("the user's script state is gone"));
         }
-        let (code, a, b) = thread.resume::<(Value, Value, Value)>(args)?;
+        let (code, a, b, c) = thread.resume::<(Value, Value, Value, Value)>(args)?;
         if thread.status() != ThreadStatus::Resumable {
             // Only `run` returns, and it never does: a coroutine that ended is not reused.
             return Ok(Yielded::Stray);
@@ -671,7 +697,7 @@ impl Vm {
         // the clock, so only a yield the interrupt asked for where Luau could not yield, such as
         // in a `table.sort` comparator, then a bare yield before the next look, would pass).
         if self.slice.gave_way.swap(false, Ordering::Relaxed)
-            && (code.is_nil() && a.is_nil() && b.is_nil())
+            && (code.is_nil() && a.is_nil() && b.is_nil() && c.is_nil())
         {
             return Ok(Yielded::GaveWay(self.slice.left()));
         }
@@ -681,6 +707,9 @@ impl Vm {
             Value::Number(n) if n.fract() == 0.0 => n as i64,
             _ => return Ok(Yielded::Stray),
         };
+        if let Some(op) = super::cookies::Op::of(code) {
+            return Ok(Yielded::Cookies(op, [a, b, c]));
+        }
         Ok(match code {
             SLEEP => Yielded::Sleep(a),
             i => match usize::try_from(i).ok().and_then(|i| Method::ALL.get(i)) {
@@ -730,9 +759,18 @@ impl Scripted {
     }
 }
 
-/// The globals before the sandbox closes; the shared `user.http` table, `sleep`, the function
-/// a call's coroutine runs and what it yields between calls.
-fn setup(lua: &Lua, world: &super::World) -> mlua::Result<(Table, Function, Function, Table)> {
+/// What every user of a VM shares: `user.http`, `user.cookies`, `user:sleep`, the function a
+/// call's coroutine runs and what it yields between calls.
+struct Setup {
+    http: Table,
+    cookies: Table,
+    sleep: Function,
+    run: Function,
+    done: Table,
+}
+
+/// The globals before the sandbox closes, and what the users share.
+fn setup(lua: &Lua, world: &super::World) -> mlua::Result<Setup> {
     let globals = lua.globals();
     for name in REMOVED {
         globals.raw_set(name, Value::Nil)?;
@@ -741,14 +779,31 @@ fn setup(lua: &Lua, world: &super::World) -> mlua::Result<(Table, Function, Func
     libs::install_world(lua, world)?;
     let coroutine: Table = globals.get("coroutine")?;
     let yield_: Function = coroutine.get("yield")?;
-    let (request, sleep, run, done): (Function, Function, Function, Table) =
-        lua.load(PRELUDE).set_name("=hatchery").call(yield_)?;
+    let (request, sleep, run, done, cookie, cookies): (
+        Function,
+        Function,
+        Function,
+        Table,
+        Function,
+        Table,
+    ) = lua.load(PRELUDE).set_name("=hatchery").call(yield_)?;
     let http = lua.create_table()?;
     for (i, method) in Method::ALL.iter().enumerate() {
         http.raw_set(method.plan_key(), request.call::<Function>(i as i64)?)?;
     }
     http.set_readonly(true);
-    Ok((http, sleep, run, done))
+    for op in super::cookies::Op::ALL {
+        let method = cookie.call::<Function>((op.code(), op.name()))?;
+        cookies.raw_set(op.name(), method)?;
+    }
+    cookies.set_readonly(true);
+    Ok(Setup {
+        http,
+        cookies,
+        sleep,
+        run,
+        done,
+    })
 }
 
 #[cfg(test)]
