@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::session::SessionServer;
+use hatchery_e2e::session::{Seen, SessionServer};
 use hatchery_e2e::short::{check, failures, one_second, stats};
 use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, TempDir};
 
@@ -330,20 +330,26 @@ async fn forms_and_multipart_files_reach_the_target_from_a_worker_that_has_no_co
     );
     assert_eq!(csv_column(&stats(&dir), "/upload", "Failure Count"), 0);
     for u in &uploads {
-        let content_type = u.content_type.as_deref().unwrap_or("");
-        let boundary = content_type
-            .strip_prefix("multipart/form-data; boundary=")
-            .unwrap_or_else(|| panic!("{content_type}"));
-        let mut expected = format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"title\"\r\n\r\nt0\r\n\
-             --{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"photo.bin\"\r\n\
-             content-type: image/png\r\n\r\n"
-        )
-        .into_bytes();
-        expected.extend_from_slice(PHOTO);
-        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        assert_eq!(u.body, expected);
+        assert_eq!(u.body, upload(u, "photo.bin", PHOTO));
     }
+}
+
+/// The multipart body user 0 sends in the upload tests: the field `title = t0`, then the file
+/// `photo` as `filename` holding `content`, between the boundary of `u`'s content type.
+fn upload(u: &Seen, filename: &str, content: &[u8]) -> Vec<u8> {
+    let content_type = u.content_type.as_deref().unwrap_or("");
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("{content_type}"));
+    let mut expected = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"title\"\r\n\r\nt0\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"{filename}\"\r\n\
+         content-type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(content);
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    expected
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,6 +474,45 @@ async fn a_script_reads_the_cookie_its_host_set_and_sets_one_that_its_next_reque
     let stats = stats(&dir);
     assert_eq!(csv_column(&stats, "api", "Request Count"), api.len() as u64);
     for name in ["seen", "api", "other"] {
+        assert_eq!(csv_column(&stats, name, "Failure Count"), 0, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_posts_a_form_and_a_multipart_body_as_a_plan_request_does() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("script-forms");
+    let plan = r#"users:
+  - name: U
+    wait: {constant: 20ms}
+    script: |
+      function send(user)
+        user.http:post("/form", {form = {user = "ann b&c", id = user.id}})
+        user.http:post("/upload", {multipart = {
+          fields = {title = "t" .. user.id},
+          files = {photo = {content = string.char(0, 255, 13, 10), filename = "p.bin", content_type = "image/png"}},
+        }})
+      end
+    tasks:
+      - {call: send}
+"#;
+    let out = run(&dir, plan, &server.url(), 1).await;
+    let stats = stats(&dir);
+    let seen = server.seen();
+    let forms: Vec<_> = seen.iter().filter(|s| s.path == "/form").collect();
+    assert!(!forms.is_empty(), "{}", out.stderr());
+    for f in &forms {
+        let content_type = f.content_type.as_deref();
+        assert_eq!(content_type, Some("application/x-www-form-urlencoded"));
+        assert_eq!(String::from_utf8_lossy(&f.body), "id=0&user=ann+b%26c");
+    }
+    let uploads: Vec<_> = seen.iter().filter(|s| s.path == "/upload").collect();
+    assert!(!uploads.is_empty(), "{}", out.stderr());
+    for u in &uploads {
+        assert_eq!(u.body, upload(u, "p.bin", &[0, 255, b'\r', b'\n']));
+    }
+    for (name, count) in [("/form", forms.len()), ("/upload", uploads.len())] {
+        assert_eq!(csv_column(&stats, name, "Request Count"), count as u64);
         assert_eq!(csv_column(&stats, name, "Failure Count"), 0, "{name}");
     }
 }

@@ -7,10 +7,12 @@
 //! - `position`: Luau's `CHUNK:LINE:` moved to where the script is written.
 //! - `vm`: one worker thread's VM: sandbox, limits, users' slots, environments, coroutines.
 //! - `http`: `user.http:get(url, opts)`: options, encoding, the response object.
+//! - `forms`: the `multipart` option of a request.
 //! - `cookies`: `user.cookies`: the user's own jar, read and set.
 //! - `libs`: `json`, `crypto`, `base64`, `uuid`, `log`, `metric`.
 
 mod cookies;
+mod forms;
 mod http;
 mod libs;
 mod position;

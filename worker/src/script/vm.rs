@@ -18,7 +18,7 @@ use hatchery_core::Method;
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Thread, ThreadStatus, Value};
 
 use super::http::{Outgoing, Pending};
-use super::{libs, position, Compiled};
+use super::{position, Compiled};
 use crate::prepare::PreparedRequest;
 use crate::recorder::Recorder;
 use crate::user::fmt_duration;
@@ -36,10 +36,6 @@ fn libraries() -> StdLib {
         | StdLib::OS
 }
 
-/// Globals removed before the sandbox closes: mlua's file-system `require`, compiling text at
-/// run time, and environment tricks that would defeat Luau's sandbox optimisations.
-const REMOVED: [&str; 4] = ["require", "loadstring", "getfenv", "setfenv"];
-
 /// Interrupts between two looks at the clock: Luau interrupts at every call and loop
 /// back-edge, and a clock read costs more than a loop iteration.
 const TICKS_PER_CLOCK: u64 = 256;
@@ -55,42 +51,6 @@ const SPARE_THREADS: usize = 256;
 
 /// The code a yield carries for `user:sleep` (requests carry their method's index).
 const SLEEP: i64 = -1;
-
-/// The Lua side of a call: the request functions, `sleep` and `user.cookies`' methods yield to
-/// the user's task, and a coroutine runs calls one after another, parking on a yield of `done`
-/// (a table no script can reach) between two calls so that the next call needs no new
-/// coroutine.
-const PRELUDE: &str = r#"
-local yield = ...
-local done = {}
-local function request(code)
-  return function(_, url, opts)
-    local r, e = yield(code, url, opts)
-    if e ~= nil then error(e, 2) end
-    return r
-  end
-end
-local function sleep(_, seconds)
-  local _, e = yield(-1, seconds)
-  if e ~= nil then error(e, 2) end
-end
-local function run(f, user)
-  while true do
-    f(user)
-    f, user = yield(done)
-  end
-end
-local cookies = {}
-local function cookie(code, name)
-  return function(self, a, b, c)
-    if self ~= cookies then error("call user.cookies:" .. name .. "(...) with `:`, not `.`", 2) end
-    local r, e = yield(code, a, b, c)
-    if e ~= nil then error(e, 2) end
-    return r
-  end
-end
-return request, sleep, run, done, cookie, cookies
-"#;
 
 /// A clock not started yet ([`Slice::start`]).
 const UNSET: u64 = u64::MAX;
@@ -759,52 +719,8 @@ impl Scripted {
     }
 }
 
-/// What every user of a VM shares: `user.http`, `user.cookies`, `user:sleep`, the function a
-/// call's coroutine runs and what it yields between calls.
-struct Setup {
-    http: Table,
-    cookies: Table,
-    sleep: Function,
-    run: Function,
-    done: Table,
-}
-
-/// The globals before the sandbox closes, and what the users share.
-fn setup(lua: &Lua, world: &super::World) -> mlua::Result<Setup> {
-    let globals = lua.globals();
-    for name in REMOVED {
-        globals.raw_set(name, Value::Nil)?;
-    }
-    libs::install(lua)?;
-    libs::install_world(lua, world)?;
-    let coroutine: Table = globals.get("coroutine")?;
-    let yield_: Function = coroutine.get("yield")?;
-    let (request, sleep, run, done, cookie, cookies): (
-        Function,
-        Function,
-        Function,
-        Table,
-        Function,
-        Table,
-    ) = lua.load(PRELUDE).set_name("=hatchery").call(yield_)?;
-    let http = lua.create_table()?;
-    for (i, method) in Method::ALL.iter().enumerate() {
-        http.raw_set(method.plan_key(), request.call::<Function>(i as i64)?)?;
-    }
-    http.set_readonly(true);
-    for op in super::cookies::Op::ALL {
-        let method = cookie.call::<Function>((op.code(), op.name()))?;
-        cookies.raw_set(op.name(), method)?;
-    }
-    cookies.set_readonly(true);
-    Ok(Setup {
-        http,
-        cookies,
-        sleep,
-        run,
-        done,
-    })
-}
+mod setup;
+use setup::{setup, Setup};
 
 #[cfg(test)]
 mod tests;
