@@ -263,10 +263,9 @@ pub(crate) struct Vm {
     gate: tokio::sync::Mutex<()>,
     /// Per class of the plan, its script's chunk (`None` for a class without a script).
     chunks: Vec<Option<(Function, Arc<Compiled>)>>,
-    /// `user.http` and `user.cookies`, shared by every user: the yield tells whose it was.
-    http: Table,
-    cookies: Table,
-    sleep: Function,
+    /// Every user's `user` table reads `user.http`, `user.cookies` and `user:sleep` through
+    /// this: shared by every user, the yield tells whose it was.
+    user_meta: Table,
     run: Function,
     /// What a call's coroutine yields when the call has returned.
     done: Table,
@@ -360,9 +359,7 @@ impl Vm {
         let lua = Lua::new_with(libraries(), LuaOptions::new()).map_err(|e| e.to_string())?;
         let slice = Arc::new(Slice::new());
         let Setup {
-            http,
-            cookies,
-            sleep,
+            user_meta,
             run,
             done,
         } = setup(&lua, world).map_err(|e| e.to_string())?;
@@ -430,9 +427,7 @@ impl Vm {
             gate: tokio::sync::Mutex::new(()),
             prepared: std::sync::Mutex::default(),
             chunks,
-            http,
-            cookies,
-            sleep,
+            user_meta,
             run,
             done,
             env_meta,
@@ -548,12 +543,10 @@ impl Vm {
             env.set_metatable(Some(self.env_meta.clone()))?;
             env.set_safeenv(true);
             let vars = lua.create_table()?;
-            let user = lua.create_table_with_capacity(0, 5)?;
+            let user = lua.create_table_with_capacity(0, 2)?;
             user.raw_set("id", id)?;
             user.raw_set("vars", &vars)?;
-            user.raw_set("http", &self.http)?;
-            user.raw_set("cookies", &self.cookies)?;
-            user.raw_set("sleep", &self.sleep)?;
+            user.set_metatable(Some(self.user_meta.clone()))?;
             Ok((env, user, vars))
         })();
         // From here the slot is the user's: dropping `Scripted` frees it.
