@@ -80,12 +80,13 @@ pub(super) fn answer(
 }
 
 fn apply(lua: &Lua, user: &mut User, op: Op, args: [Value; 3]) -> Result<Value, String> {
-    if let Some(extra) = args[op.arity()..].iter().position(|a| !a.is_nil()) {
-        return Err(format!(
-            "takes {} argument(s), found one more at {}",
-            op.arity(),
-            op.arity() + extra + 1
-        ));
+    if let Some(extra) = args[op.arity()..].iter().find(|a| !a.is_nil()) {
+        let most = match op.arity() {
+            0 => "no arguments".to_string(),
+            1 => "at most one argument".to_string(),
+            n => format!("at most {n} arguments"),
+        };
+        return Err(format!("takes {most}, found one more ({})", kind(extra)));
     }
     let shared = user.shared.clone();
     let base = shared.prepared.classes[user.class].base.as_ref();
@@ -426,8 +427,8 @@ end"#,
             ("user.cookies:set('a', '1\\r\\nX-Evil: 1')", "the value holds '\\r', which a cookie cannot carry"),
             ("user.cookies:set('a', '1', {domain = 'other.com'})", "shop.example.com cannot set a cookie for the domain \"other.com\""),
             ("user.cookies:set('a', '1', {path = {}})", "opts.path must be text, found table"),
-            ("user.cookies:clear(1)", "user.cookies:clear(): takes 0 argument(s), found one more at 1"),
-            ("user.cookies:all(nil, 1)", "takes 1 argument(s), found one more at 2"),
+            ("user.cookies:clear(1)", "user.cookies:clear(): takes no arguments, found one more (number)"),
+            ("user.cookies:all(nil, 1)", "user.cookies:all(url): takes at most one argument, found one more (number)"),
             ("for i = 1, 65 do user.cookies:set('c' .. i, 'v') end", "the jar holds 64 cookies for shop.example.com already"),
         ];
         let mut script = String::from("function f(user) end\n");
