@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use hatchery_e2e::bad_servers::{BadServer, Behaviour};
-use hatchery_e2e::session::SessionServer;
+use hatchery_e2e::session::{Seen, SessionServer};
 use hatchery_e2e::short::{check, failures, one_second, stats};
 use hatchery_e2e::{csv_column, csv_row, worker, Finished, Master, TempDir};
 
@@ -330,20 +330,26 @@ async fn forms_and_multipart_files_reach_the_target_from_a_worker_that_has_no_co
     );
     assert_eq!(csv_column(&stats(&dir), "/upload", "Failure Count"), 0);
     for u in &uploads {
-        let content_type = u.content_type.as_deref().unwrap_or("");
-        let boundary = content_type
-            .strip_prefix("multipart/form-data; boundary=")
-            .unwrap_or_else(|| panic!("{content_type}"));
-        let mut expected = format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"title\"\r\n\r\nt0\r\n\
-             --{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"photo.bin\"\r\n\
-             content-type: image/png\r\n\r\n"
-        )
-        .into_bytes();
-        expected.extend_from_slice(PHOTO);
-        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        assert_eq!(u.body, expected);
+        assert_eq!(u.body, upload(u, "photo.bin", PHOTO));
     }
+}
+
+/// The multipart body user 0 sends in the upload tests: the field `title = t0`, then the file
+/// `photo` as `filename` holding `content`, between the boundary of `u`'s content type.
+fn upload(u: &Seen, filename: &str, content: &[u8]) -> Vec<u8> {
+    let content_type = u.content_type.as_deref().unwrap_or("");
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("{content_type}"));
+    let mut expected = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"title\"\r\n\r\nt0\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"{filename}\"\r\n\
+         content-type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(content);
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    expected
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,4 +418,101 @@ async fn a_scripted_user_keeps_its_cookies_and_follows_redirects_as_a_plan_reque
     let mut names = read_csv_names(&stats);
     names.sort();
     assert_eq!(names, ["/login", "Aggregated", "chain", "home"]);
+}
+
+/// The pairs of a `cookie` header.
+fn cookie_pairs(header: Option<&str>) -> Vec<&str> {
+    header.map_or(Vec::new(), |c| c.split("; ").collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_reads_the_cookie_its_host_set_and_sets_one_that_its_next_requests_carry() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("script-cookies");
+    let plan = r#"users:
+  - name: U
+    wait: {constant: 20ms}
+    script: |
+      function login(user)
+        user.http:post("/login", {follow_redirects = false})
+        user.http:get("/seen/" .. tostring(user.cookies:get("sid")), {name = "seen"})
+        user.cookies:set("token", "t" .. user.id, {path = "/api"})
+      end
+      function visit(user)
+        user.http:get("/api/items", {name = "api"})
+        user.http:get("/other", {name = "other"})
+      end
+    on_start: [{call: login}]
+    tasks:
+      - {call: visit}
+"#;
+    let out = run(&dir, plan, &server.url(), 2).await;
+    let seen = server.seen();
+    let on = |path: &'static str| seen.iter().filter(move |s| s.path.starts_with(path));
+    // What the script read is what the server set: each user's own session.
+    let mut read: Vec<&str> = on("/seen/").map(|s| &s.path["/seen/".len()..]).collect();
+    read.sort();
+    assert_eq!(read, server.sessions(), "{}", out.stderr());
+    // What the script set went out on the requests its path covers, and on no other.
+    let api: Vec<_> = on("/api/items").collect();
+    assert!(api.len() > 2, "{}", out.stderr());
+    let mut tokens: Vec<&str> = api
+        .iter()
+        .map(|s| {
+            let pairs = cookie_pairs(s.cookie.as_deref());
+            assert!(pairs.iter().any(|p| p.starts_with("sid=s-")), "{s:?}");
+            let token = pairs.iter().find(|p| p.starts_with("token=t"));
+            *token.unwrap_or_else(|| panic!("no token: {s:?}"))
+        })
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 2, "each user sends its own: {tokens:?}");
+    assert!(on("/other").all(|s| !cookie_pairs(s.cookie.as_deref())
+        .iter()
+        .any(|p| p.starts_with("token="))));
+    let stats = stats(&dir);
+    assert_eq!(csv_column(&stats, "api", "Request Count"), api.len() as u64);
+    for name in ["seen", "api", "other"] {
+        assert_eq!(csv_column(&stats, name, "Failure Count"), 0, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_posts_a_form_and_a_multipart_body_as_a_plan_request_does() {
+    let server = SessionServer::start().await;
+    let dir = TempDir::new("script-forms");
+    let plan = r#"users:
+  - name: U
+    wait: {constant: 20ms}
+    script: |
+      function send(user)
+        user.http:post("/form", {form = {user = "ann b&c", id = user.id}})
+        user.http:post("/upload", {multipart = {
+          fields = {title = "t" .. user.id},
+          files = {photo = {content = string.char(0, 255, 13, 10), filename = "p.bin", content_type = "image/png"}},
+        }})
+      end
+    tasks:
+      - {call: send}
+"#;
+    let out = run(&dir, plan, &server.url(), 1).await;
+    let stats = stats(&dir);
+    let seen = server.seen();
+    let forms: Vec<_> = seen.iter().filter(|s| s.path == "/form").collect();
+    assert!(!forms.is_empty(), "{}", out.stderr());
+    for f in &forms {
+        let content_type = f.content_type.as_deref();
+        assert_eq!(content_type, Some("application/x-www-form-urlencoded"));
+        assert_eq!(String::from_utf8_lossy(&f.body), "id=0&user=ann+b%26c");
+    }
+    let uploads: Vec<_> = seen.iter().filter(|s| s.path == "/upload").collect();
+    assert!(!uploads.is_empty(), "{}", out.stderr());
+    for u in &uploads {
+        assert_eq!(u.body, upload(u, "p.bin", &[0, 255, b'\r', b'\n']));
+    }
+    for (name, count) in [("/form", forms.len()), ("/upload", uploads.len())] {
+        assert_eq!(csv_column(&stats, name, "Request Count"), count as u64);
+        assert_eq!(csv_column(&stats, name, "Failure Count"), 0, "{name}");
+    }
 }

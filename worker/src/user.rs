@@ -244,6 +244,12 @@ impl User {
         })
     }
 
+    /// The user's cookie jar (`None` inside until the first cookie), or `None` when its class
+    /// keeps no cookies (`cookies: false`).
+    pub(crate) fn jar(&mut self) -> Option<&mut Option<Box<Jar>>> {
+        self.cookies.then_some(&mut self.jar)
+    }
+
     /// What of a response to `req` the exchange keeps.
     fn keep(&self, req: &PreparedRequest) -> Keep {
         Keep {

@@ -6,6 +6,7 @@
 //! or more, as a YAML request without checks) when the script sends its next request or the
 //! call ends.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +25,14 @@ use crate::prepare::{build, Base, PreparedBody, PreparedRequest};
 use crate::recorder::Recorder;
 use crate::user::User;
 
-const OPTIONS: [&str; 8] = [
+const OPTIONS: [&str; 10] = [
     "name",
     "headers",
     "query",
     "json",
     "body",
+    "form",
+    "multipart",
     "timeout",
     "follow_redirects",
     "check",
@@ -51,13 +54,19 @@ pub(super) struct Opts {
     pub name: Option<String>,
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
-    /// The body, and whether it is JSON (which adds `content-type: application/json`).
-    pub body: Option<(Vec<u8>, bool)>,
+    pub body: Option<Payload>,
     pub timeout: Option<Duration>,
     /// Follow redirects (default), as a YAML request does.
     pub follow_redirects: bool,
     /// What makes the response a failure (the plan's `check`).
     pub check: plan::Check,
+}
+
+/// A request's body, encoded, and the `content-type` it adds unless `headers` gives one.
+#[derive(Debug, PartialEq)]
+pub(super) struct Payload {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<Cow<'static, str>>,
 }
 
 impl Default for Opts {
@@ -103,52 +112,27 @@ impl Opts {
             }
         }
         let get = |key: &str| t.raw_get::<Value>(key).map_err(|e| e.to_string());
-        let text = |key: &str, v: Value| match v {
-            Value::String(s) => Ok(s.to_str().map_err(|e| e.to_string())?.to_string()),
-            Value::Integer(i) => Ok(i.to_string()),
-            Value::Number(n) => Ok(n.to_string()),
-            Value::Boolean(b) => Ok(b.to_string()),
-            other => Err(format!("`{key}` must be text, found {}", other.type_name())),
-        };
-        let pairs = |key: &str| -> Result<Vec<(String, String)>, String> {
-            match get(key)? {
-                Value::Nil => Ok(Vec::new()),
-                Value::Table(m) => {
-                    let mut out = Vec::new();
-                    for pair in m.pairs::<String, Value>() {
-                        let (k, v) = pair.map_err(|_| format!("`{key}` keys must be text"))?;
-                        let v = text(&format!("{key}.{k}"), v)?;
-                        out.push((k, v));
-                    }
-                    // A table has no order; a sorted one keeps requests the same every time.
-                    out.sort();
-                    Ok(out)
-                }
-                other => Err(format!(
-                    "`{key}` must be a table, found {}",
-                    other.type_name()
-                )),
-            }
-        };
         let name = match get("name")? {
             Value::Nil => None,
             v => Some(text("name", v)?),
         };
-        let body = match (get("json")?, get("body")?) {
-            (Value::Nil, Value::Nil) => None,
-            (json, Value::Nil) => {
-                let value = super::libs::to_json(lua, json)
-                    .map_err(|e| format!("`json` cannot be sent as JSON: {e}"))?;
-                Some((serde_json::to_vec(&value).map_err(|e| e.to_string())?, true))
+        let bodies = ["json", "body", "form", "multipart"];
+        let mut given = Vec::new();
+        for key in bodies {
+            match get(key)? {
+                Value::Nil => {}
+                v => given.push((key, v)),
             }
-            (Value::Nil, Value::String(s)) => Some((s.as_bytes().to_vec(), false)),
-            (Value::Nil, other) => {
+        }
+        let body = match given.pop() {
+            None => None,
+            Some((key, v)) if given.is_empty() => Some(payload(lua, key, v)?),
+            Some((key, _)) => {
                 return Err(format!(
-                    "`body` must be a string, found {}",
-                    other.type_name()
+                    "a request has one body, found `{}` and `{key}`",
+                    given[0].0
                 ))
             }
-            _ => return Err("a request has either `json` or `body`, not both".to_string()),
         };
         let timeout = match get("timeout")? {
             Value::Nil => None,
@@ -166,13 +150,80 @@ impl Opts {
         };
         Ok(Opts {
             name,
-            headers: pairs("headers")?,
-            query: pairs("query")?,
+            headers: pairs("headers", get("headers")?)?,
+            query: pairs("query", get("query")?)?,
             body,
             timeout,
             follow_redirects,
             check: check(lua, get("check")?)?,
         })
+    }
+}
+
+/// `v` as text for `key`: a string, or a number or boolean turned into text.
+pub(super) fn text(key: &str, v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.to_str().map_err(|e| e.to_string())?.to_string()),
+        Value::Integer(i) => Ok(i.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(format!("`{key}` must be text, found {}", other.type_name())),
+    }
+}
+
+/// `{name = value}` for `key`, as text pairs sorted by name: a table has no order, and a sorted
+/// one keeps requests the same every time.
+pub(super) fn pairs(key: &str, v: Value) -> Result<Vec<(String, String)>, String> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::Table(m) => {
+            let mut out = Vec::new();
+            for pair in m.pairs::<String, Value>() {
+                let (k, v) = pair.map_err(|_| format!("`{key}` keys must be text"))?;
+                let v = text(&format!("{key}.{k}"), v)?;
+                out.push((k, v));
+            }
+            out.sort();
+            Ok(out)
+        }
+        other => Err(format!(
+            "`{key}` must be a table, found {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// The body option `key` (one of `json`, `body`, `form`, `multipart`), encoded.
+fn payload(lua: &Lua, key: &str, v: Value) -> Result<Payload, String> {
+    let typed = |bytes, content_type| Payload {
+        bytes,
+        content_type: Some(Cow::Borrowed(content_type)),
+    };
+    match (key, v) {
+        ("json", v) => {
+            let value = super::libs::to_json(lua, v)
+                .map_err(|e| format!("`json` cannot be sent as JSON: {e}"))?;
+            let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+            Ok(typed(bytes, "application/json"))
+        }
+        ("body", Value::String(s)) => Ok(Payload {
+            bytes: s.as_bytes().to_vec(),
+            content_type: None,
+        }),
+        ("body", other) => Err(format!(
+            "`body` must be a string, found {}",
+            other.type_name()
+        )),
+        ("form", v) => {
+            let mut bytes = Vec::new();
+            let fields = pairs("form", v)?;
+            crate::body::form(
+                &mut bytes,
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            Ok(typed(bytes, crate::body::FORM_TYPE))
+        }
+        (_, v) => super::forms::multipart(v),
     }
 }
 
@@ -374,13 +425,14 @@ pub(super) fn prepare(
         line: 0,
     };
     let mut prepared = build(&source, base, |add_content_type, headers| {
-        let Some((body, json)) = &req.opts.body else {
+        let Some(body) = &req.opts.body else {
             return PreparedBody::Static(Bytes::new());
         };
-        if *json && add_content_type {
-            headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        let content_type = body.content_type.as_deref().filter(|_| add_content_type);
+        if let Some(value) = content_type.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.push((CONTENT_TYPE, value));
         }
-        PreparedBody::Static(Bytes::copy_from_slice(body))
+        PreparedBody::Static(Bytes::copy_from_slice(&body.bytes))
     })?;
     // The script may read anything of the response.
     // Kept for the script when its text reads them; a `check` that reads the body keeps it too.
@@ -561,7 +613,17 @@ mod tests {
             [("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
         );
         assert_eq!(o.query, [("page".to_string(), "2".to_string())]);
-        assert_eq!(o.body, Some((br#"{"a":1}"#.to_vec(), true)));
+        let json = Payload {
+            bytes: br#"{"a":1}"#.to_vec(),
+            content_type: Some("application/json".into()),
+        };
+        assert_eq!(o.body, Some(json));
+        let form = opts(r#"{form = {user = "a b", pw = "x&y=z"}}"#)
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(form.bytes, b"pw=x%26y%3Dz&user=a+b");
+        assert_eq!(form.content_type.as_deref(), Some(crate::body::FORM_TYPE));
         assert_eq!(o.timeout, Some(Duration::from_millis(500)));
         assert_eq!(
             opts(r#"{body = "x", timeout = "2s"}"#).unwrap().timeout,
@@ -600,8 +662,13 @@ mod tests {
         assert!(err("{nmae = 'x'}").contains("unknown request option `nmae`"));
         assert_eq!(
             err("{json = {}, body = 'x'}"),
-            "a request has either `json` or `body`, not both"
+            "a request has one body, found `json` and `body`"
         );
+        assert_eq!(
+            err("{form = {}, multipart = {}}"),
+            "a request has one body, found `form` and `multipart`"
+        );
+        assert!(err("{form = 'a=1'}").contains("`form` must be a table"));
         assert!(err("{timeout = -1}").contains("`timeout` must be seconds above 0"));
         assert!(err("{headers = 'x'}").contains("`headers` must be a table"));
         assert!(err("{body = {}}").contains("`body` must be a string"));
@@ -617,7 +684,10 @@ mod tests {
             opts: Opts {
                 query: vec![("q".into(), "a b".into())],
                 headers: vec![("x-id".into(), "7".into())],
-                body: Some((b"{}".to_vec(), true)),
+                body: Some(Payload {
+                    bytes: b"{}".to_vec(),
+                    content_type: Some("application/json".into()),
+                }),
                 ..Opts::default()
             },
         };

@@ -7,8 +7,12 @@
 //! - `position`: Luau's `CHUNK:LINE:` moved to where the script is written.
 //! - `vm`: one worker thread's VM: sandbox, limits, users' slots, environments, coroutines.
 //! - `http`: `user.http:get(url, opts)`: options, encoding, the response object.
+//! - `forms`: the `multipart` option of a request.
+//! - `cookies`: `user.cookies`: the user's own jar, read and set.
 //! - `libs`: `json`, `crypto`, `base64`, `uuid`, `log`, `metric`.
 
+mod cookies;
+mod forms;
 mod http;
 mod libs;
 mod position;
@@ -311,6 +315,12 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                         .map_err(|e| e.to_string())
                 })
             }
+            Ok(Yielded::Cookies(op, args)) => {
+                // Answered at once, with the user's own jar: the call goes on, gate held.
+                let answer = cookies::answer(vm.lua(), user, op, args);
+                next = reply(vm, &thread, s.token, Turn::Continued, answer);
+                continue;
+            }
             Ok(Yielded::Sleep(seconds)) => {
                 drop(gate.take());
                 let slept = sleep(seconds).await;
@@ -331,10 +341,7 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
                 ))
             }
         };
-        next = match answer {
-            Ok(value) => vm.resume(&thread, s.token, Turn::Fresh, value),
-            Err(message) => vm.resume(&thread, s.token, Turn::Fresh, (mlua::Value::Nil, message)),
-        };
+        next = reply(vm, &thread, s.token, Turn::Fresh, answer);
     };
     vm.recycle(thread, result.is_ok());
     if let Ok(mut ctx) = vm.ctx() {
@@ -348,6 +355,21 @@ async fn run(s: &Scripted, user: &mut User, name: &str) -> Result<(), String> {
     let out = vars_out(s, user);
     drop(gate);
     result.and(out).map_err(describe)
+}
+
+/// Resumes the call with the answer to what it yielded: the value, or `nil` and the message
+/// its function raises.
+fn reply(
+    vm: &Vm,
+    thread: &mlua::Thread,
+    token: i64,
+    turn: Turn,
+    answer: Result<mlua::Value, String>,
+) -> mlua::Result<Yielded> {
+    match answer {
+        Ok(value) => vm.resume(thread, token, turn, value),
+        Err(message) => vm.resume(thread, token, turn, (mlua::Value::Nil, message)),
+    }
 }
 
 /// A request the script yielded, its options read (from the script's tables: the caller holds

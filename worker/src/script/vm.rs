@@ -4,7 +4,8 @@
 //!
 //! A call runs as a coroutine that the user's own task resumes. `user.http:get(...)` and
 //! `user:sleep(s)` yield to that task, which sends the request on the user's connection (or
-//! sleeps) with no Lua state held and resumes the coroutine with the answer. So Lua never
+//! sleeps) with no Lua state held and resumes the coroutine with the answer; `user.cookies`'
+//! methods yield to it too, and it answers them at once from the user's jar. So Lua never
 //! awaits: the VM's lock (mlua's `send`) is held only while Lua code runs, and a user's task
 //! may move between runtime threads between two resumes.
 
@@ -17,7 +18,7 @@ use hatchery_core::Method;
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Thread, ThreadStatus, Value};
 
 use super::http::{Outgoing, Pending};
-use super::{libs, position, Compiled};
+use super::{position, Compiled};
 use crate::prepare::PreparedRequest;
 use crate::recorder::Recorder;
 use crate::user::fmt_duration;
@@ -35,10 +36,6 @@ fn libraries() -> StdLib {
         | StdLib::OS
 }
 
-/// Globals removed before the sandbox closes: mlua's file-system `require`, compiling text at
-/// run time, and environment tricks that would defeat Luau's sandbox optimisations.
-const REMOVED: [&str; 4] = ["require", "loadstring", "getfenv", "setfenv"];
-
 /// Interrupts between two looks at the clock: Luau interrupts at every call and loop
 /// back-edge, and a clock read costs more than a loop iteration.
 const TICKS_PER_CLOCK: u64 = 256;
@@ -54,32 +51,6 @@ const SPARE_THREADS: usize = 256;
 
 /// The code a yield carries for `user:sleep` (requests carry their method's index).
 const SLEEP: i64 = -1;
-
-/// The Lua side of a call: the request functions and `sleep` yield to the user's task, and a
-/// coroutine runs calls one after another, parking on a yield of `done` (a table no script
-/// can reach) between two calls so that the next call needs no new coroutine.
-const PRELUDE: &str = r#"
-local yield = ...
-local done = {}
-local function request(code)
-  return function(_, url, opts)
-    local r, e = yield(code, url, opts)
-    if e ~= nil then error(e, 2) end
-    return r
-  end
-end
-local function sleep(_, seconds)
-  local _, e = yield(-1, seconds)
-  if e ~= nil then error(e, 2) end
-end
-local function run(f, user)
-  while true do
-    f(user)
-    f, user = yield(done)
-  end
-end
-return request, sleep, run, done
-"#;
 
 /// A clock not started yet ([`Slice::start`]).
 const UNSET: u64 = u64::MAX;
@@ -258,6 +229,7 @@ impl Ctx {
             Turn::TopLevel => self.slice.start(timeout, timeout, 0),
             Turn::Fresh => self.slice.start(timeout, timeout, yielder),
             Turn::Left(left) => self.slice.start(timeout, left, yielder),
+            Turn::Continued => {}
         }
         true
     }
@@ -273,6 +245,9 @@ pub(super) enum Turn {
     Fresh,
     /// A call that gave way goes on with what was left of its `script_timeout`.
     Left(Duration),
+    /// A call goes on after an answer that did not await (`user.cookies`): its clocks run on,
+    /// as if the answer had been a function of its own.
+    Continued,
 }
 
 /// One worker thread's VM, with every class's script loaded.
@@ -288,9 +263,9 @@ pub(crate) struct Vm {
     gate: tokio::sync::Mutex<()>,
     /// Per class of the plan, its script's chunk (`None` for a class without a script).
     chunks: Vec<Option<(Function, Arc<Compiled>)>>,
-    /// `user.http`, shared by every user: the yield tells whose it was.
-    http: Table,
-    sleep: Function,
+    /// Every user's `user` table reads `user.http`, `user.cookies` and `user:sleep` through
+    /// this: shared by every user, the yield tells whose it was.
+    user_meta: Table,
     run: Function,
     /// What a call's coroutine yields when the call has returned.
     done: Table,
@@ -359,6 +334,8 @@ pub(super) enum Yielded {
         opts: Value,
     },
     Sleep(Value),
+    /// A method of `user.cookies`, with its arguments.
+    Cookies(super::cookies::Op, [Value; 3]),
     /// The call ran for its [`TURN`] and gave way; resume it with [`Turn::Left`] of this.
     GaveWay(Duration),
     /// Something else yielded (the script called `coroutine.yield` itself).
@@ -381,7 +358,11 @@ impl Vm {
     ) -> Result<Vm, String> {
         let lua = Lua::new_with(libraries(), LuaOptions::new()).map_err(|e| e.to_string())?;
         let slice = Arc::new(Slice::new());
-        let (http, sleep, run, done) = setup(&lua, world).map_err(|e| e.to_string())?;
+        let Setup {
+            user_meta,
+            run,
+            done,
+        } = setup(&lua, world).map_err(|e| e.to_string())?;
         lua.set_app_data(Ctx {
             recorder,
             slice: slice.clone(),
@@ -446,8 +427,7 @@ impl Vm {
             gate: tokio::sync::Mutex::new(()),
             prepared: std::sync::Mutex::default(),
             chunks,
-            http,
-            sleep,
+            user_meta,
             run,
             done,
             env_meta,
@@ -563,11 +543,10 @@ impl Vm {
             env.set_metatable(Some(self.env_meta.clone()))?;
             env.set_safeenv(true);
             let vars = lua.create_table()?;
-            let user = lua.create_table_with_capacity(0, 4)?;
+            let user = lua.create_table_with_capacity(0, 2)?;
             user.raw_set("id", id)?;
             user.raw_set("vars", &vars)?;
-            user.raw_set("http", &self.http)?;
-            user.raw_set("sleep", &self.sleep)?;
+            user.set_metatable(Some(self.user_meta.clone()))?;
             Ok((env, user, vars))
         })();
         // From here the slot is the user's: dropping `Scripted` frees it.
@@ -661,7 +640,7 @@ impl Vm {
         {
             return Err(mlua::Error::runtime("the user's script state is gone"));
         }
-        let (code, a, b) = thread.resume::<(Value, Value, Value)>(args)?;
+        let (code, a, b, c) = thread.resume::<(Value, Value, Value, Value)>(args)?;
         if thread.status() != ThreadStatus::Resumable {
             // Only `run` returns, and it never does: a coroutine that ended is not reused.
             return Ok(Yielded::Stray);
@@ -671,7 +650,7 @@ impl Vm {
         // the clock, so only a yield the interrupt asked for where Luau could not yield, such as
         // in a `table.sort` comparator, then a bare yield before the next look, would pass).
         if self.slice.gave_way.swap(false, Ordering::Relaxed)
-            && (code.is_nil() && a.is_nil() && b.is_nil())
+            && (code.is_nil() && a.is_nil() && b.is_nil() && c.is_nil())
         {
             return Ok(Yielded::GaveWay(self.slice.left()));
         }
@@ -681,6 +660,9 @@ impl Vm {
             Value::Number(n) if n.fract() == 0.0 => n as i64,
             _ => return Ok(Yielded::Stray),
         };
+        if let Some(op) = super::cookies::Op::of(code) {
+            return Ok(Yielded::Cookies(op, [a, b, c]));
+        }
         Ok(match code {
             SLEEP => Yielded::Sleep(a),
             i => match usize::try_from(i).ok().and_then(|i| Method::ALL.get(i)) {
@@ -730,26 +712,8 @@ impl Scripted {
     }
 }
 
-/// The globals before the sandbox closes; the shared `user.http` table, `sleep`, the function
-/// a call's coroutine runs and what it yields between calls.
-fn setup(lua: &Lua, world: &super::World) -> mlua::Result<(Table, Function, Function, Table)> {
-    let globals = lua.globals();
-    for name in REMOVED {
-        globals.raw_set(name, Value::Nil)?;
-    }
-    libs::install(lua)?;
-    libs::install_world(lua, world)?;
-    let coroutine: Table = globals.get("coroutine")?;
-    let yield_: Function = coroutine.get("yield")?;
-    let (request, sleep, run, done): (Function, Function, Function, Table) =
-        lua.load(PRELUDE).set_name("=hatchery").call(yield_)?;
-    let http = lua.create_table()?;
-    for (i, method) in Method::ALL.iter().enumerate() {
-        http.raw_set(method.plan_key(), request.call::<Function>(i as i64)?)?;
-    }
-    http.set_readonly(true);
-    Ok((http, sleep, run, done))
-}
+mod setup;
+use setup::{setup, Setup};
 
 #[cfg(test)]
 mod tests;

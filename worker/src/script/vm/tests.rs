@@ -143,3 +143,24 @@ fn a_users_slot_is_freed_when_it_goes_and_its_token_then_names_no_one() {
     assert!(ctx.user(token).is_none());
     assert_eq!(ctx.user(second.token).map(|u| u.id), Some(2));
 }
+
+#[test]
+fn the_methods_users_share_through_their_metatable_are_not_one_users_to_change() {
+    let vm = vm("function f(user) end");
+    let (a, b) = (vm.add_user(0, 1).unwrap(), vm.add_user(0, 2).unwrap());
+    let run = |src: &str| vm.lua.load(src).call::<()>(a.user.clone());
+    for src in [
+        "getmetatable(...).__index.http = nil",
+        "getmetatable(...).__index = {}",
+    ] {
+        let err = run(src).unwrap_err().to_string();
+        assert!(err.contains("readonly"), "{src}: {err}");
+    }
+    // What a user does to its own table stays its own.
+    run("local u = ...; u.http = nil; setmetatable(u, nil)").unwrap();
+    assert!(a.user.get::<Value>("cookies").unwrap().is_nil());
+    for name in ["http", "cookies", "sleep"] {
+        assert!(!b.user.get::<Value>(name).unwrap().is_nil(), "{name}");
+    }
+    assert_eq!(b.user.get::<u64>("id").unwrap(), 2);
+}
