@@ -44,9 +44,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Colours only on a terminal: a pod's log (what `kubectl logs` and log collectors read)
+    // gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     let namespaces: Vec<String> = args

@@ -18,6 +18,7 @@
 //! | Secret | `<name>-web-auth` | with `webAuth: {}`: the web UI's user and a random password |
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use hatchery_core::{duration, limits, Diagnostics, Plan};
@@ -154,6 +155,8 @@ pub struct Blueprint<'a> {
     expect_workers: u32,
     master_pod: PodSettings,
     worker_pod: PodSettings,
+    /// The master pod's IP, once it has one: the workers dial it besides the master's Service.
+    master_address: Option<IpAddr>,
 }
 
 impl<'a> Blueprint<'a> {
@@ -200,7 +203,21 @@ impl<'a> Blueprint<'a> {
             name,
             owner,
             expect_workers,
+            master_address: None,
         })
+    }
+
+    /// The workers get `--master-address IP`, the master pod's IP: they reach the master as
+    /// soon as it listens, where its Service's address is refused until the cluster routes it
+    /// (up to 4 s later on the local cluster; see docs/operator.md "Start latency").
+    pub fn with_master_address(mut self, ip: Option<IpAddr>) -> Self {
+        self.master_address = ip;
+        self
+    }
+
+    /// Whether the workers' StatefulSet can be made: once the master pod has its address.
+    pub fn knows_master_address(&self) -> bool {
+        self.master_address.is_some()
     }
 
     /// The LoadTest's name.
@@ -358,6 +375,9 @@ impl<'a> Blueprint<'a> {
             "--master-port".to_string(),
             MASTER_PORT.to_string(),
         ];
+        if let Some(ip) = self.master_address {
+            args.extend(["--master-address".to_string(), ip.to_string()]);
+        }
         args.extend(self.worker_tls_args());
         args.extend(spec.extra_args.iter().cloned());
         args.extend(spec.worker.extra_args.iter().cloned());
@@ -728,6 +748,7 @@ fn check_spec(lt: &LoadTest) -> Result<(), Error> {
         ));
     }
     check_master_api_stays_readable(lt)?;
+    check_workers_find_their_master(lt)?;
     let secrets = [
         ("authTokenSecret", spec.auth_token_secret.as_ref()),
         (
@@ -772,16 +793,14 @@ const CLOSES_THE_API: [(&str, &str, &str); 5] = [
 /// never come, and fail on the gate timeout with a misleading reason).
 fn check_master_api_stays_readable(lt: &LoadTest) -> Result<(), Error> {
     let spec = &lt.spec;
-    for (field, args) in [
+    let fields = [
         ("extraArgs", &spec.extra_args),
         ("master.extraArgs", &spec.master.extra_args),
-    ] {
-        for arg in args {
-            let flag = arg.split('=').next().unwrap_or(arg);
-            if let Some((f, _, why)) = CLOSES_THE_API.iter().find(|(f, _, _)| *f == flag) {
-                return Err(invalid(field, format!("{f}: {why}")));
-            }
-        }
+    ];
+    if let Some((field, (f, _, why))) = find_flag(&fields, |flag| {
+        CLOSES_THE_API.iter().find(|(f, _, _)| *f == flag)
+    }) {
+        return Err(invalid(field, format!("{f}: {why}")));
     }
     for (field, env) in [("pod.env", &spec.pod.env), ("master.env", &spec.master.env)] {
         for var in env {
@@ -791,6 +810,41 @@ fn check_master_api_stays_readable(lt: &LoadTest) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The flags with which the operator tells each worker where its master is.
+const WORKER_MASTER_FLAGS: [&str; 3] = ["--master-host", "--master-port", "--master-address"];
+
+/// Refuses extra arguments that would name another master for the workers (or name it twice,
+/// which the worker refuses at its start, crash-looping).
+fn check_workers_find_their_master(lt: &LoadTest) -> Result<(), Error> {
+    let spec = &lt.spec;
+    let fields = [
+        ("extraArgs", &spec.extra_args),
+        ("worker.extraArgs", &spec.worker.extra_args),
+    ];
+    match find_flag(&fields, |flag| {
+        WORKER_MASTER_FLAGS.iter().find(|f| **f == flag)
+    }) {
+        Some((field, flag)) => Err(invalid(
+            field,
+            format!("{flag}: the operator sets it (the workers dial the LoadTest's own master)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first argument of `fields` (a flag, or `--flag=value`) that `pick` picks, with its field.
+fn find_flag<'f, T>(
+    fields: &[(&'static str, &Vec<String>)],
+    pick: impl Fn(&str) -> Option<&'f T>,
+) -> Option<(&'static str, &'f T)> {
+    fields.iter().find_map(|(field, args)| {
+        args.iter().find_map(|arg| {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            pick(flag).map(|found| (*field, found))
+        })
+    })
 }
 
 fn positive_duration(field: &'static str, text: Option<&str>) -> Result<Option<Duration>, Error> {

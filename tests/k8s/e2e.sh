@@ -206,11 +206,14 @@ until_ok "scaled to zero after the TTL" 90 bash -c '[ "$(kubectl -n "$ns" get de
   || fail "the stored result changed or went with the scale-down"
 log "scaled down after ttlSecondsAfterFinished, status kept"
 
-# A test whose workers cannot reach the master: Failed on the gate timeout, with the reason.
+# A test whose workers never come (no node matches their nodeSelector): Failed on the gate
+# timeout, with the reason.
 sed -e 's|name: quickstart|name: nogate|' -e 's|expectWorkersMaxWait: 2m|expectWorkersMaxWait: 10s|' \
-    -e 's|^  worker:|  worker:\n    extraArgs: ["--master-port", "1"]|' "$work/lt.yaml" > "$work/nogate.yaml"
+    -e 's|^  worker:|  worker:\n    nodeSelector: {hatchery.io/e2e: nowhere}|' "$work/lt.yaml" > "$work/nogate.yaml"
 k apply -f "$work/nogate.yaml" >/dev/null
 until_ok "the gate timeout fails the test" 120 bash -c '[ "$(kubectl -n "$ns" get lt nogate -o jsonpath={.status.phase} 2>/dev/null)" = Failed ]'
+k get lt nogate -o jsonpath='{.status.verdict}' | grep -q 'workers connected within' \
+  || fail "the gate timeout's verdict: $(k get lt nogate -o jsonpath='{.status.verdict}')"
 log "gate timeout: $(k get lt nogate -o jsonpath='{.status.verdict}')"
 until_ok "a Warning event says why" 30 bash -c 'kubectl -n "$ns" get events --field-selector involvedObject.name=nogate,type=Warning 2>/dev/null | grep -q Failed'
 
@@ -339,35 +342,47 @@ k delete lt scripted --wait=false >/dev/null
 # Workers log each failed dial and each TCP connect to the master (debug), for the start-latency
 # steps below.
 lt_yaml podkill 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 150s\n  worker:\n    env: [{name: HATCHERY_LOGLEVEL, value: "info,hatchery_worker::master_link=debug,hyper_util=debug"}]' > "$work/podkill.yaml"
-applied_at=$(date +%s.%N)
-k apply -f "$work/podkill.yaml" >/dev/null
-until_ok "podkill runs" 180 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
-# Start latency (issue 15 item 9): from `kubectl apply` to the master's "All users spawned" (its
-# first requests went out before it), on this machine's clock for both.
-until_ok "the podkill master spawned its users" 30 bash -c 'kubectl -n "$ns" logs deploy/podkill-master 2>/dev/null | grep -q "All users spawned"'
-spawned=$(k logs deploy/podkill-master | grep -m1 'All users spawned' | grep -oE '^[0-9T:.-]+Z' || true)
-[ -n "$spawned" ] || fail "the podkill master logged no 'All users spawned'"
-start_latency=$(awk -v a="$applied_at" -v b="$(date -d "$spawned" +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-log "start latency: kubectl apply to all 8 users spawned on 4 workers in $start_latency s"
-# Where the start goes: seconds after `kubectl apply` of each step (the API's times are whole
-# seconds, the master's log lines are exact).
-since() { [ -n "$1" ] && awk -v a="$applied_at" -v b="$(date -d "$1" +%s.%N)" 'BEGIN { printf "%.1f", b - a }' || printf '?'; }
-pods_json=$(k get pods -l hatchery.io/loadtest=podkill -o json)
-master_created=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .metadata.creationTimestamp][0] // empty' <<<"$pods_json")
-master_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .status.containerStatuses[0].state.running.startedAt][0] // empty' <<<"$pods_json")
-workers_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="worker") | .status.containerStatuses[0].state.running.startedAt] | max // empty' <<<"$pods_json")
-master_log=$(k logs deploy/podkill-master)
-listening=$(grep -m1 'workers connect to' <<<"$master_log" | grep -oE '^[0-9T:.-]+Z' || true)
-last_worker=$(grep 'worker connected' <<<"$master_log" | tail -1 | grep -oE '^[0-9T:.-]+Z' || true)
-log "start steps (s after apply): master pod created $(since "$master_created"), master container started $(since "$master_started"), master listening $(since "$listening"), last worker container started $(since "$workers_started"), 4th worker connected $(since "$last_worker"), all users spawned $start_latency"
-for w in 0 1 2 3; do  # each worker's dials before its session: when, and why they failed
-  wlog=$(k logs "podkill-workers-$w" 2>/dev/null || true)
-  at() { grep -m1 "$1" <<<"$wlog" | grep -oE '^[0-9T:.-]+Z' || true; }
-  dials=$(grep 'no session with' <<<"$wlog" || true)
-  last=$(tail -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true)
-  why=$(sed -E 's/.*no session with [^:]+:[^:]+:[0-9]+: //' <<<"$dials" | sort | uniq -c | sort -rn | head -3 | tr -s ' ' | paste -sd';')
-  log "  worker $w: started $(since "$(at 'connecting to the master')"), $(grep -c . <<<"$dials") failed dials (last at $(since "$last"): ${why:-none}), TCP connected $(since "$(at 'connected to ')"), session $(since "$(at 'connected; plan')")"
-done
+# Start latency (issue 15 item 9): from `kubectl apply` of LoadTest $1 (4 workers, 8 users) to
+# its master's "All users spawned" (its first requests went out before it), on this machine's
+# clock for both; sets start_latency and logs where the seconds went: each step's time after
+# the apply (the API's times are whole seconds, the logs' exact) and each worker's dials.
+start_steps() {
+  local lt=$1 file=$2
+  local applied_at; applied_at=$(date +%s.%N)
+  k apply -f "$file" >/dev/null
+  until_ok "$lt's master spawned its users" 60 bash -c "kubectl -n \"\$ns\" logs deploy/$lt-master 2>/dev/null | grep -q 'All users spawned'"
+  local spawned; spawned=$(k logs "deploy/$lt-master" | grep -m1 'All users spawned' | grep -oE '^[0-9T:.-]+Z' || true)
+  [ -n "$spawned" ] || fail "the $lt master logged no 'All users spawned'"
+  start_latency=$(awk -v a="$applied_at" -v b="$(date -d "$spawned" +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  since() { [ -n "$1" ] && awk -v a="$applied_at" -v b="$(date -d "$1" +%s.%N)" 'BEGIN { printf "%.1f", b - a }' || printf '?'; }
+  # The kubelet reports a container's start a moment after it: wait until all four are told.
+  until_ok "$lt's worker starts are reported" 30 bash -c "[ \"\$(kubectl -n \"\$ns\" get pods -l hatchery.io/loadtest=$lt,hatchery.io/role=worker -o json \
+    | jq '[.items[].status.containerStatuses[0].state.running.startedAt // empty] | length')\" -ge 4 ]"
+  local pods_json; pods_json=$(k get pods -l "hatchery.io/loadtest=$lt" -o json)
+  local master_created master_started workers_started master_log listening last_worker workers_made
+  master_created=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .metadata.creationTimestamp][0] // empty' <<<"$pods_json")
+  master_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="master") | .status.containerStatuses[0].state.running.startedAt][0] // empty' <<<"$pods_json")
+  workers_started=$(jq -r '[.items[] | select(.metadata.labels["hatchery.io/role"]=="worker") | .status.containerStatuses[0].state.running.startedAt] | max // empty' <<<"$pods_json")
+  local operator_log master_addressed
+  operator_log=$(k -n hatchery-system logs deploy/hatchery-operator | grep "loadtest=$lt\b" || true)
+  master_addressed=$(grep -m1 'the master pod has its address' <<<"$operator_log" | grep -oE '^[0-9T:.-]+Z' || true)
+  workers_made=$(grep -m1 'workers applied' <<<"$operator_log" | grep -oE '^[0-9T:.-]+Z' || true)
+  master_log=$(k logs "deploy/$lt-master")
+  listening=$(grep -m1 'workers connect to' <<<"$master_log" | grep -oE '^[0-9T:.-]+Z' || true)
+  last_worker=$(grep 'worker connected' <<<"$master_log" | tail -1 | grep -oE '^[0-9T:.-]+Z' || true)
+  log "$lt start: $start_latency s from kubectl apply to all 8 users spawned on 4 workers; master pod created $(since "$master_created"), its container started $(since "$master_started"), listening $(since "$listening"), its address seen by the operator $(since "$master_addressed"), workers' StatefulSet applied $(since "$workers_made"), last worker container started $(since "$workers_started"), 4th worker connected $(since "$last_worker")"
+  local w wlog dials last why
+  for w in 0 1 2 3; do  # each worker's dials before its session: when, and why they failed
+    wlog=$(k logs "$lt-workers-$w" 2>/dev/null || true)
+    at() { grep -m1 "$1" <<<"$wlog" | grep -oE '^[0-9T:.-]+Z' || true; }
+    dials=$(grep 'no session with' <<<"$wlog" || true)
+    last=$(tail -1 <<<"$dials" | grep -oE '^[0-9T:.-]+Z' || true)
+    why=$([ -z "$dials" ] || sed -E 's/.*no session with [^:]+:[^:]+:[0-9]+: //' <<<"$dials" | sort | uniq -c | sort -rn | head -3 | tr -s ' ' | paste -sd';')
+    log "  worker $w: started $(since "$(at 'connecting to the master')"), $(grep -c . <<<"$dials" || true) failed dials (last at $(since "$last"): ${why:-none}), TCP connected $(since "$(at 'connected to ')"), session $(since "$(at 'connected; plan')")"
+  done
+}
+start_steps podkill "$work/podkill.yaml"
+until_ok "podkill runs" 60 bash -c '[ "$(kubectl -n "$ns" get lt podkill -o jsonpath={.status.phase} 2>/dev/null)" = Running ]'
 awk -v s="$start_latency" 'BEGIN { exit !(s < 15) }' || fail "the test took $start_latency s to start"
 
 k port-forward svc/podkill-ui 18090:8089 >/dev/null 2>&1 & forward_pid=$!
@@ -411,6 +426,21 @@ until_ok "an edit of runTime is refused naming it" 30 bash -c 'kubectl -n "$ns" 
 log "live edits: users 8 -> 12 through /swarm, kubectl scale to 5 workers (users rebalanced: $(curl -sf http://127.0.0.1:18090/stats/requests | jq -c '[.workers[].user_count]')), runTime refused; same master pod"
 kill "$forward_pid" 2>/dev/null || true; forward_pid=""
 k delete lt podkill --wait=false >/dev/null
+
+# Five more starts one after the other, each of the same 4 workers and 8 users, with no pod
+# stopping meanwhile (each test runs 3 s and stays, serving its result, until all five are
+# deleted): the goal, under 4 s every time, is held here. (podkill's start above came right
+# after three finished tests were deleted, their pods stopping: reported, bounded at 15 s.)
+starts=""
+for i in 1 2 3 4 5; do
+  lt_yaml "start$i" 4 8 50ms '[{get: /}]' $'  spawnRate: 100\n  runTime: 3s\n  worker:\n    env: [{name: HATCHERY_LOGLEVEL, value: "info,hatchery_worker::master_link=debug,hyper_util=debug"}]' > "$work/start$i.yaml"
+  start_steps "start$i" "$work/start$i.yaml"
+  starts="$starts $start_latency"
+done
+k delete lt start1 start2 start3 start4 start5 --wait=false >/dev/null
+slowest=$(tr ' ' '\n' <<<"$starts" | sort -n | tail -1)
+log "start latency of five starts in a row (s):$starts; the slowest $slowest"
+awk -v s="$slowest" 'BEGIN { exit !(s < 4) }' || fail "a test took $slowest s to start (goal: under 4 s)"
 
 # A quiet controller (issue 15 item 6): while one 2-worker test runs, the operator sends fewer
 # than 40 requests a minute to the API server, counted by its own client

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::Client;
@@ -208,6 +209,16 @@ async fn the_finalizer_of_earlier_versions_is_removed_and_nothing_else_is_done()
 /// Runs one reconcile, answering every request it makes (an apply with what it sent, the
 /// status patch with the LoadTest); returns "METHOD PATH" of each.
 async fn reconcile_answering(lt: &LoadTest, ctx: Arc<Context>, handle: &mut Handle) -> Vec<String> {
+    let seen = reconcile_answering_bodies(lt, ctx, handle).await;
+    seen.into_iter().map(|(request, _)| request).collect()
+}
+
+/// [`reconcile_answering`], with the body of each request.
+async fn reconcile_answering_bodies(
+    lt: &LoadTest,
+    ctx: Arc<Context>,
+    handle: &mut Handle,
+) -> Vec<(String, Value)> {
     let as_stored = serde_json::to_value(lt).unwrap();
     let mut reconciling = tokio::spawn(reconcile(Arc::new(lt.clone()), ctx));
     let mut seen = Vec::new();
@@ -219,9 +230,10 @@ async fn reconcile_answering(lt: &LoadTest, ctx: Arc<Context>, handle: &mut Hand
             }
             Some((req, send)) = handle.next_request() => {
                 let path = req.uri().path().to_string();
-                seen.push(format!("{} {path}", req.method()));
+                let request = format!("{} {path}", req.method());
                 let bytes = req.into_body().collect_bytes().await.expect("body");
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
+                seen.push((request, body.clone()));
                 let answer = if path.contains("/loadtests/") { as_stored.clone() } else { body };
                 respond(send, 200, answer);
             }
@@ -271,4 +283,68 @@ async fn a_web_auth_secret_without_credentials_does_not_stop_the_reconcile() {
             .any(|r| r.starts_with("PATCH ") && r.ends_with("/smoke/status")),
         "the status is written: {seen:?}"
     );
+}
+
+/// The workers' StatefulSet is made once the master pod has its IP, and its workers dial that
+/// IP besides the master's Service (made with the master, they waited for the cluster to
+/// route the Service: docs/operator.md "Start latency").
+#[tokio::test]
+async fn the_workers_are_made_once_the_master_pod_has_its_address_and_dial_it() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (pods, mut writer) = kube::runtime::reflector::store::<Pod>();
+    let ctx = Arc::new(Context::with_caches(
+        Client::new(service, "default"),
+        Default::default(),
+        pods,
+        kube::runtime::reflector::store().0,
+    ));
+    let lt = loadtest();
+    let sets = "PATCH /apis/apps/v1/namespaces/default/statefulsets/smoke-workers";
+    let seen = reconcile_answering(&lt, ctx.clone(), &mut handle).await;
+    assert!(
+        seen.iter()
+            .any(|r| r.ends_with("/deployments/smoke-master")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|r| r == sets),
+        "made before the master's address: {seen:?}"
+    );
+
+    let master: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "smoke-master-abc", "namespace": "default", "labels": {
+            "hatchery.io/loadtest": "smoke", "hatchery.io/role": "master"}},
+        "status": {"podIP": "10.244.0.9"}
+    }))
+    .unwrap();
+    assert!(super::addressed_master_of(&master).is_some());
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(master));
+    let seen = reconcile_answering_bodies(&lt, ctx, &mut handle).await;
+    let (_, set) = seen
+        .iter()
+        .find(|(r, _)| r == sets)
+        .unwrap_or_else(|| panic!("no StatefulSet applied: {seen:?}"));
+    // Only the workers: the master's side is as it was applied.
+    let applied: Vec<&str> = seen
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .filter(|r| {
+            ["/apps/v1/", "/services/", "/configmaps/", "/secrets"]
+                .iter()
+                .any(|kind| r.contains(kind))
+        })
+        .collect();
+    assert_eq!(applied, [sets], "{seen:?}");
+    let args = &set["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--master-address")
+        .expect("--master-address");
+    assert_eq!(args[at + 1], "10.244.0.9", "{args:?}");
 }

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{predicates, watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -116,7 +116,7 @@ pub struct Context {
     loadtests: Store<LoadTest>,
     /// Per LoadTest (namespace/name/uid), a hash of the children last applied: they are
     /// applied (and the token Secret created) again only when what they should be changed.
-    applied: Mutex<HashMap<String, u64>>,
+    applied: Mutex<HashMap<String, Hashes>>,
     /// Per LoadTest, failed reconciles in a row: the next retry waits twice as long.
     failures: Mutex<HashMap<String, u32>>,
     /// Per web-auth Secret (`ns/name`), the `Basic ...` value its master takes.
@@ -216,13 +216,28 @@ pub async fn run(client: Client, namespaces: &[String], metrics: Arc<Metrics>) {
 async fn watch(loadtests: Api<LoadTest>, pods: Api<Pod>, client: Client, metrics: Arc<Metrics>) {
     use futures_util::StreamExt;
     let (pod_cache, pod_writer) = reflector::store();
+    // A master pod's IP, when it first has one, is what its workers are made with (see
+    // `apply_children`): it reconciles the LoadTest at once rather than at the next poll.
+    let (addressed, addressed_rx) = tokio::sync::mpsc::channel::<ObjectRef<LoadTest>>(64);
     let pod_watch = watcher(
         pods,
         watcher::Config::default().labels(&resources::managed_selector()),
     )
     .default_backoff()
     .reflect(pod_writer)
-    .for_each(|_| async {});
+    .touched_objects()
+    .predicate_filter(master_address_hash, Default::default())
+    .for_each(move |pod| {
+        if let Some(lt) = pod.ok().as_ref().and_then(addressed_master_of) {
+            tracing::info!(loadtest = %lt.name, "the master pod has its address");
+            // Full only if reconciles lag far behind: the poll then finds the address.
+            let _ = addressed.try_send(lt);
+        }
+        async {}
+    });
+    let addressed = futures_util::stream::unfold(addressed_rx, |mut rx| async move {
+        rx.recv().await.map(|lt| (lt, rx))
+    });
     let (lt_cache, lt_writer) = reflector::store();
     let specs = watcher(loadtests, watcher::Config::default())
         .default_backoff()
@@ -242,6 +257,7 @@ async fn watch(loadtests: Api<LoadTest>, pods: Api<Pod>, client: Client, metrics
         }
         metrics.set_ready();
         Controller::for_stream(specs, lt_cache)
+            .reconcile_on(addressed)
             .shutdown_on_signal()
             .run(reconcile_timed, error_policy, ctx)
             .for_each(|res| async move {
@@ -261,6 +277,25 @@ async fn watch(loadtests: Api<LoadTest>, pods: Api<Pod>, client: Client, metrics
         () = controller => {}
         () = pod_watch => {}
     }
+}
+
+/// What of a pod decides whether it triggers a reconcile: a master pod's IP (every other pod
+/// passes the filter once, and [`addressed_master_of`] drops it).
+fn master_address_hash(pod: &Pod) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pod_address(pod).hash(&mut h);
+    Some(h.finish())
+}
+
+/// The LoadTest whose master `pod` is, when the pod has its IP.
+fn addressed_master_of(pod: &Pod) -> Option<ObjectRef<LoadTest>> {
+    let labels = pod.metadata.labels.as_ref()?;
+    if labels.get(resources::LABEL_ROLE).map(String::as_str) != Some(Role::Master.as_str()) {
+        return None;
+    }
+    pod_address(pod)?;
+    let lt = labels.get(resources::LABEL_LOADTEST)?;
+    Some(ObjectRef::new(lt).within(pod.metadata.namespace.as_deref()?))
 }
 
 async fn reconcile_timed(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -397,16 +432,6 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
     };
-    if started {
-        // Children are only applied before the start.
-        ctx.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key(lt));
-    } else {
-        apply_children(lt, ctx, ns, &bp).await?;
-    }
-
     let masters = ctx.pods_of(ns, &bp, Role::Master);
     let workers: Vec<Pod> = ctx
         .pods_of(ns, &bp, Role::Worker)
@@ -417,6 +442,16 @@ async fn apply(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, Error> 
         .iter()
         .map(|p| p.as_ref())
         .find(|p| p.metadata.deletion_timestamp.is_none());
+    let bp = bp.with_master_address(master_pod.and_then(pod_address));
+    if started {
+        // Children are only applied before the start.
+        ctx.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key(lt));
+    } else {
+        apply_children(lt, ctx, ns, &bp).await?;
+    }
     if started && !seen {
         live_edit(lt, ctx, ns, &bp, master_pod).await?;
     }
@@ -529,7 +564,16 @@ async fn live_edit(
         }
     }
     if let Some(workers) = edit.workers {
-        ssa::<StatefulSet>(ctx, ns, &bp.children().workers).await?;
+        // The count alone: the pod template (the master's address it was made with) stays,
+        // so the running workers are not rolled.
+        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+        let scale = json!({"spec": {"replicas": i32::try_from(workers).unwrap_or(i32::MAX)}});
+        let params = PatchParams {
+            field_manager: Some(resources::MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        sets.patch(&bp.workers_name(), &params, &Patch::Merge(&scale))
+            .await?;
         let note = format!("workers {} -> {workers}", was.workers);
         event(ctx, lt, EventType::Normal, "Scaled", note).await;
         applied.workers = workers;
@@ -545,7 +589,8 @@ async fn live_edit(
 
 /// Applies the children and creates the token Secret, unless what they should be is what was
 /// last applied for this LoadTest (before, every look at a starting test re-applied six
-/// objects and POSTed the Secret again for a 409).
+/// objects and POSTed the Secret again for a 409). The workers are compared apart: they come
+/// in a later reconcile, once the master pod has its IP, which then applies them alone.
 async fn apply_children(
     lt: &LoadTest,
     ctx: &Context,
@@ -563,18 +608,19 @@ async fn apply_children(
             edits::ANNOTATION.to_string(),
             Applied::of(&lt.spec).to_json(),
         );
-    let wanted = {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        let all = (
-            &children.plan,
-            &children.master,
-            &children.master_service,
-            &children.ui_service,
-            &children.workers_service,
-            &children.workers,
-        );
-        serde_json::to_string(&all).unwrap_or_default().hash(&mut h);
-        h.finish()
+    let masters_side = hash_of(&(
+        &children.plan,
+        &children.master,
+        &children.master_service,
+        &children.ui_service,
+        &children.workers_service,
+    ));
+    let workers = bp
+        .knows_master_address()
+        .then(|| hash_of(&children.workers));
+    let wanted = Hashes {
+        masters_side,
+        workers,
     };
     let id = key(lt);
     let last = ctx
@@ -583,9 +629,48 @@ async fn apply_children(
         .unwrap_or_else(|e| e.into_inner())
         .get(&id)
         .copied();
-    if last == Some(wanted) {
-        return Ok(());
+    if last.map(|l| l.masters_side) != Some(wanted.masters_side) {
+        apply_masters_side(ctx, ns, bp, &children).await?;
     }
+    // The workers are made once the master pod has its IP, which they dial (the pod watch
+    // reconciles as it appears): made with the master, they waited up to 4 s more for the
+    // cluster to route the master's Service (docs/operator.md "Start latency").
+    if wanted.workers.is_some() && last.and_then(|l| l.workers) != wanted.workers {
+        ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
+        tracing::info!(loadtest = %lt.name_any(), "workers applied, with the master pod's address");
+    }
+    // Forget the LoadTests that are gone (deleted before they started): the map holds what
+    // is live, not every LoadTest this operator ever saw.
+    let live: std::collections::HashSet<String> =
+        ctx.loadtests.state().iter().map(|lt| key(lt)).collect();
+    let mut applied = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+    applied.retain(|k, _| live.contains(k));
+    applied.insert(id, wanted);
+    Ok(())
+}
+
+/// What was last applied for a LoadTest, by hash: the master's side, and the workers once made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hashes {
+    masters_side: u64,
+    workers: Option<u64>,
+}
+
+fn hash_of(value: &impl Serialize) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+/// The Secrets (created once), the plan, the Services and the master.
+async fn apply_masters_side(
+    ctx: &Context,
+    ns: &str,
+    bp: &Blueprint<'_>,
+    children: &resources::Children,
+) -> Result<(), Error> {
     if let Some(secret) = bp.token_secret(&random_token()?) {
         create_once(ctx, ns, &secret).await?;
     }
@@ -606,14 +691,6 @@ async fn apply_children(
     ssa::<Service>(ctx, ns, &children.ui_service).await?;
     ssa::<Service>(ctx, ns, &children.workers_service).await?;
     ssa::<Deployment>(ctx, ns, &children.master).await?;
-    ssa::<StatefulSet>(ctx, ns, &children.workers).await?;
-    // Forget the LoadTests that are gone (deleted before they started): the map holds what
-    // is live, not every LoadTest this operator ever saw.
-    let live: std::collections::HashSet<String> =
-        ctx.loadtests.state().iter().map(|lt| key(lt)).collect();
-    let mut applied = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
-    applied.retain(|k, _| live.contains(k));
-    applied.insert(id, wanted);
     Ok(())
 }
 
@@ -651,7 +728,13 @@ async fn after_finish(lt: &LoadTest, ctx: &Context, ns: &str) -> Result<Action, 
         deployments
             .patch(&master, &params, &Patch::Merge(&scale))
             .await?;
-        sets.patch(&workers, &params, &Patch::Merge(&scale)).await?;
+        match sets.patch(&workers, &params, &Patch::Merge(&scale)).await {
+            // Never made: the master pod never had an address.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            done => {
+                done?;
+            }
+        }
         let note =
             format!("ttlSecondsAfterFinished ({ttl} s) passed: master and workers scaled to zero");
         event(ctx, lt, EventType::Normal, "ScaledDown", note).await;
@@ -677,6 +760,11 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// A pod's IP, once it has one.
+fn pod_address(pod: &Pod) -> Option<std::net::IpAddr> {
+    pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok()
 }
 
 /// Sets the master pod's readiness gate condition (once: a True gate is never set back).

@@ -240,6 +240,44 @@ fn worker_args_dial_the_master_service_then_take_the_extra_args() {
     ]);
     assert_eq!(blueprint(&lt).worker_args(), expected);
     assert_eq!(worker_pod(&lt).containers[0].args.as_ref(), Some(&expected));
+    // With the master pod's IP, the workers dial it too.
+    let ip = "10.244.0.7".parse().ok();
+    let args = blueprint(&lt).with_master_address(ip).worker_args();
+    assert_eq!(
+        args[..7],
+        strings(&[
+            "--worker",
+            "--master-host",
+            "smoke-master",
+            "--master-port",
+            "5557",
+            "--master-address",
+            "10.244.0.7"
+        ])[..]
+    );
+}
+
+#[test]
+fn extra_args_cannot_name_another_master_for_the_workers() {
+    for (shared, flag) in [
+        (true, "--master-host=elsewhere"),
+        (false, "--master-address"),
+    ] {
+        let mut lt = LoadTest::test();
+        if shared {
+            lt.spec.extra_args = strings(&[flag]);
+        } else {
+            lt.spec.worker.extra_args = strings(&[flag, "10.0.0.1"]);
+        }
+        let e = error(lt).to_string();
+        let field = if shared {
+            "extraArgs"
+        } else {
+            "worker.extraArgs"
+        };
+        assert!(e.starts_with(&format!("spec.{field}: --master-")), "{e}");
+        assert!(e.contains("the operator sets it"), "{e}");
+    }
 }
 
 #[test]
