@@ -282,7 +282,12 @@ impl Conn {
                 self.closed = true;
                 Err(self.lost(Closed::Eof))
             }
-            Ok(_) => self.take_in().map_err(Error::Protocol),
+            // A violation after the whole response closes the connection, but the response
+            // stands.
+            Ok(_) => match self.take_in() {
+                Err(v) if self.state.rx.end.is_none() => Err(Error::Protocol(v)),
+                _ => Ok(()),
+            },
             Err(e) => {
                 self.closed = true;
                 Err(self.lost(Closed::Io(e)))
@@ -469,3 +474,7 @@ pub fn parts(request: h1::Request<'_>, origin: &Origin) -> Result<Prepared, Erro
 #[cfg(test)]
 #[path = "http2/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "http2/against_h2.rs"]
+mod against_h2;

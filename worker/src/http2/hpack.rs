@@ -103,6 +103,9 @@ pub const STATIC: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
+/// Bytes of the decoder's name and value buffers kept between blocks.
+const SCRATCH: usize = 4096;
+
 /// Per entry overhead in the table's size (RFC 7541 4.1), also counted per field in a header
 /// list's size (RFC 9113 6.5.2).
 pub const ENTRY_OVERHEAD: usize = 32;
@@ -248,6 +251,12 @@ impl Decoder {
                 size = size.saturating_add(n);
             }
             first = false;
+        }
+        // A long name or value is rare: its buffer is not kept while the connection lives.
+        for b in [&mut self.name, &mut self.value] {
+            if b.capacity() > SCRATCH {
+                *b = Vec::new();
+            }
         }
         Ok(size)
     }

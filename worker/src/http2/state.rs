@@ -376,7 +376,10 @@ impl State {
         self.partial = None;
         let block = std::mem::take(&mut self.block);
         let result = self.on_block(stream, end_stream, &block);
-        self.block = block;
+        // A block past one frame is rare: its buffer is not kept while the connection lives.
+        if block.capacity() <= frame::MAX_FRAME {
+            self.block = block;
+        }
         result
     }
 

@@ -1,0 +1,93 @@
+//! The client against the h2 crate's server over a real socket: whatever h2's HPACK encoder
+//! makes of a header list (indexed, incrementally indexed, evicted, never indexed, Huffman or
+//! not, split into CONTINUATION frames), the client reads the same list back.
+
+use super::*;
+use ::http::uri::Scheme;
+use ::http::{HeaderMap, Response as HttpResponse};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The header list of response `i`: values that repeat (the encoder indexes them), long ones
+/// that evict the table, a sensitive one (never indexed), and bytes Huffman codes long.
+fn list(i: usize, rng: &mut fastrand::Rng) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.append("content-type", HeaderValue::from_static("text/plain"));
+    h.append(
+        "x-repeat",
+        HeaderValue::from_str(&format!("v{}", i % 3)).unwrap(),
+    );
+    let long: String = (0..rng.usize(0..3000))
+        .map(|_| {
+            rng.choice(b"az09-_.~!%&".iter())
+                .map_or('a', |&b| b as char)
+        })
+        .collect();
+    h.append("x-long", HeaderValue::from_str(&long).unwrap());
+    let mut secret = HeaderValue::from_str(&format!("s{i}")).unwrap();
+    secret.set_sensitive(true);
+    h.append("authorization", secret);
+    for j in 0..rng.usize(0..20) {
+        h.append(
+            HeaderName::from_bytes(format!("x-{j}").as_bytes()).unwrap(),
+            HeaderValue::from_str(&format!("{i}-{j}")).unwrap(),
+        );
+    }
+    if i % 10 == 9 {
+        // About 30 KiB: past one frame, so h2 sends CONTINUATION frames.
+        for j in 0..30 {
+            let name = HeaderName::from_bytes(format!("x-big-{j}").as_bytes()).unwrap();
+            h.append(name, HeaderValue::from_str(&"b".repeat(1000)).unwrap());
+        }
+    }
+    h.append("set-cookie", HeaderValue::from_static("a=1"));
+    h.append("set-cookie", HeaderValue::from_static("b=2"));
+    h
+}
+
+async fn serve(listener: TcpListener, lists: Vec<HeaderMap>) {
+    let (socket, _) = listener.accept().await.unwrap();
+    let mut conn = h2::server::handshake(socket).await.unwrap();
+    for headers in lists {
+        let Some(Ok((_, mut respond))) = conn.accept().await else {
+            return;
+        };
+        let mut response = HttpResponse::new(());
+        *response.headers_mut() = headers;
+        let mut stream = respond.send_response(response, false).unwrap();
+        stream.send_data(Bytes::from_static(b"body"), true).unwrap();
+    }
+    while conn.accept().await.is_some() {}
+}
+
+#[tokio::test]
+async fn every_header_list_the_h2_crates_server_encodes_is_read_back_as_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let lists: Vec<HeaderMap> = (0..60).map(|i| list(i, &mut rng)).collect();
+    let server = tokio::spawn(serve(listener, lists.clone()));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut conn = handshake(Stream::Plain(tcp)).await.unwrap();
+    let origin = Origin::new(&Scheme::HTTP, &addr.to_string().parse().unwrap()).unwrap();
+    let bytes = format!("GET / HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    let keep = Keep {
+        headers: true,
+        body: true,
+        ..Keep::default()
+    };
+    for (i, want) in lists.iter().enumerate() {
+        assert!(conn.check_open(), "{i}");
+        let request = h1::Request {
+            bytes: bytes.as_bytes(),
+            is_head: false,
+            idempotent: true,
+            h2: None,
+        };
+        let got = conn.exchange(request, &origin, keep).await.unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(&got.headers, want, "response {i}");
+        assert_eq!(got.body, "body");
+    }
+    drop(conn);
+    server.await.unwrap();
+}
