@@ -91,3 +91,52 @@ async fn every_header_list_the_h2_crates_server_encodes_is_read_back_as_sent() {
     drop(conn);
     server.await.unwrap();
 }
+
+/// Answers each request with the length of its body, read to the end: h2 gives the window back
+/// as the body is read, so a body past 64 KiB goes out only as WINDOW_UPDATEs come.
+async fn count_bodies(listener: TcpListener) {
+    let (socket, _) = listener.accept().await.unwrap();
+    let mut conn = h2::server::handshake(socket).await.unwrap();
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        tokio::spawn(async move {
+            let mut body = request.into_body();
+            let mut n = 0usize;
+            while let Some(Ok(data)) = body.data().await {
+                n += data.len();
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            let mut stream = respond.send_response(HttpResponse::new(()), false).unwrap();
+            stream.send_data(Bytes::from(n.to_string()), true).unwrap();
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_past_the_servers_windows_goes_out_whole_as_they_open() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(count_bodies(listener));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut conn = handshake(Stream::Plain(tcp)).await.unwrap();
+    let origin = Origin::new(&Scheme::HTTP, &addr.to_string().parse().unwrap()).unwrap();
+    let keep = Keep {
+        body: true,
+        ..Keep::default()
+    };
+    // Past the default 64 KiB windows of stream and connection, three times in a row.
+    for len in [300_000usize, 70_000, 1] {
+        let mut bytes = format!("POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {len}\r\n\r\n")
+            .into_bytes();
+        bytes.resize(bytes.len() + len, b'x');
+        let request = h1::Request {
+            bytes: &bytes,
+            is_head: false,
+            idempotent: false,
+            h2: None,
+        };
+        let got = conn.exchange(request, &origin, keep).await.unwrap();
+        assert_eq!(got.body, len.to_string());
+    }
+    drop(conn);
+    server.abort();
+}
