@@ -187,13 +187,6 @@ fn payload_of(kind: u8, flags: u8, stream: u32, p: &[u8]) -> Result<Frame<'_>, V
             Ok(())
         }
     };
-    let on_connection = |what| {
-        if stream != 0 {
-            Err(protocol(what))
-        } else {
-            Ok(())
-        }
-    };
     Ok(match kind {
         DATA => {
             on_stream("DATA on stream 0")?;
@@ -227,6 +220,27 @@ fn payload_of(kind: u8, flags: u8, stream: u32, p: &[u8]) -> Result<Frame<'_>, V
                 fragment: p,
             }
         }
+        _ => control_of(kind, flags, stream, p)?,
+    })
+}
+
+/// A frame that carries no part of a response: resets, settings, pings, GOAWAY, windows.
+fn control_of(kind: u8, flags: u8, stream: u32, p: &[u8]) -> Result<Frame<'_>, Violation> {
+    let on_stream = |what| {
+        if stream == 0 {
+            Err(protocol(what))
+        } else {
+            Ok(())
+        }
+    };
+    let on_connection = |what| {
+        if stream != 0 {
+            Err(protocol(what))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match kind {
         PRIORITY => {
             on_stream("PRIORITY on stream 0")?;
             if p.len() != 5 {

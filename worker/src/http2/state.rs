@@ -222,20 +222,7 @@ impl State {
                 end_stream,
                 end_headers,
                 fragment,
-            } => {
-                self.known(stream)?;
-                if end_headers {
-                    return self.on_block(stream, end_stream, fragment);
-                }
-                self.block.clear();
-                self.block.extend_from_slice(fragment);
-                self.partial = Some(Partial {
-                    stream,
-                    end_stream,
-                    frames: 0,
-                });
-                Ok(())
-            }
+            } => self.on_headers(stream, end_stream, end_headers, fragment),
             Frame::Continuation {
                 end_headers,
                 fragment,
@@ -263,15 +250,41 @@ impl State {
                 last_stream,
                 reason,
             } => {
-                let last = self.goaway.map_or(last_stream, |l| l.min(last_stream));
-                self.goaway = Some(last);
-                if self.current > last {
-                    self.end(Err(Failure::NotProcessed(reason)));
-                }
+                self.on_goaway(last_stream, reason);
                 Ok(())
             }
             Frame::WindowUpdate { stream, increment } => self.on_window_update(stream, increment),
             Frame::Ignored => Ok(()),
+        }
+    }
+
+    fn on_headers(
+        &mut self,
+        stream: u32,
+        end_stream: bool,
+        end_headers: bool,
+        fragment: &[u8],
+    ) -> Result<(), Violation> {
+        self.known(stream)?;
+        if end_headers {
+            return self.on_block(stream, end_stream, fragment);
+        }
+        self.block.clear();
+        self.block.extend_from_slice(fragment);
+        self.partial = Some(Partial {
+            stream,
+            end_stream,
+            frames: 0,
+        });
+        Ok(())
+    }
+
+    /// No stream opens after a GOAWAY, and the current one fails if it was left out.
+    fn on_goaway(&mut self, last_stream: u32, reason: Reason) {
+        let last = self.goaway.map_or(last_stream, |l| l.min(last_stream));
+        self.goaway = Some(last);
+        if self.current > last {
+            self.end(Err(Failure::NotProcessed(reason)));
         }
     }
 
