@@ -140,3 +140,54 @@ async fn a_request_body_past_the_servers_windows_goes_out_whole_as_they_open() {
     drop(conn);
     server.abort();
 }
+
+/// Answers requests; once idle for 3 ms after one, sends GOAWAY and closes.
+async fn goaway_when_idle(listener: TcpListener) {
+    loop {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(socket).await.unwrap();
+        let mut seen = 0;
+        loop {
+            let next = if seen > 0 {
+                tokio::time::timeout(std::time::Duration::from_millis(3), conn.accept()).await
+            } else {
+                Ok(conn.accept().await)
+            };
+            let Ok(Some(Ok((_, mut respond)))) = next else {
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                while conn.accept().await.is_some() {}
+                break;
+            };
+            seen += 1;
+            let mut stream = respond.send_response(HttpResponse::new(()), false).unwrap();
+            stream.send_data(Bytes::from_static(b"ok"), true).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_sent_while_the_user_waited_is_seen_before_the_next_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(goaway_when_idle(listener));
+    let origin = Origin::new(&Scheme::HTTP, &addr.to_string().parse().unwrap()).unwrap();
+    let bytes = format!("GET / HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    let mut missed = 0;
+    for _ in 0..100 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut conn = handshake(Stream::Plain(tcp)).await.unwrap();
+        let request = h1::Request {
+            bytes: bytes.as_bytes(),
+            is_head: false,
+            idempotent: true,
+            h2: None,
+        };
+        conn.exchange(request, &origin, Keep::default()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if conn.check_open() {
+            missed += 1;
+        }
+    }
+    server.abort();
+    assert_eq!(missed, 0);
+}
