@@ -182,7 +182,9 @@ async fn a_goaway_sent_while_the_user_waited_is_seen_before_the_next_request() {
             idempotent: true,
             h2: None,
         };
-        conn.exchange(request, &origin, Keep::default()).await.unwrap();
+        conn.exchange(request, &origin, Keep::default())
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         if conn.check_open() {
             missed += 1;
