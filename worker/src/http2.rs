@@ -16,14 +16,14 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::h1::{self, Keep, Response, Wanted};
 use crate::http::{Origin, Stream};
@@ -160,10 +160,16 @@ impl Conn {
     /// looks for a close or a GOAWAY.
     pub fn check_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
+        // Read on the stack first: most often nothing came, and the read buffer, given back
+        // while the user waited, is not made again for nothing.
+        let mut bytes = [0u8; 512];
         while !self.closed {
-            match self.poll_fill(&mut cx) {
+            let mut rb = ReadBuf::new(&mut bytes);
+            match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
                 Poll::Pending => break,
-                Poll::Ready(Ok(n)) if n > 0 => {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    self.make_room();
+                    self.buf.extend_from_slice(rb.filled());
                     if self.take_in().is_err() {
                         self.closed = true;
                     }
