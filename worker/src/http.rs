@@ -64,7 +64,7 @@ pub enum ConnectError {
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
     #[error("HTTP/2 connection error: {0}")]
-    Http2(h2::Error),
+    Http2(std::io::Error),
 }
 
 /// Shared by every user of a worker: building a TLS config loads the root store, which is far too
@@ -293,8 +293,9 @@ impl Link {
     }
 
     fn release(&mut self) {
-        if let Link::H1(c) = self {
-            c.release();
+        match self {
+            Link::H1(c) => c.release(),
+            Link::H2(c) => c.release(),
         }
     }
 }

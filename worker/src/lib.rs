@@ -9,7 +9,8 @@
 //! - [`h1`]: the HTTP/1.1 exchange on one connection: write the encoded request, decode the
 //!   response in place with a pure decoder (public for the fuzz target).
 //! - [`http2`]: the HTTP/2 exchange (`http2: true`): one stream at a time per user, the
-//!   connection driven in the user's task, the request built as for HTTP/1.1.
+//!   connection driven in the user's task, the request built as for HTTP/1.1; hand-written,
+//!   with frames, HPACK and the connection's state as pure code (public for the fuzz target).
 //! - `script`: scripted users: a class's Luau script compiled once, one sandboxed VM per
 //!   runtime thread, a coroutine per call whose requests go out through the user.
 //! - `jar`: a user's cookie jar (RFC 6265 rules from cookie_store), bounded.
