@@ -18,7 +18,7 @@ use http::HeaderMap;
 use crate::coding::Coding;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-mod decode;
+pub(crate) mod decode;
 
 pub use decode::{
     decode_all, Decoder, Event, Head, Wanted, MAX_HEAD, MAX_INFORMATIONAL, MAX_TRAILERS,

@@ -195,7 +195,9 @@ impl Conn {
                 (&owned.block[..], &owned.body[..])
             }
         };
-        let result = self.send_and_receive(block, body, keep).await;
+        let result = self
+            .send_and_receive(block, body, keep, request.is_head)
+            .await;
         self.in_flight = false;
         self.served |= result.is_ok();
         result
@@ -206,13 +208,14 @@ impl Conn {
         block: &[u8],
         mut body: &[u8],
         keep: Keep,
+        is_head: bool,
     ) -> Result<Response, Error> {
         if self.closed {
             return Err(Error::ClosedBeforeResponse(Closed::Eof));
         }
         let id = self
             .state
-            .open(Wanted::of(keep), keep.body, keep.max_body)
+            .open(Wanted::of(keep), keep.body, keep.max_body, is_head)
             .ok_or(Error::ClosedBeforeResponse(Closed::GoAway(
                 Reason::NO_ERROR,
             )))?;

@@ -401,7 +401,8 @@ fn framing(chunked: Option<bool>, length: Option<u64>) -> Framing {
     }
 }
 
-fn parse_u64(v: &[u8]) -> Option<u64> {
+/// A content-length value: decimal digits (at most 19, so no overflow), spaces around allowed.
+pub(crate) fn parse_u64(v: &[u8]) -> Option<u64> {
     let v = v.trim_ascii();
     if v.is_empty() || v.len() > 19 {
         return None;

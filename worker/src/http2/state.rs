@@ -53,6 +53,10 @@ pub struct Rx {
     pub coding: Coding,
     pub body: Option<Vec<u8>>,
     limit: u64,
+    /// A response to HEAD: a content-length says what a GET would get, no DATA follows.
+    is_head: bool,
+    /// What the response's content-length says its DATA add up to, when it must.
+    expected: Option<u64>,
     pub body_len: u64,
     pub tail: [u8; 4],
     informational: usize,
@@ -145,7 +149,13 @@ impl State {
 
     /// Opens the next stream for a response keeping what `wanted` and `max_body` say, and
     /// returns its id (`None` if [`State::can_open`] is false).
-    pub fn open(&mut self, wanted: Wanted, body: bool, max_body: u64) -> Option<u32> {
+    pub fn open(
+        &mut self,
+        wanted: Wanted,
+        body: bool,
+        max_body: u64,
+        is_head: bool,
+    ) -> Option<u32> {
         if !self.can_open() {
             return None;
         }
@@ -159,6 +169,7 @@ impl State {
             wanted,
             body: body.then(Vec::new),
             limit: h1::body_limit(max_body),
+            is_head,
             ..Rx::default()
         };
         Some(id)
@@ -299,7 +310,14 @@ impl State {
         Ok(())
     }
 
-    fn end(&mut self, end: Result<(), Failure>) {
+    fn end(&mut self, mut end: Result<(), Failure>) {
+        // RFC 9113 8.1.1: a content-length that is not what the DATA added up to makes the
+        // response malformed (a body cut short, or one longer than announced).
+        if end.is_ok() && self.rx.expected.is_some_and(|n| n != self.rx.body_len) {
+            end = Err(Failure::Refused(
+                "a body whose length is not its content-length",
+            ));
+        }
         if let Err(Failure::Refused(_) | Failure::Body(_)) = &end {
             frame::put_reset(&mut self.out, self.current, Reason::CANCEL);
         }
@@ -457,6 +475,10 @@ impl State {
         }
         let rx = &mut self.rx;
         rx.status = status;
+        // No content by definition (RFC 9110 6.4.1): its content-length need not be DATA's.
+        if !(rx.is_head || status == 204 || status == 304) {
+            rx.expected = head.content_length;
+        }
         rx.headers = head.headers;
         rx.coding = head.coding.coding();
         // A deflate body's decoded size is not in it: kept (within the same bound) to count it.
@@ -568,6 +590,7 @@ struct Head {
     status: u16,
     coding: Codings,
     headers: HeaderMap,
+    content_length: Option<u64>,
     regular: bool,
     invalid: Option<&'static str>,
 }
@@ -576,7 +599,9 @@ impl Sink for Head {
     fn wants(&mut self, name: &[u8]) -> bool {
         if name.first() != Some(&b':') {
             self.regular = true;
-            return name == b"content-encoding" || self.wanted.keeps(name);
+            return name == b"content-encoding"
+                || name == b"content-length"
+                || self.wanted.keeps(name);
         }
         true
     }
@@ -594,6 +619,13 @@ impl Sink for Head {
             }
             self.status = status;
             return;
+        }
+        if name == b"content-length" {
+            let n = h1::decode::parse_u64(value);
+            if n.is_none() || self.content_length.is_some_and(|m| Some(m) != n) {
+                self.invalid = Some("a bad content-length");
+            }
+            self.content_length = n;
         }
         if name == b"content-encoding" {
             self.coding = match self.coding {

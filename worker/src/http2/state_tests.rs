@@ -11,7 +11,7 @@ fn open() -> State {
     put_settings(&mut f, &[]);
     feed(&mut s, &f).unwrap();
     s.out.clear();
-    assert_eq!(s.open(Wanted::All, true, 0), Some(1));
+    assert_eq!(s.open(Wanted::All, true, 0, false), Some(1));
     s
 }
 
@@ -96,7 +96,7 @@ fn a_header_list_past_the_bound_resets_the_stream_and_the_connection_goes_on() {
     feed(&mut s, &f).unwrap();
     assert!(matches!(s.rx.end, Some(Err(Failure::Refused(TOO_LARGE)))));
     assert_eq!(sent(&s), [(3, 1)]);
-    assert_eq!(s.open(Wanted::None, false, 0), Some(3));
+    assert_eq!(s.open(Wanted::None, false, 0, false), Some(3));
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn a_goaway_fails_a_stream_it_left_out_and_no_stream_opens_after_it() {
         Some(Err(Failure::NotProcessed(Reason::NO_ERROR)))
     ));
     assert!(!s.can_open());
-    assert_eq!(s.open(Wanted::None, false, 0), None);
+    assert_eq!(s.open(Wanted::None, false, 0, false), None);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn frames_of_a_stream_given_up_are_decoded_for_the_table_and_dropped() {
     put_data(&mut f, 1, b"late", true);
     feed(&mut s, &f).unwrap();
     assert!(s.rx.end.is_none());
-    assert_eq!(s.open(Wanted::None, false, 0), Some(3));
+    assert_eq!(s.open(Wanted::None, false, 0, false), Some(3));
     f.clear();
     // Index 62: the entry the abandoned stream's block added.
     put_headers(&mut f, 3, &[0xbe], true, 16_384);
@@ -190,4 +190,39 @@ fn a_request_body_waits_for_the_servers_windows() {
     frame::put_window_update(&mut f, 1, 50);
     feed(&mut s, &f).unwrap();
     assert_eq!(s.send_capacity(), 50);
+}
+
+#[test]
+fn a_body_that_is_not_its_content_length_fails_the_request_but_a_head_or_204_need_not_have_one() {
+    let answer = |is_head: bool, status: &str, length: &str, data: &[&[u8]]| {
+        let mut s = State::default();
+        let mut f = Vec::new();
+        put_settings(&mut f, &[]);
+        feed(&mut s, &f).unwrap();
+        assert_eq!(s.open(Wanted::None, false, 0, is_head), Some(1));
+        let mut f = Vec::new();
+        let block = head(&[(":status", status), ("content-length", length)]);
+        put_headers(&mut f, 1, &block, data.is_empty(), 16_384);
+        for (i, d) in data.iter().enumerate() {
+            put_data(&mut f, 1, d, i + 1 == data.len());
+        }
+        feed(&mut s, &f).unwrap();
+        s.rx.end.take().expect("the stream ended")
+    };
+    assert!(answer(false, "200", "5", &[b"hel", b"lo"]).is_ok());
+    let short = answer(false, "200", "5", &[b"hel"]).unwrap_err();
+    assert!(format!("{short:?}").contains("content-length"), "{short:?}");
+    assert!(
+        answer(false, "200", "2", &[b"hel"]).is_err(),
+        "longer than announced"
+    );
+    assert!(answer(false, "200", "5", &[]).is_err(), "no DATA at all");
+    assert!(
+        answer(false, "200", "x5", &[b"hel", b"lo"]).is_err(),
+        "not a number"
+    );
+    // No content by definition: the length is what a GET would get.
+    assert!(answer(true, "200", "5", &[]).is_ok());
+    assert!(answer(false, "204", "5", &[]).is_ok());
+    assert!(answer(false, "304", "5", &[]).is_ok());
 }
