@@ -282,16 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Reads more bytes after `buf[pos..]`; 0 at end of stream.
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.pos == self.buf.len() && self.pos != 0 {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > 0 && self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.reserve(READ_SIZE);
-        }
+        make_room(&mut self.buf, &mut self.pos, READ_SIZE);
         self.io.read_buf(&mut self.buf).await
     }
 }
@@ -368,6 +359,21 @@ pub fn encode<'a>(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// Makes room for a read of about `read_size` bytes after `buf[*pos..]`, the bytes not yet
+/// taken: a buffer taken whole starts over, one mostly taken moves its rest to the front.
+pub(crate) fn make_room(buf: &mut Vec<u8>, pos: &mut usize, read_size: usize) {
+    if *pos == buf.len() {
+        buf.clear();
+        *pos = 0;
+    } else if *pos > 0 && buf.capacity() - buf.len() < read_size / 2 {
+        buf.drain(..*pos);
+        *pos = 0;
+    }
+    if buf.capacity() - buf.len() < read_size / 2 {
+        buf.reserve(read_size);
+    }
 }
 
 #[cfg(test)]

@@ -369,16 +369,7 @@ impl Conn {
 
     /// Makes room for a read after `buf[pos..]`.
     fn make_room(&mut self) {
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > 0 && self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
-            self.buf.reserve(READ_SIZE);
-        }
+        h1::make_room(&mut self.buf, &mut self.pos, READ_SIZE);
     }
 
     /// Reads what the socket holds after `buf[pos..]`; 0 at end of stream.

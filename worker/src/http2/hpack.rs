@@ -408,3 +408,21 @@ pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 #[path = "hpack_tests.rs"]
 mod tests;
+
+/// A sink that keeps every field as text, for the tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct All(pub Vec<(String, String)>);
+
+#[cfg(test)]
+impl Sink for All {
+    fn wants(&mut self, _: &[u8]) -> bool {
+        true
+    }
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.0.push((
+            String::from_utf8(name.to_vec()).unwrap(),
+            String::from_utf8(value.to_vec()).unwrap(),
+        ));
+    }
+}

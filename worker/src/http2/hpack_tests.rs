@@ -10,21 +10,6 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-#[derive(Default)]
-struct All(Vec<(String, String)>);
-
-impl Sink for All {
-    fn wants(&mut self, _: &[u8]) -> bool {
-        true
-    }
-    fn field(&mut self, name: &[u8], value: &[u8]) {
-        self.0.push((
-            String::from_utf8(name.to_vec()).unwrap(),
-            String::from_utf8(value.to_vec()).unwrap(),
-        ));
-    }
-}
-
 fn fields(d: &mut Decoder, block: &str) -> Vec<(String, String)> {
     let mut sink = All::default();
     d.decode(&hex(block), usize::MAX, &mut sink).unwrap();

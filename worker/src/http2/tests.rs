@@ -1,7 +1,7 @@
 //! Requests read back into header blocks.
 
 use super::*;
-use hpack::Sink;
+use hpack::All;
 use http::uri::Scheme;
 
 fn origin() -> Origin {
@@ -18,23 +18,8 @@ fn request(bytes: &[u8]) -> h1::Request<'_> {
     }
 }
 
-#[derive(Default)]
-struct Fields(Vec<(String, String)>);
-
-impl Sink for Fields {
-    fn wants(&mut self, _: &[u8]) -> bool {
-        true
-    }
-    fn field(&mut self, name: &[u8], value: &[u8]) {
-        self.0.push((
-            String::from_utf8(name.to_vec()).unwrap(),
-            String::from_utf8(value.to_vec()).unwrap(),
-        ));
-    }
-}
-
 fn fields(p: &Prepared) -> Vec<(String, String)> {
-    let mut sink = Fields::default();
+    let mut sink = All::default();
     hpack::Decoder::default()
         .decode(&p.block, usize::MAX, &mut sink)
         .unwrap();
